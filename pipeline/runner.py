@@ -1,0 +1,115 @@
+"""Stage runner: decides whether a stage must run, runs it, checks conservation, commits its manifest."""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from pipeline.config import Config, ConfigError
+from pipeline.dataset import (MANIFEST, REJECTS_DIR, TASKS_DIR, InputDataset, build_manifest, commit, open_input,
+                              read_manifest)
+from pipeline.stage import StageContext, StageResult
+from pipeline.storage import Storage, StorageError, join
+
+
+class StageFailed(RuntimeError):
+    """A stage could not finish; the message says which stage, why, and what to do."""
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    sections: tuple[str, ...]                            # config sections whose hash decides a re-run
+    resolve_input: Callable[[Storage, Config, str], InputDataset]
+    run: Callable[[StageContext], StageResult]
+
+
+def registry() -> dict[str, StageSpec]:
+    """Implemented stages (imported lazily, so `mdr --help` stays fast)."""
+    from pipeline.stages import STAGES
+    return STAGES
+
+
+def validate_stages(names: list[str]) -> None:
+    known = registry()
+    for n in names:
+        if n not in known:
+            raise ConfigError(f"run.stages: stage {n!r} is not available; available stages: {', '.join(known)}")
+
+
+def run_stage(cfg: Config, name: str, input_uri: str, output_uri: str, *, force: bool = False,
+              master: str | None = None, spark=None) -> dict:
+    """Run one stage from ``input_uri`` into ``output_uri``; a no-op when its manifest matches."""
+    validate_stages([name])
+    spec = registry()[name]
+    store = Storage(cfg.storage)
+    inp = spec.resolve_input(store, cfg, input_uri)
+    config_hash = cfg.section_hash(*spec.sections)
+    existing = read_manifest(store, output_uri)
+    if (existing and not force and existing.get("config_hash") == config_hash
+            and existing.get("input", {}).get("fingerprint") == inp.fingerprint):
+        c = existing["counts"]
+        print(f"[{name}] already committed at {output_uri} (config {config_hash}): in={c['in']:,} kept={c['kept']:,}; "
+              f"nothing to do (--force re-runs)", file=sys.stderr)
+        return existing
+    started = time.time()
+    ctx = StageContext(cfg, store, name, inp, output_uri, config_hash, force=force, _spark=spark, master=master)
+    print(f"[{name}] {inp.uri} -> {output_uri} ({len(inp.parts)} input files, config {config_hash})", file=sys.stderr)
+    result = spec.run(ctx)
+    if inp.rows is not None and result.counts.n_in != inp.rows:
+        raise StageFailed(f"stage {name}: input has {inp.rows:,} committed rows but the stage counted "
+                          f"{result.counts.n_in:,} in; not committed")
+    failed_share = len(result.failed_inputs) / max(1, len(inp.parts))
+    if failed_share > cfg.run.max_failed_input_share:
+        first = result.failed_inputs[0]
+        raise StageFailed(f"stage {name}: {len(result.failed_inputs)} of {len(inp.parts)} input files failed "
+                          f"({failed_share:.0%} > run.max_failed_input_share={cfg.run.max_failed_input_share}); "
+                          f"first: {first['file']}: {first['error']}")
+    manifest = build_manifest(stage=name, config_hash=config_hash, input_desc=inp.describe(), parts=result.parts,
+                              rejects=result.rejects, schema=result.schema, counts=result.counts,
+                              failed_inputs=result.failed_inputs, started=started, stats=result.stats,
+                              params=result.params)
+    commit(store, output_uri, manifest)
+    _collect_garbage(store, output_uri, manifest)
+    c = manifest["counts"]
+    removed = ", ".join(f"{k}={v:,}" for k, v in c["removed"].items()) or "none"
+    print(f"[{name}] committed {manifest['rows']:,} rows in {len(manifest['parts'])} parts "
+          f"({manifest['timings']['seconds']:.1f}s): in={c['in']:,} kept={c['kept']:,} removed: {removed}",
+          file=sys.stderr)
+    return manifest
+
+
+def _collect_garbage(store: Storage, root: str, manifest: dict) -> None:
+    """After commit, delete part files no manifest lists (failed attempts, earlier runs) and task markers."""
+    listed = {p["path"] for p in manifest["parts"]} | {p["path"] for p in manifest["rejects"]}
+    try:
+        for uri in store.list_files(root) + store.list_files(join(root, REJECTS_DIR)):
+            rel = uri[len(root.rstrip("/")) + 1:]
+            if rel != MANIFEST and rel.endswith(".parquet") and rel not in listed:
+                store.delete(uri)
+        store.delete(join(root, TASKS_DIR))
+    except (StorageError, OSError) as e:  # garbage is invisible to readers; never fail a committed stage
+        print(f"[{manifest['stage']}] note: could not clean up unlisted files: {e}", file=sys.stderr)
+
+
+def stage_output(root: str, name: str) -> str:
+    return join(root, name)
+
+
+def run_pipeline(cfg: Config, *, input_uri: str | None = None, output_root: str | None = None,
+                 force: bool = False, master: str | None = None) -> list[dict]:
+    """`mdr run`: the configured stages in order, each reading the previous stage's dataset."""
+    stages = cfg.run.stages
+    validate_stages(stages)
+    src = input_uri or cfg.run.input
+    if not src:
+        raise ConfigError("run.input: no input given; pass --input URI (a WARC, a folder of WARCs, or warc.paths.gz)")
+    root = output_root or cfg.run.output
+    manifests = []
+    for name in stages:
+        out = stage_output(root, name)
+        m = run_stage(cfg, name, src, out, force=force, master=master)
+        manifests.append(m)
+        src = out
+    return manifests

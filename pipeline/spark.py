@@ -1,0 +1,45 @@
+"""Spark session factory: local[*] by default, any master URL otherwise."""
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+from pipeline.config import Config
+
+_LOCAL = re.compile(r"^local\[(\*|\d+)\]$")
+
+
+def master_url(master: str) -> str:
+    """local[N] gets task retries (local[N,4]), as a cluster has: a killed worker is retried, not fatal."""
+    m = _LOCAL.match(master)
+    return f"local[{m.group(1)},4]" if m else master
+
+
+def get_spark(cfg: Config, master: str | None = None):
+    """Build (or reuse) the SparkSession; environment set here at call time, never at import."""
+    master = master_url(master or cfg.spark.master)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
+    builder = (SparkSession.builder.master(master).appName(cfg.spark.app_name)
+               .config("spark.driver.memory", cfg.spark.driver_memory)
+               .config("spark.ui.showConsoleProgress", "false")
+               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+               .config("spark.python.worker.reuse", "true")
+               .config("spark.sql.shuffle.partitions", "16")
+               .config("spark.sql.session.timeZone", "UTC"))
+    if master.startswith("local"):
+        builder = builder.config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
+    for k, v in cfg.spark.conf.items():
+        builder = builder.config(k, v)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def default_parallelism(spark) -> int:
+    return max(1, spark.sparkContext.defaultParallelism)

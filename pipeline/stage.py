@@ -1,0 +1,252 @@
+"""What a stage is, and the engine for stages that map one input file to one output part.
+
+A stage gets a ``StageContext`` and returns a ``StageResult``; the runner (``pipeline.runner``)
+decides whether it must run, checks conservation and commits the manifest. Per-file stages use
+``run_file_tasks``: one Spark task per input file, each streaming its rows into a part file through
+a ``TaskSink`` that counts every kept and removed document. A finished task leaves a small marker
+under ``_tasks/``, so a crashed stage restarts from the files it had not finished.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pyarrow as pa
+
+from pipeline.config import Config
+from pipeline.dataset import (REJECT_SCHEMA, TASKS_DIR, Counts, InputDataset, PartInfo, PartWriter,
+                              attempt_token, part_path, reject_row)
+from pipeline.storage import Storage, StorageError, join
+
+
+@dataclass
+class StageContext:
+    cfg: Config
+    store: Storage
+    stage: str
+    input: InputDataset
+    output: str
+    config_hash: str
+    force: bool = False
+    _spark: Any = None
+    master: str | None = None
+
+    @property
+    def spark(self):
+        if self._spark is None:
+            from pipeline.spark import get_spark
+            self._spark = get_spark(self.cfg, self.master)
+        return self._spark
+
+
+@dataclass
+class StageResult:
+    parts: list[PartInfo]
+    rejects: list[PartInfo]
+    schema: pa.Schema
+    counts: Counts
+    failed_inputs: list[dict] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+
+
+class TaskSink:
+    """Collects one task's kept rows and rejects into part files (bounded memory) and counts them."""
+
+    def __init__(self, store: Storage, root: str, task: int, schema: pa.Schema, audit: str, audit_rate: float,
+                 flush_rows: int = 2000) -> None:
+        self.store, self.root, self.task, self.schema = store, root, task, schema
+        self.audit, self.audit_rate, self.flush_rows = audit, audit_rate, flush_rows
+        self.token = attempt_token()
+        self.counts = Counts()
+        self.stats: dict[str, Any] = {}
+        self.error: str | None = None
+        self._rows: list[dict] = []
+        self._rejects: list[dict] = []
+        self._writer: PartWriter | None = None
+        self._rwriter: PartWriter | None = None
+
+    def keep(self, row: dict) -> None:
+        self.counts.keep()
+        self._rows.append(row)
+        if len(self._rows) >= self.flush_rows:
+            self._flush()
+
+    def drop(self, reason: str, doc_id: str, url: str | None = None, details: dict | None = None,
+             text: str | None = None) -> None:
+        self.counts.drop(reason)
+        # ids, reasons and scores are always kept; the text per the audit setting
+        self._rejects.append(reject_row(doc_id, url, reason, details, text, self.audit, self.audit_rate))
+        if len(self._rejects) >= self.flush_rows:
+            self._flush()
+
+    def fail(self, error: str) -> None:
+        self.error = error
+
+    def _flush(self) -> None:
+        if self._rows:
+            if self._writer is None:
+                self._writer = PartWriter(self.store, self.root, part_path(self.task, self.token), self.schema)
+            self._writer.write(pa.Table.from_pylist(self._rows, schema=self.schema))
+            self._rows = []
+        if self._rejects:
+            if self._rwriter is None:
+                self._rwriter = PartWriter(self.store, self.root, part_path(self.task, self.token, rejects=True),
+                                           REJECT_SCHEMA)
+            self._rwriter.write(pa.Table.from_pylist(self._rejects, schema=REJECT_SCHEMA))
+            self._rejects = []
+
+    def close(self) -> tuple[PartInfo | None, PartInfo | None]:
+        self._flush()
+        part = self._writer.close() if self._writer else None
+        rej = self._rwriter.close() if self._rwriter else None
+        return part, rej
+
+
+# --------------------------------------------------------------------------- per-file engine
+
+FileTask = Callable[[str, TaskSink], None]
+
+
+def _marker_uri(output: str, task: int) -> str:
+    return join(output, TASKS_DIR, f"task-{task:05d}.json")
+
+
+def _run_one(store: Storage, output: str, schema: pa.Schema, audit: str, rate: float, fn: FileTask,
+             key: str, task: int, uri: str) -> dict:
+    started = time.time()
+    sink = TaskSink(store, output, task, schema, audit, rate)
+    try:
+        fn(uri, sink)
+    except StorageError:
+        raise  # object storage down: let Spark retry the task
+    except Exception as e:  # a broken input file: keep what was read, record the error
+        sink.fail(f"{type(e).__name__}: {e}")
+    part, rej = sink.close()
+    marker = {"task": task, "input": uri, "key": key, "counts": sink.counts.to_dict(), "error": sink.error,
+              "part": part.to_dict() if part else None, "rejects": rej.to_dict() if rej else None,
+              "stats": sink.stats, "seconds": round(time.time() - started, 3)}
+    store.write_text(_marker_uri(output, task), json.dumps(marker))
+    return marker
+
+
+def _read_marker(store: Storage, output: str, task: int, key: str, uri: str) -> dict | None:
+    m_uri = _marker_uri(output, task)
+    try:
+        if not store.exists(m_uri):
+            return None
+        m = json.loads(store.read_text(m_uri))
+    except (StorageError, ValueError):
+        return None
+    if m.get("key") != key or m.get("input") != uri:
+        return None
+    for p in (m.get("part"), m.get("rejects")):
+        if p and not store.exists(join(output, p["path"])):
+            return None
+    return m
+
+
+def run_file_tasks(ctx: StageContext, fn: FileTask, schema: pa.Schema, label: str = "files") -> StageResult:
+    """One Spark task per input file; tasks finished by an earlier attempt of this stage are reused."""
+    store, out = ctx.store, ctx.output
+    key = f"{ctx.config_hash}:{ctx.input.fingerprint}"
+    files = ctx.input.parts
+    done: dict[int, dict] = {}
+    if not ctx.force:
+        for i, uri in enumerate(files):
+            m = _read_marker(store, out, i, key, uri)
+            if m is not None:
+                done[i] = m
+    todo = [(i, uri) for i, uri in enumerate(files) if i not in done]
+    if done:
+        print(f"[{ctx.stage}] resuming: {len(done)} of {len(files)} {label} already done", file=sys.stderr)
+    if todo:
+        spark = ctx.spark
+        sc = spark.sparkContext
+        audit, rate = ctx.cfg.run.audit, ctx.cfg.run.audit_sample_rate
+        docs_acc = sc.accumulator(0)
+
+        def task(item):
+            i, uri = item
+            m = _run_one(store, out, schema, audit, rate, fn, key, i, uri)
+            docs_acc.add(m["counts"]["in"])
+            return m
+
+        sc.setJobDescription(f"mdr {ctx.stage}: {len(todo)} {label}")
+        with Progress(ctx.stage, sc, len(todo), label, docs_acc):
+            for m in sc.parallelize(todo, len(todo)).map(task).collect():
+                done[m["task"]] = m
+    counts, parts, rejects, failed, stats = Counts(), [], [], [], {}
+    for i in sorted(done):
+        m = done[i]
+        counts.merge(Counts.from_dict(m["counts"]))
+        if m["part"]:
+            parts.append(PartInfo(**m["part"]))
+        if m["rejects"]:
+            rejects.append(PartInfo(**m["rejects"]))
+        if m["error"]:
+            failed.append({"file": m["input"], "error": m["error"]})
+        for k, v in m["stats"].items():
+            if isinstance(v, (int, float)):
+                stats[k] = stats.get(k, 0) + v
+    return StageResult(parts, rejects, schema, counts, failed, stats)
+
+
+class Progress:
+    """Prints tasks done, documents read, rate and ETA while a Spark job runs (a line every few seconds)."""
+
+    def __init__(self, stage: str, sc, total: int, label: str, docs_acc=None, every: float = 5.0) -> None:
+        self.stage, self.sc, self.total, self.label, self.docs_acc, self.every = stage, sc, total, label, docs_acc, every
+        self._stop = threading.Event()
+        self._t0 = time.time()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._tty = sys.stderr.isatty()
+
+    def __enter__(self) -> "Progress":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self._print(final=True)
+
+    def _done_tasks(self) -> int:
+        try:
+            tracker = self.sc.statusTracker()
+            n = 0
+            for sid in tracker.getActiveStageIds():
+                info = tracker.getStageInfo(sid)
+                if info:
+                    n += info.numCompletedTasks
+            return n
+        except Exception:
+            return 0
+
+    def _print(self, final: bool = False) -> None:
+        elapsed = time.time() - self._t0
+        docs = self.docs_acc.value if self.docs_acc is not None else 0
+        done = self.total if final else self._done_tasks()
+        rate = docs / elapsed if elapsed > 0 else 0.0
+        eta = ""
+        if not final and 0 < done < self.total:
+            eta = f", ETA {elapsed / done * (self.total - done):.0f}s"
+        line = (f"[{self.stage}] {done}/{self.total} {self.label}, {docs:,} records, "
+                f"{rate:,.1f} records/s, {elapsed:.0f}s{eta}")
+        if self._tty and not final:
+            print("\r" + line, end="", file=sys.stderr, flush=True)
+        else:
+            print(("\r" if self._tty else "") + line, file=sys.stderr, flush=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            self._print()
+
+
+def format_error(e: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(e), e)).strip()

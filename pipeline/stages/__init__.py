@@ -1,0 +1,9 @@
+"""The stage registry: name -> StageSpec. A stage is listed here only once it is implemented."""
+from __future__ import annotations
+
+from pipeline.runner import StageSpec
+from pipeline.stages import extract
+
+STAGES: dict[str, StageSpec] = {
+    "extract": extract.SPEC,
+}

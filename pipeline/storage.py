@@ -1,0 +1,267 @@
+"""The one storage layer: plain/file:// paths, s3:// (read/write) and http(s):// (read).
+
+Nothing else in the codebase looks at a URI's scheme. A ``Storage`` is small and picklable, so it
+travels into Spark tasks and Ray actors; each process builds its filesystems lazily and caches them.
+"""
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+import random
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import IO, Iterator
+
+import pyarrow.fs as pafs
+
+from pipeline.config import StorageConfig
+
+
+class StorageError(IOError):
+    """An object could not be read or written; the message names the URI and the likely fix."""
+
+
+def scheme(uri: str) -> str:
+    head, sep, _ = uri.partition("://")
+    return head.lower() if sep else "file"
+
+
+def join(base: str, *parts: str) -> str:
+    """Join path parts onto a URI or path (always with '/')."""
+    out = base.rstrip("/")
+    for p in parts:
+        out = f"{out}/{p.strip('/')}"
+    return out
+
+
+def basename(uri: str) -> str:
+    return posixpath.basename(uri.rstrip("/"))
+
+
+def is_remote(uri: str) -> bool:
+    return scheme(uri) != "file"
+
+
+def _local_path(uri: str) -> str:
+    return os.path.abspath(uri[len("file://"):] if uri.startswith("file://") else uri)
+
+
+def safe_key(name: str) -> str:
+    """A path component derived from untrusted text (URL, file name): no separators, no '..'."""
+    cleaned = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in name)
+    cleaned = cleaned.lstrip(".") or "_"
+    return cleaned[:200]
+
+
+@dataclass
+class Storage:
+    cfg: StorageConfig = field(default_factory=StorageConfig)
+
+    def __post_init__(self) -> None:
+        self._fs: dict[str, pafs.FileSystem] = {}
+
+    def __getstate__(self) -> dict:
+        return {"cfg": self.cfg}
+
+    def __setstate__(self, state: dict) -> None:
+        self.cfg = state["cfg"]
+        self._fs = {}
+
+    # ------------------------------------------------------------------ filesystems
+    def _s3(self) -> pafs.FileSystem:
+        if "s3" not in self._fs:
+            endpoint = (self.cfg.s3_endpoint or os.environ.get("AWS_ENDPOINT_URL_S3")
+                        or os.environ.get("AWS_ENDPOINT_URL"))
+            region = self.cfg.s3_region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+            kwargs = dict(region=region,
+                          retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=self.cfg.retries),
+                          connect_timeout=10, request_timeout=60)
+            if endpoint:
+                kwargs["endpoint_override"] = endpoint
+                if endpoint.startswith("http://"):
+                    kwargs["scheme"] = "http"
+            self._fs["s3"] = pafs.S3FileSystem(**kwargs)
+        return self._fs["s3"]
+
+    def resolve(self, uri: str) -> tuple[pafs.FileSystem, str]:
+        """(filesystem, path inside it) for a writable/listable URI."""
+        s = scheme(uri)
+        if s == "file":
+            if "local" not in self._fs:
+                self._fs["local"] = pafs.LocalFileSystem()
+            return self._fs["local"], _local_path(uri)
+        if s in ("s3", "s3a"):
+            return self._s3(), uri.split("://", 1)[1].rstrip("/")
+        if s in ("http", "https"):
+            raise StorageError(f"{uri}: HTTP(S) is read-only; write to a path or s3:// URI instead")
+        raise StorageError(f"{uri}: unsupported scheme {s!r}; use a local path, file://, s3:// or https://")
+
+    def check_http_allowed(self, uri: str) -> None:
+        if not any(uri.startswith(b) for b in self.cfg.http_base_urls):
+            raise StorageError(f"{uri}: not under an allowed HTTP base URL ({', '.join(self.cfg.http_base_urls)}); "
+                               f"add its base to storage.http_base_urls")
+
+    # ------------------------------------------------------------------ reading
+    def open_read(self, uri: str) -> IO[bytes]:
+        """A binary stream; HTTP streams resume with Range requests after a dropped connection."""
+        s = scheme(uri)
+        if s in ("http", "https"):
+            self.check_http_allowed(uri)
+            return io.BufferedReader(_HttpStream(uri, self.cfg.retries), buffer_size=1 << 20)
+        fs, path = self.resolve(uri)
+        try:
+            return fs.open_input_stream(path)
+        except FileNotFoundError:
+            raise StorageError(f"{uri}: no such file") from None
+        except OSError as e:
+            raise StorageError(f"{uri}: cannot open: {e}") from None
+
+    def read_bytes(self, uri: str) -> bytes:
+        with self.open_read(uri) as f:
+            return f.read()
+
+    def read_text(self, uri: str) -> str:
+        return self.read_bytes(uri).decode("utf-8")
+
+    def exists(self, uri: str) -> bool:
+        if scheme(uri) in ("http", "https"):
+            self.check_http_allowed(uri)
+            try:
+                with urllib.request.urlopen(urllib.request.Request(uri, method="HEAD"), timeout=30):
+                    return True
+            except urllib.error.HTTPError:
+                return False
+        fs, path = self.resolve(uri)
+        return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+    def is_dir(self, uri: str) -> bool:
+        if scheme(uri) in ("http", "https"):
+            return False
+        fs, path = self.resolve(uri)
+        return fs.get_file_info(path).type == pafs.FileType.Directory
+
+    def size(self, uri: str) -> int | None:
+        if scheme(uri) in ("http", "https"):
+            return None
+        fs, path = self.resolve(uri)
+        return fs.get_file_info(path).size
+
+    def list_files(self, uri: str) -> list[str]:
+        """Every file under a folder/prefix (recursive), as URIs, sorted; hidden (_ or .) names skipped."""
+        fs, path = self.resolve(uri)
+        try:
+            infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+        except OSError as e:
+            raise StorageError(f"{uri}: cannot list: {e}") from None
+        out = []
+        for info in infos:
+            if info.type != pafs.FileType.File:
+                continue
+            rel = info.path[len(path):].lstrip("/")
+            if any(part.startswith(("_", ".")) for part in rel.split("/")):
+                continue
+            out.append(join(uri, rel))
+        return sorted(out)
+
+    # ------------------------------------------------------------------ writing
+    def open_write(self, uri: str) -> IO[bytes]:
+        fs, path = self.resolve(uri)
+        if scheme(uri) == "file":
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            return fs.open_output_stream(path)
+        except OSError as e:
+            raise StorageError(f"{uri}: cannot write: {e}") from None
+
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        """Write a whole object; on local disk via a temporary file and rename, so it appears at once."""
+        fs, path = self.resolve(uri)
+        try:
+            if scheme(uri) == "file":
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                tmp = f"{path}.tmp-{os.getpid()}-{random.getrandbits(32):08x}"
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            else:
+                with fs.open_output_stream(path) as f:
+                    f.write(data)
+        except OSError as e:
+            hint = " (disk full: free space or choose another output)" if getattr(e, "errno", None) == 28 else ""
+            raise StorageError(f"{uri}: cannot write: {e}{hint}") from None
+
+    def write_text(self, uri: str, text: str) -> None:
+        self.write_bytes(uri, text.encode("utf-8"))
+
+    def delete(self, uri: str) -> None:
+        fs, path = self.resolve(uri)
+        info = fs.get_file_info(path)
+        if info.type == pafs.FileType.Directory:
+            fs.delete_dir(path)
+        elif info.type == pafs.FileType.File:
+            fs.delete_file(path)
+
+
+class _HttpStream(io.RawIOBase):
+    """Read-only HTTP body that reconnects with a Range header and backoff when the stream breaks."""
+
+    def __init__(self, uri: str, retries: int) -> None:
+        self.uri, self.retries, self.pos = uri, retries, 0
+        self._resp = None
+        self._open()
+
+    def _open(self) -> None:
+        last: Exception | None = None
+        for attempt in range(self.retries):
+            headers = {"User-Agent": "mdr/0.1 (+https://github.com/mdr)"}
+            if self.pos:
+                headers["Range"] = f"bytes={self.pos}-"
+            try:
+                self._resp = urllib.request.urlopen(urllib.request.Request(self.uri, headers=headers), timeout=60)
+                if self.pos and self._resp.status != 206:
+                    raise StorageError(f"{self.uri}: server ignored the Range request; cannot resume")
+                return
+            except urllib.error.HTTPError as e:
+                last = e
+                if e.code < 500 and e.code != 429:
+                    raise StorageError(f"{self.uri}: HTTP {e.code} {e.reason}") from None
+            except (urllib.error.URLError, OSError) as e:
+                last = e
+            time.sleep(min(30.0, 0.5 * 2 ** attempt) * (0.5 + random.random()))
+        raise StorageError(f"{self.uri}: failed after {self.retries} attempts: {last}")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        for attempt in range(self.retries):
+            try:
+                n = self._resp.readinto(b)
+                self.pos += n
+                return n
+            except (OSError, urllib.error.URLError):
+                time.sleep(min(30.0, 0.5 * 2 ** attempt))
+                self._open()
+        raise StorageError(f"{self.uri}: connection kept dropping at byte {self.pos}")
+
+    def close(self) -> None:
+        if self._resp is not None:
+            self._resp.close()
+        super().close()
+
+
+def iter_lines(store: Storage, uri: str) -> Iterator[str]:
+    """Lines of a (possibly .gz) text object, e.g. a Common Crawl warc.paths.gz listing."""
+    import gzip
+    data = store.read_bytes(uri)
+    if uri.endswith(".gz") or data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    for line in data.decode("utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            yield line
