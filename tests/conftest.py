@@ -1,0 +1,103 @@
+"""Shared fixtures: one local Spark session, the shared real data, and a real S3 server (moto) on 127.0.0.1."""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def shared_path(*parts: str) -> Path:
+    """A file under ../shared/data; the calling test is skipped with a message when it is absent."""
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"{p} is absent: this test needs the shared real data beside the project (../shared/data)")
+    return p
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED.exists():
+        pytest.skip(f"{SHARED} is absent: this test needs the shared real data beside the project")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def cfg_factory():
+    from pipeline.config import load_config
+
+    def make(*overrides: str, preset: str | None = None):
+        return load_config(preset, list(overrides))
+    return make
+
+
+@pytest.fixture(scope="session")
+def spark(s3_server):
+    """Started after the S3 server, so the JVM and its Python workers inherit its endpoint and test credentials."""
+    from pipeline.config import load_config
+    from pipeline.spark import get_spark
+    cfg = load_config(None, ["spark.master=local[2]", "spark.driver_memory=1g"])
+    session = get_spark(cfg)
+    yield session
+    session.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class S3Server:
+    """moto's real S3 HTTP endpoint on 127.0.0.1, with stop()/start() for fault tests."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._server = None
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def client(self):
+        import boto3
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def make_bucket(self, name: str) -> str:
+        self.client().create_bucket(Bucket=name)
+        return f"s3://{name}"
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """Credentials and endpoint go into the environment so Spark workers (forked from here) see them too."""
+    server = S3Server()
+    server.start()
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL",
+                                            "AWS_DEFAULT_REGION")}
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                      AWS_ENDPOINT_URL=server.endpoint, AWS_DEFAULT_REGION="us-east-1")
+    yield server
+    server.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def pytest_report_header(config):
+    return [f"python: {sys.executable}", f"shared data: {SHARED if SHARED.exists() else 'absent (tests using it skip)'}"]
