@@ -143,8 +143,8 @@ def _read_marker(store: Storage, output: str, task: int, key: str, uri: str) -> 
         m = json.loads(store.read_text(m_uri))
     except (StorageError, ValueError):
         return None
-    if m.get("key") != key or m.get("input") != uri:
-        return None
+    if m.get("key") != key or m.get("input") != uri or m.get("error"):
+        return None  # another config/input, or a failed file: run it again
     for p in (m.get("part"), m.get("rejects")):
         if p and not store.exists(join(output, p["path"])):
             return None

@@ -113,7 +113,7 @@ class Storage:
             return io.BufferedReader(_HttpStream(uri, self.cfg.retries), buffer_size=1 << 20)
         fs, path = self.resolve(uri)
         try:
-            return fs.open_input_stream(path)
+            return fs.open_input_stream(path, compression=None)  # bytes as stored: .gz is the reader's business
         except FileNotFoundError:
             raise StorageError(f"{uri}: no such file") from None
         except OSError as e:

@@ -1,0 +1,49 @@
+"""What users see about a run: `mdr status` (a table of stages, read from manifests only)."""
+from __future__ import annotations
+
+from pipeline.config import Config
+from pipeline.dataset import TASKS_DIR, read_manifest
+from pipeline.storage import Storage, join
+
+STAGE_ORDER = ["extract", "filter", "dedup_fuzzy", "dedup_exact", "quality"]
+
+
+def stage_states(store: Storage, root: str) -> list[dict]:
+    """One row per stage folder: committed (with counts), partial (tasks done, no manifest), or absent."""
+    rows = []
+    for name in STAGE_ORDER:
+        out = join(root, name)
+        man = read_manifest(store, out)
+        if man is not None:
+            rows.append({"stage": name, "state": "committed", "manifest": man})
+        elif store.exists(join(out, TASKS_DIR)):
+            rows.append({"stage": name, "state": "partial (resumable)", "manifest": None})
+    return rows
+
+
+def print_status(root: str, cfg: Config) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    store = Storage(cfg.storage)
+    rows = stage_states(store, root)
+    console = Console()
+    if not rows:
+        console.print(f"no stage output under {root}")
+        return 1
+    table = Table(title=f"mdr run at {root}")
+    for col in ("stage", "state", "in", "kept", "kept %", "removed (top reasons)", "failed inputs", "seconds", "config"):
+        table.add_column(col, justify="right" if col in ("in", "kept", "kept %", "seconds") else "left")
+    for r in rows:
+        m = r["manifest"]
+        if m is None:
+            table.add_row(r["stage"], r["state"], "", "", "", "", "", "", "")
+            continue
+        c = m["counts"]
+        top = sorted(c["removed"].items(), key=lambda kv: -kv[1])[:4]
+        table.add_row(r["stage"], r["state"], f"{c['in']:,}", f"{c['kept']:,}",
+                      f"{100 * c['kept'] / c['in']:.1f}" if c["in"] else "-",
+                      ", ".join(f"{k} {v:,}" for k, v in top), str(len(m.get("failed_inputs", []))),
+                      f"{m['timings']['seconds']:.1f}", m["config_hash"])
+    console.print(table)
+    return 0

@@ -1,0 +1,93 @@
+"""extract: WARC files -> documents (URL filter, trafilatura main text, language ID), one Spark task per WARC."""
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import partial
+
+import pyarrow as pa
+
+from pipeline.config import Config
+from pipeline.dataset import InputDataset
+from pipeline.runner import StageSpec
+from pipeline.stage import StageContext, StageResult, TaskSink, run_file_tasks
+from pipeline.storage import Storage, StorageError, is_remote, iter_lines, join, scheme
+from udfs.extract import ExtractSettings, process_warc
+
+SCHEMA = pa.schema([
+    ("id", pa.string()), ("url", pa.string()), ("domain", pa.string()), ("warc_date", pa.string()),
+    ("warc_file", pa.string()), ("warc_record_id", pa.string()), ("charset", pa.string()),
+    ("html_bytes", pa.int64()), ("text", pa.string()), ("text_chars", pa.int64()),
+    ("lang", pa.string()), ("lang_score", pa.float64()),
+])
+WARC_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz")
+LISTING_SUFFIXES = (".paths", ".paths.gz", ".txt", ".txt.gz")
+
+
+def resolve_warcs(store: Storage, cfg: Config, uri: str) -> InputDataset:
+    """One WARC, a folder/prefix of WARCs, or a paths listing (entries resolved against run.paths_base_url)."""
+    if uri.endswith(LISTING_SUFFIXES):
+        files = []
+        for line in iter_lines(store, uri):
+            files.append(line if "://" in line or line.startswith("/") else join(cfg.run.paths_base_url, line))
+    elif scheme(uri) in ("http", "https") or (not uri.endswith("/") and uri.endswith(WARC_SUFFIXES)
+                                             and not store.is_dir(uri)):
+        files = [uri]
+    elif store.is_dir(uri) or is_remote(uri):
+        files = [f for f in store.list_files(uri) if f.endswith(WARC_SUFFIXES)]
+    else:
+        raise StorageError(f"{uri}: no such WARC file, folder or paths listing; check the input path")
+    if not files:
+        raise StorageError(f"{uri}: no WARC files found (looked for {', '.join(WARC_SUFFIXES)})")
+    files = sorted(dict.fromkeys(files))
+    ident = [(f, store.size(f) if scheme(f) not in ("http", "https") else None) for f in files]
+    fp = hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:16]
+    return InputDataset(uri, files, None, fp, external=True)
+
+
+def settings(cfg: Config) -> ExtractSettings:
+    e = cfg.extract
+    return ExtractSettings(max_record_bytes=e.max_record_bytes, timeout_s=e.timeout_s, min_text_chars=e.min_text_chars,
+                           favor_precision=e.favor_precision, favor_recall=e.favor_recall,
+                           include_comments=e.include_comments, include_tables=e.include_tables,
+                           fallback=e.fallback, deduplicate=e.deduplicate)
+
+
+def _extract_file(store: Storage, s: ExtractSettings, url_filter_bc, langid: dict, uri: str, sink: TaskSink) -> None:
+    from udfs.langid import load_model
+    model = load_model(langid["model_uri"], store) if langid["enabled"] else None
+    url_filter = url_filter_bc.value if url_filter_bc is not None else None
+    try:
+        stream = store.open_read(uri)
+    except StorageError as e:
+        sink.fail(str(e))
+        return
+    with stream:
+        try:
+            sink.stats.update(process_warc(stream, uri, s, sink, url_filter, model,
+                                           tuple(langid["languages"]), langid["min_score"]))
+        except Exception as e:  # unreadable past some point: what was read is kept
+            sink.fail(f"{type(e).__name__}: {e}"[:500])
+
+
+def run(ctx: StageContext) -> StageResult:
+    cfg = ctx.cfg
+    uf_cfg = cfg.extract.url_filter
+    url_filter_bc = None
+    if uf_cfg.enabled:
+        from udfs.url_filter import UrlFilter
+        url_filter_bc = ctx.spark.sparkContext.broadcast(UrlFilter.load(uf_cfg, ctx.store))
+    li = cfg.extract.langid
+    if li.enabled:  # fail fast on a bad model, before any task starts
+        from udfs.langid import load_model
+        load_model(li.model_uri, ctx.store)
+    langid = {"enabled": li.enabled, "model_uri": li.model_uri, "languages": list(li.languages),
+              "min_score": li.min_score}
+    fn = partial(_extract_file, ctx.store, settings(cfg), url_filter_bc, langid)
+    result = run_file_tasks(ctx, fn, SCHEMA, label="WARC files")
+    result.params = {"trafilatura": settings(cfg).__dict__, "languages": langid["languages"],
+                     "min_lang_score": langid["min_score"]}
+    return result
+
+
+SPEC = StageSpec("extract", ("extract",), resolve_warcs, run)

@@ -1,0 +1,203 @@
+"""WARC records -> documents: which records are kept, how text is extracted, and why others are not.
+
+``process_warc`` streams one WARC file record by record (warcio) and hands every record to a sink as
+kept (a document row) or dropped (a reason and the scores behind it). A broken file stops the loop,
+keeps what was read, and reports the error; a broken record is counted and the loop goes on.
+"""
+from __future__ import annotations
+
+import hashlib
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from udfs.decode import DecodeError, clean_text, decode_payload, looks_binary
+
+HTML_TYPES = ("text/html", "application/xhtml+xml", "application/xml+html")
+
+
+class Sink(Protocol):
+    def keep(self, row: dict) -> None: ...
+    def drop(self, reason: str, doc_id: str, url: str | None = None, details: dict | None = None,
+             text: str | None = None) -> None: ...
+    def fail(self, error: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    """The trafilatura and safety settings of the extract stage (plain values, picklable)."""
+    max_record_bytes: int = 10_000_000
+    timeout_s: float = 10.0
+    min_text_chars: int = 1
+    favor_precision: bool = False
+    favor_recall: bool = False
+    include_comments: bool = False
+    include_tables: bool = True
+    fallback: bool = True
+    deduplicate: bool = False
+
+
+class ExtractTimeout(Exception):
+    """Extraction of one page ran past the per-page limit."""
+
+
+@contextmanager
+def time_limit(seconds: float):
+    """Raise ExtractTimeout after ``seconds`` (SIGALRM; only in the main thread, as Spark's Python workers run tasks)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _alarm(signum, frame):
+        raise ExtractTimeout()
+
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def doc_id(record_id: str | None, url: str | None, date: str | None) -> str:
+    """Stable id: from WARC-Record-ID, else from URL + date (128 bits, hex)."""
+    key = record_id.strip() if record_id else f"{url}|{date}"
+    return hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def domain_of(url: str | None) -> str | None:
+    try:
+        host = urlsplit(url).hostname if url else None
+    except ValueError:
+        return None
+    return host.rstrip(".").lower() if host else None
+
+
+def mime_of(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def record_reason(rec_type: str, url: str | None, status: int | None, content_type: str | None,
+                  payload_type: str | None, length: int | None, max_bytes: int) -> str | None:
+    """Why a record is not a candidate page (None: extract it). Cheap: headers only."""
+    if rec_type != "response":
+        return "not_response"
+    if not url or not url.lower().startswith(("http://", "https://")):
+        return "not_http"
+    if status is None:
+        return "bad_http_headers"
+    if status != 200:
+        return "http_status"
+    mime = mime_of(content_type)
+    identified = mime_of(payload_type)
+    if mime not in HTML_TYPES and identified not in HTML_TYPES and not (mime == "" and identified == ""):
+        return "not_html"
+    if length is not None and length > max_bytes:
+        return "too_large"
+    return None
+
+
+_EXTRACT_OPTIONS: dict = {}
+
+
+def extract_text(html: str, url: str | None, s: ExtractSettings) -> str:
+    """Main text with trafilatura ('' when it finds none). May raise ExtractTimeout."""
+    import trafilatura
+    with time_limit(s.timeout_s):
+        out = trafilatura.extract(html, url=url, fast=not s.fallback, favor_precision=s.favor_precision,
+                                  favor_recall=s.favor_recall, include_comments=s.include_comments,
+                                  include_tables=s.include_tables, deduplicate=s.deduplicate,
+                                  with_metadata=False, output_format="txt")
+    return out or ""
+
+
+def _http_status(http_headers) -> int | None:
+    if http_headers is None:
+        return None
+    try:
+        return int(http_headers.get_statuscode())
+    except (TypeError, ValueError):
+        return None
+
+
+def process_warc(stream, warc_file: str, s: ExtractSettings, sink: Sink, url_filter=None,
+                 lang_model=None, languages: tuple[str, ...] = (), min_lang_score: float = 0.0) -> dict:
+    """Every record of one WARC stream to the sink; returns timing stats. Raises on an unreadable file."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    from udfs.langid import identify, language_verdict
+
+    stats = {"records": 0, "extract_seconds": 0.0, "html_bytes": 0}
+    it = ArchiveIterator(stream, check_digests=False)
+    for record in it:
+        stats["records"] += 1
+        h = record.rec_headers
+        url = h.get_header("WARC-Target-URI")
+        date = h.get_header("WARC-Date")
+        rid = doc_id(h.get_header("WARC-Record-ID"), url, date)
+        try:
+            http = record.http_headers
+            status = _http_status(http)
+            ctype = http.get_header("Content-Type") if http is not None else None
+            reason = record_reason(record.rec_type, url, status, ctype,
+                                   h.get_header("WARC-Identified-Payload-Type"), record.length, s.max_record_bytes)
+            if reason:
+                sink.drop(reason, rid, url, {"status": status, "content_type": ctype} if reason != "not_response"
+                          else {"type": record.rec_type})
+                continue
+            if url_filter is not None:
+                v = url_filter.check(url)
+                if not v.keep:
+                    sink.drop(v.reason, rid, url, v.scores)
+                    continue
+            payload = record.content_stream().read(s.max_record_bytes + 1)
+            if len(payload) > s.max_record_bytes:  # e.g. a decompression bomb: stop reading at the limit
+                sink.drop("too_large", rid, url, {"decoded_bytes_over": s.max_record_bytes})
+                continue
+            if not payload.strip():
+                sink.drop("empty_payload", rid, url)
+                continue
+            if looks_binary(payload):
+                sink.drop("binary_payload", rid, url, {"content_type": ctype})
+                continue
+            try:
+                html, encoding = decode_payload(payload, ctype)
+            except DecodeError as e:
+                sink.drop("decode_error", rid, url, {"error": str(e)})
+                continue
+            t0 = time.perf_counter()
+            try:
+                text = clean_text(extract_text(html, url, s))
+            except ExtractTimeout:
+                sink.drop("extract_timeout", rid, url, {"timeout_s": s.timeout_s, "html_chars": len(html)})
+                continue
+            except (ValueError, TypeError, RecursionError, MemoryError, AttributeError) as e:
+                sink.drop("extract_error", rid, url, {"error": f"{type(e).__name__}: {e}"[:300]})
+                continue
+            finally:
+                stats["extract_seconds"] += time.perf_counter() - t0
+            stats["html_bytes"] += len(payload)
+            if len(text.strip()) < s.min_text_chars:
+                sink.drop("empty_text", rid, url, {"html_bytes": len(payload)})
+                continue
+            lang, lang_score = None, None
+            if lang_model is not None:
+                lang, lang_score = identify(text, lang_model)
+                v = language_verdict(lang, lang_score, list(languages), min_lang_score)
+                if not v.keep:
+                    sink.drop(v.reason, rid, url, v.scores, text)
+                    continue
+            sink.keep({"id": rid, "url": url, "domain": domain_of(url), "warc_date": date, "warc_file": warc_file,
+                       "warc_record_id": h.get_header("WARC-Record-ID"), "charset": encoding,
+                       "html_bytes": len(payload), "text": text, "text_chars": len(text),
+                       "lang": lang, "lang_score": lang_score})
+        except ExtractTimeout:
+            sink.drop("extract_timeout", rid, url, {"timeout_s": s.timeout_s})
+        except Exception as e:  # one malformed record never stops the file
+            sink.drop("bad_record", rid, url, {"error": f"{type(e).__name__}: {e}"[:300]})
+    return stats
