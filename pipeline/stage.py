@@ -182,8 +182,10 @@ def run_file_tasks(ctx: StageContext, fn: FileTask, schema: pa.Schema, label: st
             for m in sc.parallelize(todo, len(todo)).map(task).collect():
                 done[m["task"]] = m
     counts, parts, rejects, failed, stats = Counts(), [], [], [], {}
+    inputs = []
     for i in sorted(done):
         m = done[i]
+        inputs.append({"file": m["input"], "in": m["counts"]["in"], "kept": m["counts"]["kept"], "error": m["error"]})
         counts.merge(Counts.from_dict(m["counts"]))
         if m["part"]:
             parts.append(PartInfo(**m["part"]))
@@ -194,6 +196,7 @@ def run_file_tasks(ctx: StageContext, fn: FileTask, schema: pa.Schema, label: st
         for k, v in m["stats"].items():
             if isinstance(v, (int, float)):
                 stats[k] = stats.get(k, 0) + v
+    stats["inputs"] = inputs
     return StageResult(parts, rejects, schema, counts, failed, stats)
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from warcio.archiveiterator import ArchiveIterator
+
 from udfs.decode import DecodeError, clean_text, decode_payload, looks_binary
 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "application/xml+html")
@@ -125,79 +127,115 @@ def _http_status(http_headers) -> int | None:
         return None
 
 
+class NotAWarcError(ValueError):
+    """The file does not start like a WARC (or ARC) file."""
+
+
+def _check_first_record(record, warc_file: str) -> None:
+    """warcio reads almost anything as an ARC record; a real ARC file starts with a filedesc:// record."""
+    if record.format == "arc" and not (record.rec_headers.get_header("uri") or "").startswith("filedesc://"):
+        raise NotAWarcError(f"{warc_file}: not a WARC or ARC file (no WARC/ header, no filedesc:// record)")
+
+
+class _CheckedIterator(ArchiveIterator):
+    """warcio's ArchiveIterator that notices records cut short (truncated file or lying Content-Length)."""
+    INC_RECORD = ""  # warcio prints a warning per such record; we report the file instead
+    truncated = ""
+
+    def read_to_end(self, record=None):
+        rec = self.record
+        super().read_to_end(record)
+        left = getattr(getattr(rec, "raw_stream", None), "limit", 0) if rec is not None else 0
+        if left and not self.truncated:
+            uri = rec.rec_headers.get_header("WARC-Target-URI")
+            self.truncated = f"record {uri} ends {left} bytes before its Content-Length"
+
+
 def process_warc(stream, warc_file: str, s: ExtractSettings, sink: Sink, url_filter=None,
                  lang_model=None, languages: tuple[str, ...] = (), min_lang_score: float = 0.0) -> dict:
-    """Every record of one WARC stream to the sink; returns timing stats. Raises on an unreadable file."""
-    from warcio.archiveiterator import ArchiveIterator
-
-    from udfs.langid import identify, language_verdict
-
+    """Every record of one WARC stream to the sink; returns stats, with ``error`` when the file is broken."""
     stats = {"records": 0, "extract_seconds": 0.0, "html_bytes": 0}
-    it = ArchiveIterator(stream, check_digests=False)
-    for record in it:
-        stats["records"] += 1
-        h = record.rec_headers
-        url = h.get_header("WARC-Target-URI")
-        date = h.get_header("WARC-Date")
-        rid = doc_id(h.get_header("WARC-Record-ID"), url, date)
-        try:
-            http = record.http_headers
-            status = _http_status(http)
-            ctype = http.get_header("Content-Type") if http is not None else None
-            reason = record_reason(record.rec_type, url, status, ctype,
-                                   h.get_header("WARC-Identified-Payload-Type"), record.length, s.max_record_bytes)
-            if reason:
-                sink.drop(reason, rid, url, {"status": status, "content_type": ctype} if reason != "not_response"
-                          else {"type": record.rec_type})
-                continue
-            if url_filter is not None:
-                v = url_filter.check(url)
-                if not v.keep:
-                    sink.drop(v.reason, rid, url, v.scores)
-                    continue
-            payload = record.content_stream().read(s.max_record_bytes + 1)
-            if len(payload) > s.max_record_bytes:  # e.g. a decompression bomb: stop reading at the limit
-                sink.drop("too_large", rid, url, {"decoded_bytes_over": s.max_record_bytes})
-                continue
-            if not payload.strip():
-                sink.drop("empty_payload", rid, url)
-                continue
-            if looks_binary(payload):
-                sink.drop("binary_payload", rid, url, {"content_type": ctype})
-                continue
-            try:
-                html, encoding = decode_payload(payload, ctype)
-            except DecodeError as e:
-                sink.drop("decode_error", rid, url, {"error": str(e)})
-                continue
-            t0 = time.perf_counter()
-            try:
-                text = clean_text(extract_text(html, url, s))
-            except ExtractTimeout:
-                sink.drop("extract_timeout", rid, url, {"timeout_s": s.timeout_s, "html_chars": len(html)})
-                continue
-            except (ValueError, TypeError, RecursionError, MemoryError, AttributeError) as e:
-                sink.drop("extract_error", rid, url, {"error": f"{type(e).__name__}: {e}"[:300]})
-                continue
-            finally:
-                stats["extract_seconds"] += time.perf_counter() - t0
-            stats["html_bytes"] += len(payload)
-            if len(text.strip()) < s.min_text_chars:
-                sink.drop("empty_text", rid, url, {"html_bytes": len(payload)})
-                continue
-            lang, lang_score = None, None
-            if lang_model is not None:
-                lang, lang_score = identify(text, lang_model)
-                v = language_verdict(lang, lang_score, list(languages), min_lang_score)
-                if not v.keep:
-                    sink.drop(v.reason, rid, url, v.scores, text)
-                    continue
-            sink.keep({"id": rid, "url": url, "domain": domain_of(url), "warc_date": date, "warc_file": warc_file,
-                       "warc_record_id": h.get_header("WARC-Record-ID"), "charset": encoding,
-                       "html_bytes": len(payload), "text": text, "text_chars": len(text),
-                       "lang": lang, "lang_score": lang_score})
-        except ExtractTimeout:
-            sink.drop("extract_timeout", rid, url, {"timeout_s": s.timeout_s})
-        except Exception as e:  # one malformed record never stops the file
-            sink.drop("bad_record", rid, url, {"error": f"{type(e).__name__}: {e}"[:300]})
+    it = _CheckedIterator(stream, check_digests=False)
+    try:
+        for record in it:
+            if stats["records"] == 0:
+                _check_first_record(record, warc_file)
+            stats["records"] += 1
+            _process_record(record, warc_file, s, sink, url_filter, lang_model, languages, min_lang_score, stats)
+    except NotAWarcError as e:
+        stats["error"] = str(e)
+    except Exception as e:  # the file is unreadable past this point: what was read is kept
+        stats["error"] = f"unreadable after {stats['records']} records: {type(e).__name__}: {e}"[:500]
+    if it.truncated and "error" not in stats:
+        stats["error"] = f"truncated: {it.truncated}"
     return stats
+
+
+def _process_record(record, warc_file: str, s: ExtractSettings, sink: Sink, url_filter, lang_model,
+                    languages: tuple[str, ...], min_lang_score: float, stats: dict) -> None:
+    """One record to the sink: kept as a document, or dropped with its reason."""
+    from udfs.langid import identify, language_verdict
+    h = record.rec_headers
+    url = h.get_header("WARC-Target-URI")
+    date = h.get_header("WARC-Date")
+    rid = doc_id(h.get_header("WARC-Record-ID"), url, date)
+    try:
+        http = record.http_headers
+        status = _http_status(http)
+        ctype = http.get_header("Content-Type") if http is not None else None
+        reason = record_reason(record.rec_type, url, status, ctype,
+                               h.get_header("WARC-Identified-Payload-Type"), record.length, s.max_record_bytes)
+        if reason:
+            sink.drop(reason, rid, url, {"status": status, "content_type": ctype} if reason != "not_response"
+                      else {"type": record.rec_type})
+            return
+        if url_filter is not None:
+            v = url_filter.check(url)
+            if not v.keep:
+                sink.drop(v.reason, rid, url, v.scores)
+                return
+        payload = record.content_stream().read(s.max_record_bytes + 1)
+        if len(payload) > s.max_record_bytes:  # e.g. a decompression bomb: stop reading at the limit
+            sink.drop("too_large", rid, url, {"decoded_bytes_over": s.max_record_bytes})
+            return
+        if not payload.strip():
+            sink.drop("empty_payload", rid, url)
+            return
+        if looks_binary(payload):
+            sink.drop("binary_payload", rid, url, {"content_type": ctype})
+            return
+        try:
+            html, encoding = decode_payload(payload, ctype)
+        except DecodeError as e:
+            sink.drop("decode_error", rid, url, {"error": str(e)})
+            return
+        t0 = time.perf_counter()
+        try:
+            text = clean_text(extract_text(html, url, s))
+        except ExtractTimeout:
+            sink.drop("extract_timeout", rid, url, {"timeout_s": s.timeout_s, "html_chars": len(html)})
+            return
+        except (ValueError, TypeError, RecursionError, MemoryError, AttributeError) as e:
+            sink.drop("extract_error", rid, url, {"error": f"{type(e).__name__}: {e}"[:300]})
+            return
+        finally:
+            stats["extract_seconds"] += time.perf_counter() - t0
+        stats["html_bytes"] += len(payload)
+        if len(text.strip()) < s.min_text_chars:
+            sink.drop("empty_text", rid, url, {"html_bytes": len(payload)})
+            return
+        lang, lang_score = None, None
+        if lang_model is not None:
+            lang, lang_score = identify(text, lang_model)
+            v = language_verdict(lang, lang_score, list(languages), min_lang_score)
+            if not v.keep:
+                sink.drop(v.reason, rid, url, v.scores, text)
+                return
+        sink.keep({"id": rid, "url": url, "domain": domain_of(url), "warc_date": date, "warc_file": warc_file,
+                   "warc_record_id": h.get_header("WARC-Record-ID"), "charset": encoding,
+                   "html_bytes": len(payload), "text": text, "text_chars": len(text),
+                   "lang": lang, "lang_score": lang_score})
+    except ExtractTimeout:
+        sink.drop("extract_timeout", rid, url, {"timeout_s": s.timeout_s})
+    except Exception as e:  # one malformed record never stops the file
+        sink.drop("bad_record", rid, url, {"error": f"{type(e).__name__}: {e}"[:300]})

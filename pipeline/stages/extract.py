@@ -63,11 +63,11 @@ def _extract_file(store: Storage, s: ExtractSettings, url_filter_bc, langid: dic
         sink.fail(str(e))
         return
     with stream:
-        try:
-            sink.stats.update(process_warc(stream, uri, s, sink, url_filter, model,
-                                           tuple(langid["languages"]), langid["min_score"]))
-        except Exception as e:  # unreadable past some point: what was read is kept
-            sink.fail(f"{type(e).__name__}: {e}"[:500])
+        stats = process_warc(stream, uri, s, sink, url_filter, model, tuple(langid["languages"]), langid["min_score"])
+    error = stats.pop("error", None)
+    sink.stats.update(stats)
+    if error:  # what was read before the damage is kept; the file is listed as failed
+        sink.fail(error)
 
 
 def run(ctx: StageContext) -> StageResult:
