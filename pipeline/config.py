@@ -114,6 +114,32 @@ class ExtractConfig:
     langid: LangIdConfig = field(default_factory=LangIdConfig)
 
 
+def _tracking_params() -> list[str]:
+    from udfs.urlnorm import TRACKING_PARAMS  # one list, kept beside the normalizer
+    return list(TRACKING_PARAMS)
+
+
+@dataclass
+class DedupExactConfig:
+    url_dedup: bool = doc("step 1: keep one document per normalized URL (duplicate_url); docs without a URL are never URL duplicates", True)
+    url_keep: Literal["latest", "earliest", "longest"] = doc(
+        "which document a URL keeps: latest/earliest warc_date (no warc_date column: smallest id), or the longest text; ties: smallest id",
+        "latest")
+    url_ignore_scheme: bool = doc("http:// and https:// of the same URL are one URL", True)
+    url_strip_www: bool = doc("www.example.org and example.org are one URL", False)
+    url_drop_params: list[str] = doc("query parameters removed before comparing URLs (tracking; 'prefix*' matches a prefix)",
+                                     factory=lambda: _tracking_params())
+    doc_dedup: bool = doc("step 2: keep one document per hash of its normalized text (duplicate_text), by the url_keep rule", True)
+    doc_casefold: bool = doc("the text hash ignores case (whitespace runs always count as one space)", False)
+    substring_dedup: bool = doc("step 3: cut every later copy of a span of k+ tokens seen earlier in the corpus", True)
+    k: int = doc("window length in tokens: repeats of at least k tokens are cut", 50, min=2, max=10_000)
+    tokenizer: Literal["word", "whitespace"] = doc(
+        "word: \\w runs + single punctuation, one token per CJK/Thai character; whitespace: runs of non-space (CJK runs are one token)",
+        "word")
+    min_chars_after_cut: int = doc("a cut document with fewer characters left (whitespace trimmed) is dropped (exact_substring_removed)", 1, min=0)
+    min_tokens_after_cut: int = doc("a cut document with fewer tokens left is dropped (exact_substring_removed)", 5, min=0)
+
+
 @dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
@@ -121,6 +147,7 @@ class Config:
     spark: SparkConfig = field(default_factory=SparkConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
+    dedup_exact: DedupExactConfig = field(default_factory=DedupExactConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from pipeline.runner import StageSpec
-from pipeline.stages import extract
+from pipeline.stages import dedup_exact, extract
 
 STAGES: dict[str, StageSpec] = {
     "extract": extract.SPEC,
+    "dedup_exact": dedup_exact.SPEC,
 }

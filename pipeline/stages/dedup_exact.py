@@ -1,0 +1,247 @@
+"""dedup_exact: URL dedup, whole-document dedup, then exact-substring dedup, as one Spark stage.
+
+1. URL: one document per normalized URL (``udfs.urlnorm``) is kept by ``url_keep``; the others are
+   ``duplicate_url``. A document without a usable URL is never a URL duplicate.
+2. Document: one document per hash of its normalized text (``udfs.dochash``), same keep rule, among
+   the documents step 1 kept; the others are ``duplicate_text``.
+3. Substring: every k-token window of every kept document is hashed (``udfs.exact_substring``) and
+   shuffled by hash as (hash, k1, kp) longs, 24 bytes a token before compression. Per hash, the
+   occurrence with the smallest (k1, k2, position) is kept, where (k1, k2) is a 96-bit hash of the
+   document's id and text: a deterministic order that favours no source. Every later occurrence
+   (``rank() > 1``) marks its k tokens; marks go back to their document by (k1, k2), merge into spans
+   and are cut. ``exact_removed_chars`` says how much went; a document cut below
+   ``min_chars_after_cut`` / ``min_tokens_after_cut`` is ``exact_substring_removed``.
+The manifest's stats carry Spark's shuffle bytes for the stage, per GB of input text and of input files.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import time
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.config import Config, DedupExactConfig
+from pipeline.dataset import InputDataset, open_input
+from pipeline.runner import StageSpec
+from pipeline.sparkio import DETAILS, REASON, read_dataframe, write_dataframe
+from pipeline.stage import StageContext, StageResult
+from pipeline.storage import Storage
+from udfs.dochash import text_hash
+from udfs.exact_substring import check_tokenizer, cut_repeats, doc_order_key, window_hashes
+from udfs.urlnorm import UrlNormOptions, normalize_url
+
+URL_KEY, TEXT_HASH, K1, K2, LIVE, MARKS = "_url_key", "_text_hash", "_k1", "_k2", "_live", "_marks"
+REMOVED_CHARS = "exact_removed_chars"
+INTERNAL = (URL_KEY, TEXT_HASH, K1, K2, LIVE)
+WINDOW_ROW_BYTES = 8 + 3 * 8   # a shuffled window as a Spark UnsafeRow: null bitmap + three longs
+
+
+def resolve_input(store: Storage, cfg: Config, uri: str) -> InputDataset:
+    return open_input(store, uri)
+
+
+def keep_order(df, rule: str):
+    """Sort order of the keep rule: the first row of a group is the one kept."""
+    from pyspark.sql import functions as F
+    by_id = F.col("id").asc_nulls_last()
+    if rule == "longest":
+        return [F.length("text").desc_nulls_last(), by_id]
+    if "warc_date" not in df.columns:
+        return [by_id]
+    date = F.col("warc_date")
+    return [date.desc_nulls_last() if rule == "latest" else date.asc_nulls_last(), by_id]
+
+
+def prepare(df, cfg: DedupExactConfig, acc):
+    """One pass over the input: URL key, text hash, document order key; counts text bytes."""
+    from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField, StructType
+
+    opts = UrlNormOptions(cfg.url_ignore_scheme, cfg.url_strip_www, tuple(cfg.url_drop_params))
+    casefold = cfg.doc_casefold
+    schema = StructType(df.schema.fields + [StructField(URL_KEY, StringType()), StructField(TEXT_HASH, BinaryType()),
+                                            StructField(K1, LongType()), StructField(K2, IntegerType())])
+
+    def fn(batches):
+        for b in batches:
+            ids, urls, texts = (b.column(c).to_pylist() for c in ("id", "url", "text"))
+            keys = [doc_order_key(i, t) for i, t in zip(ids, texts)]
+            acc["text_bytes"].add(sum(len((t or "").encode("utf-8", "surrogatepass")) for t in texts))
+            cols = b.columns + [pa.array([normalize_url(u, opts) for u in urls], pa.string()),
+                                pa.array([text_hash(t, casefold) for t in texts], pa.binary()),
+                                pa.array([k[0] for k in keys], pa.int64()), pa.array([k[1] for k in keys], pa.int32())]
+            yield pa.RecordBatch.from_arrays(cols, names=b.schema.names + [URL_KEY, TEXT_HASH, K1, K2])
+
+    return df.mapInArrow(fn, schema)
+
+
+def _mark_duplicates(df, key: str, reason: str, order, details: dict):
+    """Among live rows sharing a non-null ``key``, all but the first by ``order`` get ``reason``."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    w = Window.partitionBy(key, LIVE).orderBy(*order)
+    dup = F.col(LIVE) & F.col(key).isNotNull() & (F.row_number().over(w) > 1)
+    info = F.to_json(F.struct(F.first("id").over(w).alias("duplicate_of"),
+                              *[c.alias(n) for n, c in details.items()]))
+    return (df.withColumn("_dup", dup)
+              .withColumn(REASON, F.when(F.col("_dup"), F.lit(reason)).otherwise(F.col(REASON)))
+              .withColumn(DETAILS, F.when(F.col("_dup"), info).otherwise(F.col(DETAILS)))
+              .withColumn(LIVE, F.col(REASON).isNull())
+              .drop("_dup"))
+
+
+def window_rows(df, k: int, tokenizer: str, acc):
+    """(h, k1, kp) for every k-token window of the live documents; kp = k2 << 32 | token position."""
+    from pyspark.sql.types import LongType, StructField, StructType
+
+    schema = StructType([StructField("h", LongType()), StructField("k1", LongType()), StructField("kp", LongType())])
+
+    def fn(batches):
+        for b in batches:
+            texts = b.column("text").to_pylist()
+            k1 = b.column(K1).to_numpy(zero_copy_only=False)
+            k2 = b.column(K2).to_numpy(zero_copy_only=False).astype(np.int64)
+            doc, pos, h, n_tokens = window_hashes(texts, k, tokenizer)
+            acc["tokens"].add(int(n_tokens.sum()))
+            acc["windows"].add(len(h))
+            if len(h):
+                kp = (k2[doc] << 32) | pos.astype(np.int64)
+                yield pa.RecordBatch.from_arrays([pa.array(h), pa.array(k1[doc]), pa.array(kp)], names=["h", "k1", "kp"])
+
+    return df.select("text", K1, K2).mapInArrow(fn, schema)
+
+
+def marked_windows(windows):
+    """Per document (k1, k2): token positions of window copies that are not the first of their hash."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    w = Window.partitionBy("h").orderBy("k1", "kp")
+    later = windows.withColumn("_r", F.rank().over(w)).where(F.col("_r") > 1)
+    return (later.select(F.col("k1").alias(K1), F.shiftright("kp", 32).cast("int").alias(K2),
+                         F.col("kp").bitwiseAND(F.lit(0xFFFFFFFF)).cast("int").alias("pos"))
+                 .groupBy(K1, K2).agg(F.collect_list("pos").alias(MARKS)))
+
+
+def apply_cuts(df, cfg: DedupExactConfig, acc):
+    """Cut the marked spans; too little left -> exact_substring_removed."""
+    from pyspark.sql.types import LongType, StructField, StructType
+
+    out_fields = [f for f in df.schema.fields if f.name != MARKS] + [StructField(REMOVED_CHARS, LongType())]
+    names = [f.name for f in out_fields]
+    k, tok, min_chars, min_tokens = cfg.k, cfg.tokenizer, cfg.min_chars_after_cut, cfg.min_tokens_after_cut
+    has_chars = "text_chars" in df.columns
+
+    def fn(batches):
+        for b in batches:
+            d = b.to_pydict()
+            removed = []
+            for i, marks in enumerate(d[MARKS]):
+                if not marks:
+                    removed.append(0)
+                    continue
+                acc["marked_windows"].add(len(marks))
+                new, verdict = cut_repeats(d["text"][i], marks, k, tok, min_chars, min_tokens)
+                n = verdict.scores["exact_removed_chars"]
+                removed.append(n)
+                acc["removed_chars"].add(n)
+                if verdict.keep:
+                    d["text"][i] = new
+                    if has_chars:
+                        d["text_chars"][i] = len(new)
+                else:
+                    d[REASON][i] = verdict.reason
+                    d[DETAILS][i] = json.dumps(verdict.scores, sort_keys=True)
+            d[REMOVED_CHARS] = removed
+            types = {f.name: f.type for f in b.schema}
+            types[REMOVED_CHARS] = pa.int64()
+            yield pa.RecordBatch.from_arrays([pa.array(d[n], types[n]) for n in names], names=names)
+
+    return df.mapInArrow(fn, StructType(out_fields))
+
+
+def plan(df, cfg: DedupExactConfig, acc):
+    """The whole stage as one DataFrame: rows with ``_reason`` null are kept."""
+    from pyspark.sql import functions as F
+
+    df = prepare(df, cfg, acc)
+    df = df.withColumn(REASON, F.lit(None).cast("string")).withColumn(DETAILS, F.lit(None).cast("string"))
+    df = df.withColumn(LIVE, F.lit(True))
+    if cfg.url_dedup:
+        df = _mark_duplicates(df, URL_KEY, "duplicate_url", keep_order(df, cfg.url_keep), {"url_key": F.col(URL_KEY)})
+    if cfg.doc_dedup:
+        df = _mark_duplicates(df, TEXT_HASH, "duplicate_text", keep_order(df, cfg.url_keep), {})
+    if not cfg.substring_dedup:
+        return df.drop(*INTERNAL).withColumn(REMOVED_CHARS, F.lit(0).cast("long"))
+    live, dead = df.where(F.col(LIVE)), df.where(~F.col(LIVE))
+    marks = marked_windows(window_rows(live, cfg.k, cfg.tokenizer, acc))
+    cut = apply_cuts(live.join(marks, [K1, K2], "left"), cfg, acc)
+    dead = dead.withColumn(REMOVED_CHARS, F.lit(0).cast("long"))
+    return cut.drop(*INTERNAL).unionByName(dead.drop(*INTERNAL))
+
+
+def shuffle_metrics(sc, group: str, wait_s: float = 10.0) -> dict:
+    """Shuffle bytes/records, spill and peak execution memory of the Spark stages of one job group."""
+    tracker = sc.statusTracker()
+    store = sc._jsc.sc().statusStore()
+    stage_ids = sorted({s for j in tracker.getJobIdsForGroup(group) for s in tracker.getJobInfo(j).stageIds})
+    out = {"shuffle_write_bytes": 0, "shuffle_write_records": 0, "shuffle_read_bytes": 0, "spill_disk_bytes": 0,
+           "peak_execution_memory": 0, "spark_stages": 0}
+    deadline = time.time() + wait_s
+    for sid in stage_ids:
+        info = tracker.getStageInfo(sid)
+        attempt = info.currentAttemptId if info else 0
+        while True:  # the status store is fed asynchronously by the listener bus
+            try:
+                sd = store.stageAttempt(sid, attempt, False, None, False, None)._1()
+            except Exception:
+                sd = None
+                break
+            if str(sd.status()) in ("COMPLETE", "SKIPPED", "FAILED") or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        if sd is None or str(sd.status()) == "SKIPPED":
+            continue
+        out["spark_stages"] += 1
+        out["shuffle_write_bytes"] += int(sd.shuffleWriteBytes())
+        out["shuffle_write_records"] += int(sd.shuffleWriteRecords())
+        out["shuffle_read_bytes"] += int(sd.shuffleReadBytes())
+        out["spill_disk_bytes"] += int(sd.diskBytesSpilled())
+        out["peak_execution_memory"] = max(out["peak_execution_memory"], int(sd.peakExecutionMemory()))
+    return out
+
+
+def run(ctx: StageContext) -> StageResult:
+    cfg = ctx.cfg.dedup_exact
+    check_tokenizer(cfg.tokenizer)
+    sc = ctx.spark.sparkContext
+    acc = {n: sc.accumulator(0) for n in ("text_bytes", "tokens", "windows", "marked_windows", "removed_chars")}
+    group = f"mdr-dedup_exact-{secrets.token_hex(4)}"
+    sc.setJobGroup(group, f"mdr dedup_exact: {len(ctx.input.parts)} parts")
+    try:
+        df = plan(read_dataframe(ctx), cfg, acc)
+        params = {"k": cfg.k, "tokenizer": cfg.tokenizer, "hash_bits": 64, "stride": 1,
+                  "steps": [s for s, on in (("url", cfg.url_dedup), ("doc", cfg.doc_dedup),
+                                            ("substring", cfg.substring_dedup)) if on],
+                  "name": f"{cfg.k}k_{cfg.tokenizer}_64b_s1"}
+        result = write_dataframe(ctx, df, params=params)
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+        sc.setLocalProperty("spark.job.description", None)
+    stats = {n: a.value for n, a in acc.items()}
+    stats.update(shuffle_metrics(sc, group))
+    file_bytes = sum(ctx.store.size(p) or 0 for p in ctx.input.parts)
+    stats["input_file_bytes"] = file_bytes
+    stats["window_shuffle_bytes_raw"] = stats["windows"] * WINDOW_ROW_BYTES
+    gb = 1e9
+    if stats["text_bytes"]:
+        stats["shuffle_bytes_per_input_text_gb"] = round(stats["shuffle_write_bytes"] / stats["text_bytes"] * gb)
+    if file_bytes:
+        stats["shuffle_bytes_per_input_file_gb"] = round(stats["shuffle_write_bytes"] / file_bytes * gb)
+    result.stats.update(stats)
+    return result
+
+
+SPEC = StageSpec("dedup_exact", ("dedup_exact",), resolve_input, run)

@@ -1,0 +1,297 @@
+"""Exact-substring dedup on plain values: tokens with char offsets, k-token window hashes, span cutting.
+
+The corpus-wide part (which window hash occurs first) lives in ``pipeline/stages/dedup_exact.py``;
+everything per document is here, as pure functions on strings and NumPy arrays.
+
+Tokenizers (``tokenizer`` in the config):
+  * ``word`` (default): runs of word characters (Python's ``\\w``: letters, digits, ``_``) are one
+    token; every other non-space character is a token of its own (``Hello, world`` -> ``Hello`` ``,``
+    ``world``). Characters of scripts written without spaces (Han, Hiragana, Katakana, Thai, Lao,
+    Khmer, Myanmar) are one token each, so for Chinese or Japanese a 50-token window is 50
+    characters. Hangul is written with spaces and tokenizes like Latin words.
+  * ``whitespace``: maximal runs of non-space characters. CJK text without spaces is then one token
+    per run, so a Chinese paragraph is a single token and 50-token windows almost never form:
+    CJK documents are in effect exempt from substring dedup under this tokenizer.
+  A GPT-2 BPE tokenizer is not offered: no package installable here ships the GPT-2 vocabulary
+  (tiktoken downloads it at first use).
+
+Hashes. A token's hash is a polynomial hash of its code points mod 2**64, finished with the
+splitmix64 mixer; a window's hash is a polynomial hash of its k token hashes mod 2**64, finished
+the same way. Both use prefix sums, so a document costs O(chars) NumPy work whatever k is, and a
+batch of documents is hashed in one pass (documents are joined with a separator that cannot be in a
+token, and windows crossing a document boundary are dropped).
+Width: 64 bits. With W distinct windows in the corpus, the expected number of colliding pairs is
+about W**2 / 2**65: 0.03 for 10**9 windows (a few billion tokens), 3 for 10**10. A collision can
+only make a span count as repeated when it is not (never the reverse); 32-bit hashes would collide
+W**2 / 2**33 times, useless beyond ~10**5 windows. Wider hashes cost shuffle bytes and buy nothing at
+this scale. Polynomial hashing mod 2**64 has known adversarial collisions (Thue-Morse strings); they
+need the token hashes to follow a pattern, and token hashes are themselves mixed, so natural text
+does not hit them.
+Stride and sampling: every window (stride 1) is emitted, so the result is exact. A stride s > 1 or
+keeping only windows whose hash is 0 mod s cuts the shuffle by s, but misses repeats shorter than
+about k + s tokens and marks only parts of longer ones (a second pass would have to extend the
+marks); we do not do it, and report the shuffle size instead.
+
+Cutting. A window starting at token p that was marked removes tokens [p, p + k); overlapping and
+adjacent ranges merge into spans. A span [a, b) of a document with n tokens removes the characters
+from the start of token a to the start of token b (the whitespace after it goes with it); a span
+that reaches the last token removes from the end of token a - 1 to the end of the text (the
+whitespace before it goes with it), or everything from the first token on when a = 0.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from typing import Literal, Sequence
+
+import numpy as np
+
+from udfs.verdict import Verdict
+
+Tokenizer = Literal["word", "whitespace"]
+TOKENIZERS: tuple[str, ...] = ("word", "whitespace")
+
+# Scripts written without spaces: each character is a token under the `word` tokenizer.
+NO_SPACE_RANGES = (
+    (0x0E00, 0x0EFF),    # Thai, Lao
+    (0x1000, 0x109F),    # Myanmar
+    (0x1780, 0x17FF),    # Khmer
+    (0x19E0, 0x19FF),    # Khmer symbols
+    (0x2E80, 0x2FDF),    # CJK radicals, Kangxi radicals
+    (0x3040, 0x30FF),    # Hiragana, Katakana
+    (0x3100, 0x312F),    # Bopomofo
+    (0x31F0, 0x31FF),    # Katakana phonetic extensions
+    (0x3400, 0x4DBF),    # CJK extension A
+    (0x4E00, 0x9FFF),    # CJK unified ideographs
+    (0xF900, 0xFAFF),    # CJK compatibility ideographs
+    (0xFF66, 0xFF9F),    # halfwidth Katakana
+    (0x20000, 0x3134F),  # CJK extensions B-G, compatibility supplement
+)
+_NO_SPACE_CLASS = "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in NO_SPACE_RANGES)
+
+# The reference definition of the tokenizers; `tokenize` is the vectorized equivalent (tested equal).
+TOKEN_PATTERNS = {
+    "word": re.compile(rf"[^\W{_NO_SPACE_CLASS}]+|\S"),
+    "whitespace": re.compile(r"\S+"),
+}
+
+SPACE, WORD, SINGLE = 0, 1, 2
+_SEP = "\n"  # joins documents of a batch; whitespace, so no token crosses it
+
+_MASK64 = (1 << 64) - 1
+_B1 = 0x9E3779B97F4A7C15 | 1   # odd bases: invertible mod 2**64
+_B2 = 0xC2B2AE3D27D4EB4F | 1
+_C1 = np.uint64(0x632BE59BD9B4E019)
+_C2 = np.uint64(0x8CB92BA72F3D8DD7)
+
+
+def check_tokenizer(name: str) -> None:
+    if name not in TOKENIZERS:
+        raise ValueError(f"tokenizer {name!r} is not available; available: {', '.join(TOKENIZERS)}")
+
+
+@functools.cache
+def char_classes(tokenizer: str) -> np.ndarray:
+    """SPACE / WORD / SINGLE for every code point, from the same regex classes as TOKEN_PATTERNS."""
+    check_tokenizer(tokenizer)
+    every = "".join(map(chr, range(0x110000)))
+    cls = np.full(0x110000, SINGLE, dtype=np.uint8)
+    word = np.fromiter((m.start() for m in re.finditer(r"\w", every)), dtype=np.int64)
+    cls[word] = WORD
+    if tokenizer == "word":
+        for a, b in NO_SPACE_RANGES:
+            cls[a:b + 1][cls[a:b + 1] == WORD] = SINGLE
+    else:
+        cls[:] = WORD
+    space = np.fromiter((m.start() for m in re.finditer(r"\s", every)), dtype=np.int64)
+    cls[space] = SPACE
+    return cls
+
+
+def tokens_regex(text: str, tokenizer: str = "word") -> list[tuple[int, int]]:
+    """(start, end) char offsets of the tokens, by the reference regex (slow; for tests and references)."""
+    check_tokenizer(tokenizer)
+    return [m.span() for m in TOKEN_PATTERNS[tokenizer].finditer(text)]
+
+
+def _code_points(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+
+
+def _token_bounds(cps: np.ndarray, tokenizer: str) -> tuple[np.ndarray, np.ndarray]:
+    cls = char_classes(tokenizer)[cps]
+    n = len(cls)
+    prev = np.empty(n, dtype=np.uint8)
+    if n:
+        prev[0] = SPACE
+        prev[1:] = cls[:-1]
+    is_start = (cls != SPACE) & ((cls == SINGLE) | (prev != WORD))
+    starts = np.flatnonzero(is_start)
+    # a token ends at e when char e-1 is not a space and e is the end, a space, or a token start
+    nxt_breaks = np.empty(n, dtype=bool)
+    if n:
+        nxt_breaks[:-1] = (cls[1:] == SPACE) | is_start[1:]
+        nxt_breaks[-1] = True
+    ends = np.flatnonzero((cls != SPACE) & nxt_breaks) + 1
+    return starts, ends
+
+
+def tokenize(text: str, tokenizer: str = "word") -> tuple[np.ndarray, np.ndarray]:
+    """Token (starts, ends) as char offsets into ``text`` (vectorized; equal to ``tokens_regex``)."""
+    check_tokenizer(tokenizer)
+    return _token_bounds(_code_points(text or ""), tokenizer)
+
+
+# --------------------------------------------------------------------------- hashing
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finalizer: spreads every input bit over the whole word."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+class _Powers:
+    """B**i and B**-i mod 2**64 for i < n, grown on demand (a per-process cache)."""
+
+    def __init__(self, base: int) -> None:
+        self.base, self.inv = base, pow(base, -1, 1 << 64)
+        self.pos = np.ones(1, dtype=np.uint64)
+        self.neg = np.ones(1, dtype=np.uint64)
+
+    def upto(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.pos) < n:
+            size = max(n, 2 * len(self.pos))
+            self.pos, self.neg = _power_table(self.base, size), _power_table(self.inv, size)
+        return self.pos[:n], self.neg[:n]
+
+
+def _power_table(base: int, n: int) -> np.ndarray:
+    out = np.empty(n, dtype=np.uint64)
+    out[0] = 1
+    if n > 1:
+        out[1:] = np.cumprod(np.full(n - 1, base, dtype=np.uint64), dtype=np.uint64)
+    return out
+
+
+_P1, _P2 = _Powers(_B1), _Powers(_B2)
+
+
+def _range_hashes(values: np.ndarray, starts: np.ndarray, ends: np.ndarray, powers: _Powers) -> np.ndarray:
+    """sum(values[c] * B**(e-1-c) for c in [s, e)) mod 2**64 for every range, by prefix sums."""
+    pos, neg = powers.upto(len(values) + 1)
+    prefix = np.zeros(len(values) + 1, dtype=np.uint64)
+    np.cumsum(values * neg[:len(values)], out=prefix[1:])
+    return (prefix[ends] - prefix[starts]) * pos[ends - 1]
+
+
+def _token_hashes(cps: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    v = _mix(cps.astype(np.uint64) + _C1)
+    t = _range_hashes(v, starts, ends, _P1)
+    return _mix(t + (ends - starts).astype(np.uint64) * _C2)
+
+
+def window_hashes(texts: Sequence[str | None], k: int, tokenizer: str = "word"
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every k-token window of every text: (doc index, token position, 64-bit hash as int64), plus tokens per doc."""
+    check_tokenizer(tokenizer)
+    texts = [t or "" for t in texts]
+    n_docs = len(texts)
+    if not n_docs:
+        e = np.empty(0, dtype=np.int64)
+        return e, e.astype(np.int32), e, e
+    lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n_docs)
+    doc_char0 = np.zeros(n_docs, dtype=np.int64)
+    np.cumsum(lens[:-1] + 1, out=doc_char0[1:])
+    cps = _code_points(_SEP.join(texts))
+    starts, ends = _token_bounds(cps, tokenizer)
+    tok_doc = np.searchsorted(doc_char0, starts, side="right") - 1
+    n_tokens = np.bincount(tok_doc, minlength=n_docs).astype(np.int64)
+    m = len(starts)
+    if m < k:
+        e = np.empty(0, dtype=np.int64)
+        return e, e.astype(np.int32), e, n_tokens
+    with np.errstate(over="ignore"):
+        th = _token_hashes(cps, starts, ends)
+        first = np.arange(m - k + 1)
+        wh = _mix(_range_hashes(th, first, first + k, _P2))
+    same_doc = tok_doc[: m - k + 1] == tok_doc[k - 1:]
+    idx = np.flatnonzero(same_doc)
+    doc = tok_doc[idx]
+    tok0 = np.zeros(n_docs, dtype=np.int64)
+    np.cumsum(n_tokens[:-1], out=tok0[1:])
+    pos = (idx - tok0[doc]).astype(np.int32)
+    return doc, pos, wh[idx].view(np.int64), n_tokens
+
+
+# --------------------------------------------------------------------------- document order
+
+def doc_order_key(doc_id: str | None, text: str | None) -> tuple[int, int]:
+    """(k1 int64, k2 int32): 96 bits of blake2b(id, text). Repeats keep the copy with the smallest
+    (k1, k2, position); the key also names the document when marks come back to it."""
+    d = hashlib.blake2b(f"{doc_id or ''}\x00{text or ''}".encode("utf-8", "surrogatepass"), digest_size=12).digest()
+    return int.from_bytes(d[:8], "big", signed=True), int.from_bytes(d[8:], "big", signed=True)
+
+
+# --------------------------------------------------------------------------- spans and cutting
+
+def merge_spans(window_starts: Sequence[int], k: int) -> list[tuple[int, int]]:
+    """Token ranges [p, p+k) of marked windows, merged where they overlap or touch."""
+    spans: list[tuple[int, int]] = []
+    for p in sorted(set(int(x) for x in window_starts)):
+        a, b = p, p + k
+        if spans and a <= spans[-1][1]:
+            if b > spans[-1][1]:
+                spans[-1] = (spans[-1][0], b)
+        else:
+            spans.append((a, b))
+    return spans
+
+
+def char_ranges(text_len: int, starts: np.ndarray, ends: np.ndarray, spans: list[tuple[int, int]]
+                ) -> list[tuple[int, int]]:
+    """Character ranges removed for token spans (the seam rule in the module doc)."""
+    n = len(starts)
+    out = []
+    for a, b in spans:
+        b = min(b, n)
+        if a >= b:
+            continue
+        if b < n:
+            out.append((int(starts[a]), int(starts[b])))
+        elif a > 0:
+            out.append((int(ends[a - 1]), text_len))
+        else:
+            out.append((int(starts[0]), text_len))
+    return out
+
+
+def cut(text: str, ranges: list[tuple[int, int]]) -> str:
+    pieces, at = [], 0
+    for s, e in ranges:
+        pieces.append(text[at:s])
+        at = e
+    pieces.append(text[at:])
+    return "".join(pieces)
+
+
+def cut_repeats(text: str | None, window_starts: Sequence[int], k: int, tokenizer: str = "word",
+                min_chars: int = 1, min_tokens: int = 0) -> tuple[str, Verdict]:
+    """Cut the marked windows out of ``text``; a document cut below the minimum is dropped."""
+    text = text or ""
+    if not len(window_starts):
+        return text, Verdict.ok(exact_removed_chars=0)
+    starts, ends = tokenize(text, tokenizer)
+    spans = merge_spans(window_starts, k)
+    ranges = char_ranges(len(text), starts, ends, spans)
+    new = cut(text, ranges)
+    removed = len(text) - len(new)
+    tokens_left = len(starts) - sum(min(b, len(starts)) - a for a, b in spans)
+    chars_left = len(new.strip())
+    if removed and (chars_left < min_chars or tokens_left < min_tokens):
+        return new, Verdict.drop("exact_substring_removed", exact_removed_chars=removed, chars_left=chars_left,
+                                 tokens_left=tokens_left)
+    return new, Verdict.ok(exact_removed_chars=removed)
