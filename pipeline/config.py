@@ -141,12 +141,39 @@ class DedupExactConfig:
 
 
 @dataclass
+class DedupFuzzyConfig:
+    preset: Literal["refinedweb", "fineweb", "custom"] = doc(
+        "MinHash numbers: refinedweb = 9000 hashes in 450 bands x 20 rows, fineweb = 112 = 14 x 8, both word 5-grams; "
+        "the keys below override them; custom: num_hashes, bands and rows must all be set", "refinedweb")
+    num_hashes: int | None = doc("hashes per document (none: the preset's)", None, min=1, max=100_000)
+    bands: int | None = doc("LSH bands: documents sharing all minima of one band are candidates (none: the preset's)", None, min=1)
+    rows: int | None = doc("minima per band; bands x rows must equal num_hashes (none: the preset's)", None, min=1)
+    ngram: int | None = doc("shingle size in words after normalization (none: the preset's, 5)", None, min=1, max=50)
+    seed: int = doc("seed of the hash functions (changing it changes every signature)", 1, min=0)
+    keep: Literal["smallest_id", "longest", "earliest"] = doc(
+        "which document a cluster keeps: smallest id, longest text, or earliest warc_date (no warc_date column: smallest id); "
+        "ties: smallest id", "smallest_id")
+
+    def __post_init__(self) -> None:
+        self.params()
+
+    def params(self):
+        """The resolved ``udfs.minhash.MinHashParams``; a bad combination is a ConfigError naming the keys."""
+        from udfs.minhash import resolve_params
+        try:
+            return resolve_params(self.preset, self.num_hashes, self.bands, self.rows, self.ngram, self.seed)
+        except ValueError as e:
+            raise ConfigError(f"dedup_fuzzy: {e}") from None
+
+
+@dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
+    dedup_fuzzy: DedupFuzzyConfig = field(default_factory=DedupFuzzyConfig)
     dedup_exact: DedupExactConfig = field(default_factory=DedupExactConfig)
 
     def to_dict(self) -> dict:

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from pipeline.runner import StageSpec
-from pipeline.stages import dedup_exact, extract
+from pipeline.stages import dedup_exact, dedup_fuzzy, extract
 
 STAGES: dict[str, StageSpec] = {
     "extract": extract.SPEC,
+    "dedup_fuzzy": dedup_fuzzy.SPEC,
     "dedup_exact": dedup_exact.SPEC,
 }
