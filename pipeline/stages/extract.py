@@ -30,8 +30,11 @@ def resolve_warcs(store: Storage, cfg: Config, uri: str) -> InputDataset:
         files = []
         for line in iter_lines(store, uri):
             files.append(line if "://" in line or line.startswith("/") else join(cfg.run.paths_base_url, line))
-    elif scheme(uri) in ("http", "https") or (not uri.endswith("/") and uri.endswith(WARC_SUFFIXES)
-                                             and not store.is_dir(uri)):
+    elif scheme(uri) in ("http", "https"):
+        files = [uri]
+    elif not uri.endswith("/") and uri.endswith(WARC_SUFFIXES) and not store.is_dir(uri):
+        if not store.exists(uri):
+            raise StorageError(f"{uri}: no such WARC file; check the input path")
         files = [uri]
     elif store.is_dir(uri) or is_remote(uri):
         files = [f for f in store.list_files(uri) if f.endswith(WARC_SUFFIXES)]
@@ -40,6 +43,9 @@ def resolve_warcs(store: Storage, cfg: Config, uri: str) -> InputDataset:
     if not files:
         raise StorageError(f"{uri}: no WARC files found (looked for {', '.join(WARC_SUFFIXES)})")
     files = sorted(dict.fromkeys(files))
+    for f in files:  # only the configured bases are ever fetched: refuse before any task starts
+        if scheme(f) in ("http", "https"):
+            store.check_http_allowed(f)
     ident = [(f, store.size(f) if scheme(f) not in ("http", "https") else None) for f in files]
     fp = hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:16]
     return InputDataset(uri, files, None, fp, external=True)

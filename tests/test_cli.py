@@ -1,0 +1,60 @@
+"""`mdr` from a user's seat: help that explains, errors that say what to fix, documented exit codes."""
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def mdr(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_help_explains_commands_config_and_exit_codes():
+    r = mdr("--help")
+    assert r.returncode == 0
+    for word in ("run", "stage", "status", "config", "sample", "exit codes", "--set key=value"):
+        assert word in r.stdout
+    r = mdr("run", "--help")
+    assert r.returncode == 0 and "--input" in r.stdout and "--master" in r.stdout and "--force" in r.stdout
+
+
+def test_bad_config_exits_2_before_any_work():
+    r = mdr("run", "--input", "nowhere", "--set", "extract.langid.min_score=2")
+    assert r.returncode == 2
+    assert "extract.langid.min_score: 2.0 is out of range" in r.stderr
+    r = mdr("stage", "nosuchstage", "--input", "a", "--output", "b")
+    assert r.returncode == 2 and "available stages: extract" in r.stderr
+    r = mdr("run")
+    assert r.returncode == 2 and "pass --input" in r.stderr
+
+
+def test_missing_input_exits_3_naming_the_path(tmp_path):
+    r = mdr("stage", "extract", "--input", str(tmp_path / "missing.warc.gz"), "--output", str(tmp_path / "o"),
+            "--set", "extract.url_filter.enabled=false")
+    assert r.returncode == 3
+    assert "missing.warc.gz" in r.stderr and "check the input path" in r.stderr
+
+
+def test_unreadable_language_model_exits_3(tmp_path):
+    bad = tmp_path / "model.bin"
+    bad.write_bytes(b"not a model")
+    warc = tmp_path / "x.warc.gz"
+    warc.write_bytes(b"")
+    r = mdr("stage", "extract", "--input", str(warc), "--output", str(tmp_path / "o"),
+            "--set", "extract.url_filter.enabled=false", "--set", f"extract.langid.model_uri={bad}", timeout=300)
+    assert r.returncode == 3
+    assert "not a fastText model" in r.stderr and str(bad) in r.stderr
+
+
+def test_http_input_outside_allowed_bases_is_refused(tmp_path):
+    r = mdr("stage", "extract", "--input", "http://127.0.0.1:9/evil.warc.gz", "--output", str(tmp_path / "o"),
+            "--set", "extract.url_filter.enabled=false", timeout=300)
+    assert r.returncode == 3
+    assert "not under an allowed HTTP base URL" in r.stderr
+
+
+def test_config_prints_every_key_with_doc():
+    r = mdr("config", "--set", "extract.timeout_s=3")
+    assert r.returncode == 0
+    assert "timeout_s: 3.0  # per-page extraction time limit" in r.stdout
