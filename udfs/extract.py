@@ -36,10 +36,10 @@ class ExtractSettings:
     timeout_s: float = 10.0
     min_text_chars: int = 1
     favor_precision: bool = False
-    favor_recall: bool = False
+    favor_recall: bool = True
     include_comments: bool = False
     include_tables: bool = True
-    fallback: bool = True
+    fallback: bool = False
     deduplicate: bool = False
 
 

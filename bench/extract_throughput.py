@@ -1,0 +1,83 @@
+"""Extraction job throughput vs trafilatura alone in a plain loop, on the same pages, in one run.
+
+    python bench/extract_throughput.py --pages 10000
+
+Input: ../shared/data/warc/news-articles-181.warc.gz copied into as many WARC files as needed to reach
+--pages HTML pages (one Spark task per file). The job is `mdr stage extract` in a fresh process,
+timed from launch to exit, so Spark's start-up is counted. The loop calls trafilatura.extract with
+the same settings on the same pages (already decoded) in one Python process. Target: the job's
+pages/s per core within 15% of the loop's pages/s.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.warcs import ROOT, html_pages, shared
+from udfs.decode import decode_payload
+from udfs.extract import ExtractSettings, extract_text
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pages", type=int, default=10000, help="HTML pages to extract (>= 5000 for the issue's figure)")
+    ap.add_argument("--cores", type=int, default=os.cpu_count() or 2, help="Spark local cores (local[N])")
+    ap.add_argument("--workdir", default=None, help="scratch folder (default: a temporary one)")
+    args = ap.parse_args()
+
+    src = shared("warc", "news-articles-181.warc.gz")
+    pages = html_pages(src)
+    copies = math.ceil(args.pages / len(pages))
+    total = copies * len(pages)
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="mdr-bench-"))
+    inp = work / "warc"
+    shutil.rmtree(work / "out", ignore_errors=True)
+    inp.mkdir(parents=True, exist_ok=True)
+    for i in range(copies):
+        dst = inp / f"news-{i:04d}.warc.gz"
+        if not dst.exists():
+            shutil.copyfile(src, dst)
+    print(f"input: {copies} WARC files x {len(pages)} HTML pages = {total:,} pages ({work})", flush=True)
+
+    # 1. the extract job, Spark start-up included; langid on, URL filter off (it has no lists here)
+    cmd = [sys.executable, "-m", "pipeline.cli", "stage", "extract", "--input", str(inp), "--output",
+           str(work / "out"), "--master", f"local[{args.cores}]", "--set", "extract.url_filter.enabled=false",
+           "--set", "extract.langid.languages=[]"]
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    job_s = time.perf_counter() - t0
+    if r.returncode != 0:
+        sys.exit(f"job failed:\n{r.stderr[-3000:]}")
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    job_rate = total / job_s
+    print(f"job:  {job_s:7.1f} s wall, {kids.ru_utime + kids.ru_stime:7.1f} s CPU (Python side), "
+          f"{job_rate:6.1f} pages/s on {args.cores} cores = {job_rate / args.cores:5.1f} pages/s per core", flush=True)
+
+    # 2. trafilatura alone, same settings, same pages, one plain loop on one core
+    s = ExtractSettings()
+    decoded = [(url, decode_payload(payload, ctype)[0]) for url, payload, ctype in pages]
+    t0 = time.perf_counter()
+    n = 0
+    for _ in range(copies):
+        for url, html in decoded:
+            extract_text(html, url, s)
+            n += 1
+    loop_s = time.perf_counter() - t0
+    loop_rate = n / loop_s
+    print(f"loop: {loop_s:7.1f} s wall, {loop_rate:6.1f} pages/s on 1 core", flush=True)
+
+    ratio = (job_rate / args.cores) / loop_rate
+    print(f"\njob pages/s per core / loop pages/s = {ratio:.3f}  (overhead {100 * (1 - ratio):.1f}%; "
+          f"target: overhead <= 15%) -> {'MET' if ratio >= 0.85 else 'NOT MET'}")
+
+
+if __name__ == "__main__":
+    main()
