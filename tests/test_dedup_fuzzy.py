@@ -1,0 +1,264 @@
+"""dedup_fuzzy stage on Spark local[2]: duplicates collapse, transitivity, giant buckets, short documents,
+keeper rules, determinism across runs and partitionings, external datasets, and connected components
+checked against a union-find."""
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import shared_path
+from pipeline.connected_components import connected_components
+from pipeline.dataset import read_dataset, read_manifest, read_rejects
+from pipeline.runner import run_stage
+from pipeline.storage import Storage
+from udfs.minhash import PRESETS, jaccard, minhasher
+
+STORE = Storage()
+
+
+def _articles() -> list[str]:
+    path = shared_path("groundtruth", "news-articles-181.jsonl")
+    return [json.loads(line)["article_body"] for line in path.open()]
+
+
+def _write_jsonl(path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _run(cfg, spark, src, out, force: bool = False) -> dict:
+    return run_stage(cfg, "dedup_fuzzy", str(src), str(out), spark=spark, force=force)
+
+
+def _dups(out) -> dict[str, str]:
+    rej = read_rejects(STORE, str(out)).to_pylist()
+    assert all(r["reason"] == "fuzzy_duplicate" for r in rej)
+    return {r["id"]: json.loads(r["details"])["duplicate_of"] for r in rej}
+
+
+def _kept(out) -> list[str]:
+    return read_dataset(STORE, str(out), ["id"]).column("id").to_pylist()
+
+
+def _chain(words: list[str]) -> tuple[str, str, str]:
+    """Windows a, b, c of one text, each shifted by a tenth: a~b and b~c similar, a and c much less."""
+    n = 1000
+    s = n // 10
+    return tuple(" ".join(words[i * s:i * s + n]) for i in range(3))
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    arts = _articles()
+    long_words = max(arts, key=lambda t: len(t.split())).split()
+    a, b, c = _chain(long_words)
+    base = [t for t in arts if 300 <= len(t.split()) < 2000]
+    rows = [{"id": "x3", "text": base[0]}, {"id": "x1", "text": base[0]}, {"id": "x2", "text": base[0]},
+            {"id": "c_a", "text": a}, {"id": "c_b", "text": b}, {"id": "c_c", "text": c},
+            {"id": "e1", "text": ""}, {"id": "e2", "text": "   "}, {"id": "e3", "text": "?! ..."},
+            {"id": "s2", "text": "Hello world!"}, {"id": "s1", "text": "hello, WORLD"}, {"id": "s3", "text": "hello world"},
+            {"id": "s4", "text": "hello there"}, {"id": "s5", "text": "hello world " + base[1]}]
+    rows += [{"id": f"u{i:02d}", "text": t} for i, t in enumerate(base[2:14])]
+    root = tmp_path_factory.mktemp("fuzzy_scenario")
+    _write_jsonl(root / "in" / "docs.jsonl", rows)
+    return {"root": root, "rows": rows, "chain": (a, b, c)}
+
+
+def test_chain_documents_are_what_the_test_needs(scenario):
+    a, b, c = scenario["chain"]
+    assert jaccard(a, b) >= 0.8 and jaccard(b, c) >= 0.8 and jaccard(a, c) < 0.7
+    mh = minhasher(PRESETS["refinedweb"])
+    _, keys = mh.doc_band_keys([a, c])
+    assert not set(keys[:450].tolist()) & set(keys[450:].tolist()), "a and c must not share a band directly"
+
+
+def test_duplicates_chains_and_short_documents(spark, cfg_factory, scenario):
+    out = scenario["root"] / "out"
+    cfg = cfg_factory("dedup_fuzzy.keep=earliest", "run.audit=full")
+    man = _run(cfg, spark, scenario["root"] / "in", out)
+    dups = _dups(out)
+    # exact duplicates collapse to the smallest id; the chain a~b~c is one component (transitivity);
+    # identical short documents collapse; empty ones are never duplicates
+    assert dups == {"x2": "x1", "x3": "x1", "c_b": "c_a", "c_c": "c_a", "s2": "s1", "s3": "s1"}
+    kept = set(_kept(out))
+    assert {"e1", "e2", "e3", "s4", "s5", "x1", "c_a", "s1"} <= kept
+    assert len(kept) == len(scenario["rows"]) - 6
+    c = man["counts"]
+    assert c == {"in": 26, "kept": 20, "removed": {"fuzzy_duplicate": 6}}
+    st = man["stats"]
+    assert st["keep"] == "smallest_id"  # keep=earliest without a warc_date column falls back
+    assert st["components"] == 3 and st["docs_in_components"] == 9 and st["largest_component"] == 3
+    assert st["component_sizes"] == {"3-4": 3}
+    assert st["docs_without_shingles"] == 3 and st["minhash"] == "5ng_450b_20r_9000h"
+    rej = {r["id"]: r for r in read_rejects(STORE, str(out)).to_pylist()}
+    assert json.loads(rej["c_c"]["details"]) == {"duplicate_of": "c_a", "component_size": 3}
+    assert rej["x2"]["text"] == scenario["rows"][0]["text"]  # audit=full keeps the text
+    assert {f["name"] for f in man["schema"]} == {"id", "url", "text"}
+
+
+def _near_dup_rows(n_fam: int = 12) -> list[dict]:
+    rng = random.Random(5)
+    rows = []
+    for f, text in enumerate(t for t in _articles() if len(t.split()) >= 300):
+        if f == n_fam:
+            break
+        words = text.split()
+        for m in range(rng.randint(1, 4)):
+            w = [x if rng.random() > 0.01 else "edit" for x in words] if m else words
+            rows.append({"id": f"f{f:02d}m{m}", "text": " ".join(w)})
+    rng.shuffle(rows)
+    return rows
+
+
+def test_two_runs_and_other_partitionings_write_the_same_output(spark, cfg_factory, tmp_path):
+    rows = _near_dup_rows()
+    _write_jsonl(tmp_path / "one" / "all.jsonl", rows)
+    for i in range(4):
+        _write_jsonl(tmp_path / "four" / f"p{i}.jsonl", rows[i::4])
+    cfg = cfg_factory("dedup_fuzzy.preset=fineweb", "run.target_part_rows=100")
+
+    def content(out):
+        man = read_manifest(STORE, str(out))
+        parts = [pq.read_table(out / p["path"]).to_pylist() for p in man["parts"]]
+        return parts, sorted(_dups(out).items())
+
+    _run(cfg, spark, tmp_path / "one", tmp_path / "r1")
+    _run(cfg, spark, tmp_path / "one", tmp_path / "r2")
+    old = spark.conf.get("spark.sql.shuffle.partitions")
+    spark.conf.set("spark.sql.shuffle.partitions", "5")
+    try:
+        _run(cfg, spark, tmp_path / "four", tmp_path / "r3")
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", old)
+    first = content(tmp_path / "r1")
+    assert first == content(tmp_path / "r2") == content(tmp_path / "r3")
+    parts, dups = first
+    assert len(parts) == math.ceil(len(rows) / 100) and sum(map(len, parts)) + len(dups) == len(rows)
+    families = {r["id"][:3] for r in rows}
+    assert {r["id"][:3] for p in parts for r in p} == families and sum(map(len, parts)) == len(families)
+    assert all(k[:3] == v[:3] and v.endswith("m0") for k, v in dups)
+
+
+def test_giant_bucket_of_identical_documents_keeps_one(spark, cfg_factory, tmp_path):
+    text = " ".join(_articles()[3].split()[:60])
+    rows = [{"id": f"g{i:05d}", "text": text} for i in range(10_000)]
+    rng = random.Random(1)
+    rng.shuffle(rows)
+    for i in range(4):
+        _write_jsonl(tmp_path / "in" / f"p{i}.jsonl", rows[i::4])
+    cfg = cfg_factory("dedup_fuzzy.preset=custom", "dedup_fuzzy.num_hashes=16", "dedup_fuzzy.bands=4",
+                      "dedup_fuzzy.rows=4", "run.audit=none")
+    # windows over a bucket spill to disk past a few thousand rows instead of holding the bucket in memory
+    conf = {"spark.sql.windowExec.buffer.in.memory.threshold": "256", "spark.sql.windowExec.buffer.spill.threshold": "1024"}
+    old = {k: spark.conf.get(k, None) for k in conf}
+    for k, v in conf.items():
+        spark.conf.set(k, v)
+    try:
+        man = _run(cfg, spark, tmp_path / "in", tmp_path / "out")
+    finally:
+        for k, v in old.items():
+            spark.conf.unset(k) if v is None else spark.conf.set(k, v)
+    assert man["counts"] == {"in": 10_000, "kept": 1, "removed": {"fuzzy_duplicate": 9_999}}
+    assert _kept(tmp_path / "out") == ["g00000"]
+    assert set(_dups(tmp_path / "out").values()) == {"g00000"}
+    st = man["stats"]
+    # 4 buckets of 10,000 give 9,999 distinct star edges, not 4 x 5e7 pairs
+    assert st["candidate_edges"] == 9_999 and st["largest_component"] == 10_000
+    assert st["component_sizes"] == {"8193-16384": 1}
+
+
+def test_keep_rules_on_an_external_parquet_dataset(spark, cfg_factory, tmp_path):
+    words = [t for t in _articles() if len(t.split()) >= 400][0].split()[:400]
+    rows = [{"id": "k1", "text": " ".join(words + ["tail"] * 3), "warc_date": "2024-06-01T00:00:00Z"},
+            {"id": "k2", "text": " ".join(words[:-5]), "warc_date": "2019-01-02T03:04:05Z"},
+            {"id": "k3", "text": " ".join(words), "warc_date": None},
+            {"id": "k0", "text": "an unrelated short page about nothing in particular at all", "warc_date": None}]
+    (tmp_path / "in").mkdir()
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in" / "docs.parquet")
+    expected = {"longest": "k1", "earliest": "k2", "smallest_id": "k1"}
+    for rule in ("longest", "earliest"):
+        out = tmp_path / rule
+        man = _run(cfg_factory(f"dedup_fuzzy.keep={rule}"), spark, tmp_path / "in", out)
+        assert man["stats"]["keep"] == rule
+        kept = set(_kept(out))
+        assert kept == {"k0", expected[rule]}
+        assert set(_dups(out).values()) == {expected[rule]}
+        assert {f["name"] for f in man["schema"]} == {"id", "url", "text", "warc_date"}
+
+
+def test_external_jsonl_without_ids(spark, cfg_factory, tmp_path):
+    texts = [t for t in _articles() if len(t.split()) >= 200][:6]
+    _write_jsonl(tmp_path / "in" / "a.jsonl", [{"text": t} for t in texts])
+    _write_jsonl(tmp_path / "in" / "b.jsonl", [{"text": t + " Share this article."} for t in texts[:3]])
+    man = _run(cfg_factory("dedup_fuzzy.preset=fineweb"), spark, tmp_path / "in", tmp_path / "out")
+    assert man["counts"] == {"in": 9, "kept": 6, "removed": {"fuzzy_duplicate": 3}}
+    kept = set(_kept(tmp_path / "out"))
+    dups = _dups(tmp_path / "out")
+    assert len(kept) == 6 and set(dups.values()) <= kept and not set(dups) & kept
+
+
+# --------------------------------------------------------------------------- connected components
+
+def _union_find(edges: list[tuple[int, int]]) -> dict[int, int]:
+    parent: dict[int, int] = {}
+
+    def find(x):
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for u, v in edges:
+        ru, rv = find(u), find(v)
+        if ru != rv:
+            parent[max(ru, rv)] = min(ru, rv)
+    return {x: find(x) for x in list(parent)}
+
+
+def _random_graphs(seed: int) -> list[tuple[int, int]]:
+    rng = random.Random(seed)
+
+    def ids(n):
+        out = list(dict.fromkeys(rng.getrandbits(64) - 2**63 for _ in range(n + 10)))
+        return out[:n]
+
+    edges = []
+    v = ids(400)  # sparse random graph: many small components and singletons
+    edges += [(rng.choice(v), rng.choice(v)) for _ in range(300)]
+    v = ids(600)  # one long path in random id order (the slow case for label propagation)
+    edges += list(zip(v, v[1:]))
+    v = ids(300)  # random trees
+    edges += [(v[i], v[rng.randrange(i)]) for i in range(1, 300)]
+    v = ids(200)  # dense clusters with duplicate and reversed edges
+    for k in range(0, 200, 20):
+        cl = v[k:k + 20]
+        edges += [(rng.choice(cl), rng.choice(cl)) for _ in range(60)]
+    edges += [(b, a) for a, b in edges[:50]] + edges[:50]
+    return edges
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_connected_components_match_union_find(spark, seed):
+    edges = _random_graphs(seed)
+    df = spark.createDataFrame(edges, "src long, dst long").repartition(7)
+    cc = connected_components(df)
+    got = {r["node"]: r["root"] for r in cc.labels.collect()}
+    want = {n: r for n, r in _union_find(edges).items()}
+    # union-find lists self-loop-only nodes; components are defined by real edges
+    looped_only = {u for u, v in edges if u == v} - {x for u, v in edges if u != v for x in (u, v)}
+    for n in looped_only:
+        want.pop(n)
+    assert got == want
+    assert cc.edges == len({(max(u, v), min(u, v)) for u, v in edges if u != v})
+    assert cc.rounds <= 2 * math.ceil(math.log2(600)) + 2
+
+
+def test_connected_components_of_no_edges(spark):
+    cc = connected_components(spark.createDataFrame([(1, 1)], "src long, dst long"))
+    assert cc.labels.count() == 0 and cc.rounds == 0 and cc.edges == 0
