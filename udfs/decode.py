@@ -1,8 +1,10 @@
 """Bytes of an HTTP payload -> text: the declared charset when it is right, else a detected one.
 
-Order (WHATWG-like): byte-order mark, HTTP Content-Type charset, <meta> charset in the first 4 KB,
-strict UTF-8, charset detection (charset_normalizer, already a trafilatura dependency), then the
-declared charset with replacement characters. Labels are mapped as browsers do (latin-1 -> cp1252).
+Order: byte-order mark; strict UTF-8 (bytes that are valid UTF-8 beyond ASCII are UTF-8 in practice,
+whatever the page declares: legacy 8-bit text almost never forms valid multi-byte sequences); the HTTP
+Content-Type charset; the <meta> charset in the first 4 KB; charset detection (charset_normalizer,
+already a trafilatura dependency); then the declared charset with replacement characters.
+Labels are mapped as browsers do (latin-1 -> cp1252).
 """
 from __future__ import annotations
 
@@ -79,15 +81,19 @@ def decode_payload(payload: bytes, content_type: str | None = None) -> tuple[str
             return payload[len(bom):].decode(enc, "replace"), enc
     declared = charset_from_content_type(content_type)
     sniffed = sniff_charset(payload[:4096])
-    for enc in (declared, sniffed, "utf-8"):
+    for enc in ("utf-8", declared, sniffed):
         text = _strict(payload, enc)
         if text is not None:
             return text, enc
     detected = None
     try:
         from charset_normalizer import from_bytes
-        best = from_bytes(payload[:65536]).best()
-        detected = normalize_charset(best.encoding) if best is not None else None
+        matches = list(from_bytes(payload[:65536]))
+        if matches:
+            best = matches[0]
+            tied = [m.encoding for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
+            # on a tie, windows-1252 is by far the web's most common legacy charset
+            detected = normalize_charset("cp1252" if "cp1252" in tied else best.encoding)
     except ImportError:
         pass
     for enc in (detected, declared, sniffed):

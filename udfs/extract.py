@@ -137,6 +137,26 @@ def _check_first_record(record, warc_file: str) -> None:
         raise NotAWarcError(f"{warc_file}: not a WARC or ARC file (no WARC/ header, no filedesc:// record)")
 
 
+class _BrotliDecompressor:
+    """warcio expects zlib's decompressor interface; brotli >= 1.1 offers ``process`` instead."""
+
+    def __init__(self) -> None:
+        import brotli
+        self._d = brotli.Decompressor()
+        self.unused_data = None
+
+    def decompress(self, data: bytes) -> bytes:
+        return self._d.process(data)
+
+    def flush(self) -> bytes:
+        return b""
+
+
+def _use_working_brotli() -> None:
+    from warcio.bufferedreaders import BufferedReader
+    BufferedReader.DECOMPRESSORS["br"] = _BrotliDecompressor
+
+
 class _CheckedIterator(ArchiveIterator):
     """warcio's ArchiveIterator that notices records cut short (truncated file or lying Content-Length)."""
     INC_RECORD = ""  # warcio prints a warning per such record; we report the file instead
@@ -154,6 +174,7 @@ class _CheckedIterator(ArchiveIterator):
 def process_warc(stream, warc_file: str, s: ExtractSettings, sink: Sink, url_filter=None,
                  lang_model=None, languages: tuple[str, ...] = (), min_lang_score: float = 0.0) -> dict:
     """Every record of one WARC stream to the sink; returns stats, with ``error`` when the file is broken."""
+    _use_working_brotli()
     stats = {"records": 0, "extract_seconds": 0.0, "html_bytes": 0}
     it = _CheckedIterator(stream, check_digests=False)
     try:
