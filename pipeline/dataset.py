@@ -278,6 +278,8 @@ def normalize_external(table: pa.Table, part_uri: str) -> pa.Table:
         table = table.set_column(table.column_names.index("id"), "id", table.column("id").cast(pa.string()))
     if "url" not in table.column_names:
         table = table.append_column("url", pa.nulls(table.num_rows, pa.string()))
+    elif table.schema.field("url").type != pa.string():
+        table = table.set_column(table.column_names.index("url"), "url", table.column("url").cast(pa.string()))
     return table
 
 
@@ -294,7 +296,7 @@ def read_part(store: Storage, uri: str, columns: list[str] | None = None) -> pa.
             table = pajson.read_json(io.BytesIO(data))
         except pa.ArrowInvalid as e:
             raise StorageError(f"{uri}: not valid JSON lines: {e}") from None
-    if "text" not in table.column_names or "id" not in table.column_names or "url" not in table.column_names:
+    if any(c not in table.column_names or table.schema.field(c).type != pa.string() for c in ("id", "url", "text")):
         table = normalize_external(table, uri)
     if columns:
         missing = [c for c in columns if c not in table.column_names]
