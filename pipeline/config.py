@@ -81,9 +81,19 @@ class UrlFilterConfig:
     blocklist_categories: list[str] = doc("UT1 categories to block",
                                           factory=lambda: ["adult", "agressif", "arjel", "chat", "dating", "ddos",
                                                            "filehosting", "gambling", "mixed_adult", "phishing"])
-    words_uri: str | None = doc("folder of word lists (one word a line, a file per language, LDNOOBW layout); none: no word scoring", None)
+    words_uri: str | None = doc("folder of word lists (one word or phrase a line, a file per language, LDNOOBW layout): "
+                                "hard words, matched as whole URL words; none: no hard words", None)
     word_languages: list[str] = doc("word-list files used for URL word scoring", factory=lambda: ["en"])
-    strict_words: list[str] = doc("words banned as any substring of the URL", factory=list)
+    strict_words: list[str] = doc("words banned as any substring of the URL (letters and digits only compared)",
+                                  factory=lambda: ["porn", "hentai", "xvideos", "xnxx", "xhamster", "redtube",
+                                                   "brazzers", "chaturbate"])
+    soft_words: list[str] = doc("ambiguous words (also when in the word files): a URL needs soft_min_distinct of them",
+                                factory=lambda: ["sex", "sexy", "sexual", "sexually", "sexuality", "suck", "sucks", "butt",
+                                                 "nude", "nudity", "escort", "erotic", "domination", "bondage", "rape",
+                                                 "intercourse", "playboy", "topless", "nipple", "nipples", "panties",
+                                                 "panty", "swinger", "voyeur", "ass", "tit", "cock", "dick", "snatch",
+                                                 "scat", "hooker", "tied up", "how to kill", "how to murder", "god damn",
+                                                 "spastic", "mong", "poof", "xx", "girl on", "taste my", "tongue in a"])
     soft_min_distinct: int = doc("soft words: drop when at least this many distinct ones occur", 2, min=1)
     curated_domains: list[str] = doc("curated high-quality domains excluded from web data (added later from curated sources)",
                                      factory=lambda: ["wikipedia.org", "arxiv.org", "github.com", "stackexchange.com",
@@ -167,12 +177,85 @@ class DedupFuzzyConfig:
 
 
 @dataclass
+class RepetitionConfig:
+    """Gopher repetition removal (Rae et al. 2021, table A1); a threshold set to null turns its rule off."""
+    enabled: bool = doc("run Gopher repetition removal", True)
+    max_dup_para_frac: float | None = doc("share of paragraphs (split on blank lines) that repeat an earlier one", 0.30,
+                                          min=0.0, max=1.0)
+    max_dup_para_char_frac: float | None = doc("characters in repeated paragraphs / all characters", 0.20, min=0.0, max=1.0)
+    max_dup_line_frac: float | None = doc("share of lines that repeat an earlier line", 0.30, min=0.0, max=1.0)
+    max_dup_line_char_frac: float | None = doc("characters in repeated lines / all characters", 0.20, min=0.0, max=1.0)
+    max_top_ngram_char_frac: dict[str, float] = doc(
+        "n -> characters covered by the most frequent word n-gram / all characters",
+        factory=lambda: {"2": 0.20, "3": 0.18, "4": 0.16})
+    max_dup_ngram_char_frac: dict[str, float] = doc(
+        "n -> characters in repeated word n-grams / all characters",
+        factory=lambda: {"5": 0.15, "6": 0.14, "7": 0.13, "8": 0.12, "9": 0.11, "10": 0.10})
+
+
+@dataclass
+class QualityConfig:
+    """Gopher quality filters (Rae et al. 2021, appendix A.1.1); a threshold set to null turns its rule off."""
+    enabled: bool = doc("run the Gopher quality filters", True)
+    min_words: int | None = doc("fewest words (tokens with a non-punctuation character)", 50, min=0)
+    max_words: int | None = doc("most words", 100_000, min=1)
+    min_mean_word_len: float | None = doc("shortest mean word length, in characters", 3.0, min=0.0)
+    max_mean_word_len: float | None = doc("longest mean word length, in characters", 10.0, min=0.0)
+    max_symbol_word_ratio: float | None = doc("most '#' per token, and most ellipses per token", 0.1, min=0.0)
+    max_bullet_lines_share: float | None = doc("most lines starting with a bullet (• or -)", 0.9, min=0.0, max=1.0)
+    max_ellipsis_lines_share: float | None = doc("most lines ending with an ellipsis", 0.3, min=0.0, max=1.0)
+    min_alpha_words_share: float | None = doc("fewest tokens holding an alphabetic character", 0.8, min=0.0, max=1.0)
+    min_stop_words: int | None = doc("fewest distinct stop words present", 2, min=0)
+    stop_words: list[str] = doc("Gopher's stop words (matched case-sensitively, as datatrove does)",
+                                factory=lambda: ["the", "be", "to", "of", "and", "that", "have", "with"])
+
+
+@dataclass
+class LineFilterConfig:
+    """RefinedWeb line-wise corrections (Penedo et al. 2023, appendix G.2): remove or edit boilerplate lines."""
+    enabled: bool = doc("run the line-wise corrections", True)
+    max_removed_words_share: float = doc("drop the document when corrections remove more than this share of its words",
+                                         0.05, min=0.0, max=1.0)
+    max_uppercase_share: float | None = doc("remove a line whose letters are more than this share uppercase", 0.5,
+                                            min=0.0, max=1.0)
+    remove_numeric: bool = doc("remove lines made only of digits, punctuation and spaces", True)
+    remove_counters: bool = doc("remove social-media counter lines (`12 likes`, `Shares: 3`)", True)
+    counter_words: list[str] = doc("nouns a counter line counts (singular; a plural `s` is matched too)",
+                                   factory=lambda: ["like", "share", "comment", "view", "follower", "following", "reply",
+                                                    "replies", "retweet", "tweet", "vote", "point", "reaction",
+                                                    "subscriber", "pin", "repin", "favorite", "favourite", "upvote",
+                                                    "download", "read", "star", "fork", "clap", "member", "post"])
+    remove_single_word: bool = doc("remove lines of one word", True)
+    max_pattern_line_words: int = doc("navigation patterns are edited out of lines of at most this many words", 10, min=1)
+    start_patterns: list[str] = doc("navigation fragments removed from the start of a short line (case-insensitive)",
+                                    factory=lambda: ["sign in", "sign up", "log in", "login", "register", "subscribe",
+                                                     "share this", "share on", "skip to content", "skip to main content",
+                                                     "follow us", "back to top", "advertisement"])
+    end_patterns: list[str] = doc("navigation fragments removed from the end of a short line (case-insensitive)",
+                                  factory=lambda: ["read more...", "read more", "continue reading", "click here",
+                                                   "show more", "see more", "learn more", "more...", "...more"])
+    anywhere_patterns: list[str] = doc("navigation fragments removed anywhere in a short line (case-insensitive)",
+                                       factory=lambda: ["items in cart", "item in cart", "add to cart", "add to basket",
+                                                        "add to wishlist", "view cart", "your cart is empty",
+                                                        "all rights reserved", "accept cookies", "cookie policy"])
+
+
+@dataclass
+class FilterConfig:
+    """The filter stage: Gopher repetition removal, then Gopher quality filters, then RefinedWeb line corrections."""
+    repetition: RepetitionConfig = field(default_factory=RepetitionConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    lines: LineFilterConfig = field(default_factory=LineFilterConfig)
+
+
+@dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
     dedup_fuzzy: DedupFuzzyConfig = field(default_factory=DedupFuzzyConfig)
     dedup_exact: DedupExactConfig = field(default_factory=DedupExactConfig)
 

@@ -1,0 +1,116 @@
+"""RefinedWeb line-wise corrections (Penedo et al. 2023, appendix G.2): boilerplate lines out, the rest kept.
+
+A line is removed when it is mostly uppercase, only numbers, a social-media counter (``12 likes``) or a
+single word; a short line (at most ``max_pattern_line_words`` words) loses the navigation fragments
+configured for its start, end or anywhere (``Sign in``, ``Read more``, ``items in cart``). When the
+corrections remove more than ``max_removed_words_share`` of the document's words, the document is
+dropped: it was mostly boilerplate. Words here are whitespace-separated, as in the paper.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from udfs.verdict import Verdict
+
+if TYPE_CHECKING:
+    from pipeline.config import LineFilterConfig
+
+_LETTER = re.compile(r"[^\W\d_]")
+_DIGIT = re.compile(r"\d")
+
+
+@dataclass(frozen=True)
+class _Rules:
+    counter: re.Pattern | None
+    start: re.Pattern | None
+    end: re.Pattern | None
+    anywhere: re.Pattern | None
+
+
+def _alternation(patterns: tuple[str, ...]) -> str:
+    """Longest first; a fragment that starts or ends with a word character must start or end a word there."""
+    out = []
+    for p in sorted(patterns, key=len, reverse=True):
+        left = r"(?<!\w)" if re.match(r"\w", p) else ""
+        right = r"(?!\w)" if re.search(r"\w$", p) else ""
+        out.append(f"{left}{re.escape(p)}{right}")
+    return "|".join(out)
+
+
+@lru_cache(maxsize=8)
+def _rules(counter_words: tuple[str, ...], start: tuple[str, ...], end: tuple[str, ...],
+           anywhere: tuple[str, ...]) -> _Rules:
+    """Regexes compiled once per distinct config (cached per process)."""
+    counter = None
+    if counter_words:
+        nouns = "(?:{})s?(?!\\w)".format("|".join(re.escape(w) for w in sorted(counter_words, key=len, reverse=True)))
+        number = r"\d[\d,.]*\s*[kKmM]?\+?"
+        one = rf"(?:{number}\s*{nouns}|{nouns}\s*[:(]?\s*{number}\)?)"
+        counter = re.compile(rf"\W*{one}(?:[\W_]+{one})*\W*", re.IGNORECASE)
+    start_re = re.compile(rf"^\W*(?:{_alternation(start)})\W*", re.IGNORECASE) if start else None
+    end_re = re.compile(rf"\W*(?:{_alternation(end)})\W*$", re.IGNORECASE) if end else None
+    any_re = re.compile(_alternation(anywhere), re.IGNORECASE) if anywhere else None
+    return _Rules(counter, start_re, end_re, any_re)
+
+
+def _mostly_upper(line: str, limit: float) -> bool:
+    letters = [c for c in line if c.isalpha()]
+    if not letters:
+        return False
+    return sum(1 for c in letters if c.isupper()) / len(letters) > limit
+
+
+def correct_lines(text: str, cfg: "LineFilterConfig") -> tuple[str, Verdict]:
+    """(corrected text, verdict): the text without its boilerplate lines, or a drop when too much went."""
+    rules = _rules(tuple(cfg.counter_words), tuple(cfg.start_patterns), tuple(cfg.end_patterns),
+                   tuple(cfg.anywhere_patterns))
+    total = removed = 0
+    n_removed_lines = n_edited_lines = 0
+    out: list[str] = []
+    for line in text.split("\n"):
+        n = len(line.split())
+        total += n
+        if n == 0:
+            out.append(line)
+            continue
+        stripped = line.strip()
+        if (
+            (cfg.remove_single_word and n == 1)
+            or (cfg.remove_numeric and not _LETTER.search(stripped) and _DIGIT.search(stripped))
+            or (cfg.remove_counters and rules.counter is not None and n <= cfg.max_pattern_line_words
+                and rules.counter.fullmatch(stripped))
+            or (cfg.max_uppercase_share is not None and _mostly_upper(stripped, cfg.max_uppercase_share))
+        ):
+            removed += n
+            n_removed_lines += 1
+            continue
+        if n <= cfg.max_pattern_line_words:
+            edited = stripped
+            if rules.start is not None:
+                edited = rules.start.sub("", edited, count=1)
+            if rules.end is not None:
+                edited = rules.end.sub("", edited, count=1)
+            if rules.anywhere is not None:
+                edited = rules.anywhere.sub("", edited)
+            if edited != stripped:
+                edited = " ".join(edited.split())
+                left = len(edited.split())
+                removed += n - left
+                if not edited.strip(" \t.,;:!?|-–—»«·•/"):
+                    removed += left
+                    n_removed_lines += 1
+                    continue
+                n_edited_lines += 1
+                line = edited
+        out.append(line)
+    share = removed / total if total else 0.0
+    scores = {"line_removed_words_share": share, "lines_removed": n_removed_lines, "lines_edited": n_edited_lines}
+    corrected = "\n".join(out).strip("\n")
+    if share > cfg.max_removed_words_share:
+        return corrected, Verdict.drop("line_filter_removed_too_much", **scores)
+    if not corrected.strip():
+        return corrected, Verdict.drop("line_filter_empty", **scores)
+    return corrected, Verdict.ok(**scores)
