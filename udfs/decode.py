@@ -52,6 +52,9 @@ def sniff_charset(head: bytes) -> str | None:
     return normalize_charset(m.group(1).decode("ascii", "ignore")) if m else None
 
 
+_CONTROL_BYTES = bytes(b for b in range(32) if b < 9 or 13 < b)
+
+
 def looks_binary(payload: bytes, sample: int = 4096) -> bool:
     """NUL bytes or many control characters in the first KB: not text, whatever the label says."""
     head = payload[:sample]
@@ -61,7 +64,7 @@ def looks_binary(payload: bytes, sample: int = 4096) -> bool:
         return True
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return False
-    controls = sum(1 for b in head if b < 9 or 13 < b < 32)
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
     return head.count(0) > len(head) // 100 or controls > len(head) // 10
 
 
@@ -108,5 +111,11 @@ _BAD_CHARS = re.compile("[\x00\ud800-\udfff]")
 
 
 def clean_text(text: str) -> str:
-    """Drop NUL bytes and lone surrogates, which Parquet/UTF-8 cannot store."""
-    return _BAD_CHARS.sub("", text)
+    """Drop NUL bytes and lone surrogates, which Parquet/UTF-8 cannot store (cheap when there are none)."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = _BAD_CHARS.sub("", text)
+    return text

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import tempfile
 from pathlib import Path
 
 from udfs.verdict import Verdict
 
 _MODELS: dict[str, object] = {}
-_WS = re.compile(r"\s+")
 
 
 class ModelError(RuntimeError):
@@ -59,7 +57,7 @@ def load_model(uri: str | None, store=None):
 
 def identify(text: str, model) -> tuple[str, float]:
     """(language code, probability) of the top label; newlines collapsed as fastText requires."""
-    line = _WS.sub(" ", text).strip()
+    line = text.replace("\n", " ").replace("\r", " ").strip()  # fastText splits on whitespace itself
     if not line:
         return "unknown", 0.0
     labels, probs = model.predict(line, k=1)
