@@ -1,10 +1,10 @@
 """RefinedWeb line-wise corrections (Penedo et al. 2023, appendix G.2): boilerplate lines out, the rest kept.
 
-A line is removed when it is mostly uppercase, only numbers, a social-media counter (``12 likes``) or a
-single word; a short line (at most ``max_pattern_line_words`` words) loses the navigation fragments
-configured for its start, end or anywhere (``Sign in``, ``Read more``, ``items in cart``). When the
-corrections remove more than ``max_removed_words_share`` of the document's words, the document is
-dropped: it was mostly boilerplate. Words here are whitespace-separated, as in the paper.
+A short line (at most ``max_pattern_line_words`` words) first loses the navigation fragments configured
+for its start, end or anywhere (``Sign in``, ``Read more``, ``items in cart``); then a line is removed
+when what is left is a single word, only numbers, a social-media counter (``12 likes``) or mostly
+uppercase. When the corrections remove more than ``max_removed_words_share`` of the document's words,
+the document is dropped: it was mostly boilerplate. Words here are whitespace-separated, as in the paper.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 _LETTER = re.compile(r"[^\W\d_]")
 _DIGIT = re.compile(r"\d")
+_SEPARATORS = " \t.,;:!?|/-–—»«·•()[]"  # what an edited line may be left with and still be empty
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,10 @@ def _rules(counter_words: tuple[str, ...], start: tuple[str, ...], end: tuple[st
         number = r"\d[\d,.]*\s*[kKmM]?\+?"
         one = rf"(?:{number}\s*{nouns}|{nouns}\s*[:(]?\s*{number}\)?)"
         counter = re.compile(rf"\W*{one}(?:[\W_]+{one})*\W*", re.IGNORECASE)
-    start_re = re.compile(rf"^\W*(?:{_alternation(start)})\W*", re.IGNORECASE) if start else None
-    end_re = re.compile(rf"\W*(?:{_alternation(end)})\W*$", re.IGNORECASE) if end else None
-    any_re = re.compile(_alternation(anywhere), re.IGNORECASE) if anywhere else None
+    # separators around a fragment go with it; a sentence's own full stop before an end fragment stays
+    start_re = re.compile(rf"^\W*(?:{_alternation(start)})[\s:;,.|·•»>\-–—]*", re.IGNORECASE) if start else None
+    end_re = re.compile(rf"[\s:;,|·•«<\-–—]*(?:{_alternation(end)})\W*$", re.IGNORECASE) if end else None
+    any_re = re.compile(rf"(?:{_alternation(anywhere)})[.!;,]?", re.IGNORECASE) if anywhere else None
     return _Rules(counter, start_re, end_re, any_re)
 
 
@@ -61,6 +63,27 @@ def _mostly_upper(line: str, limit: float) -> bool:
     if not letters:
         return False
     return sum(1 for c in letters if c.isupper()) / len(letters) > limit
+
+
+def _edit(line: str, rules: _Rules) -> str:
+    """The line without the navigation fragments configured for its start, its end and anywhere."""
+    if rules.start is not None:
+        line = rules.start.sub("", line, count=1)
+    if rules.end is not None:
+        line = rules.end.sub("", line, count=1)
+    if rules.anywhere is not None:
+        line = rules.anywhere.sub("", line)
+    return line
+
+
+def _is_boilerplate(line: str, n_words: int, cfg: "LineFilterConfig", rules: _Rules) -> bool:
+    """A line removed whole: one word, only numbers, a counter, or mostly uppercase."""
+    return bool(
+        (cfg.remove_single_word and n_words == 1)
+        or (cfg.remove_numeric and not _LETTER.search(line) and _DIGIT.search(line))
+        or (cfg.remove_counters and rules.counter is not None and n_words <= cfg.max_pattern_line_words
+            and rules.counter.fullmatch(line))
+        or (cfg.max_uppercase_share is not None and _mostly_upper(line, cfg.max_uppercase_share)))
 
 
 def correct_lines(text: str, cfg: "LineFilterConfig") -> tuple[str, Verdict]:
@@ -77,34 +100,17 @@ def correct_lines(text: str, cfg: "LineFilterConfig") -> tuple[str, Verdict]:
             out.append(line)
             continue
         stripped = line.strip()
-        if (
-            (cfg.remove_single_word and n == 1)
-            or (cfg.remove_numeric and not _LETTER.search(stripped) and _DIGIT.search(stripped))
-            or (cfg.remove_counters and rules.counter is not None and n <= cfg.max_pattern_line_words
-                and rules.counter.fullmatch(stripped))
-            or (cfg.max_uppercase_share is not None and _mostly_upper(stripped, cfg.max_uppercase_share))
-        ):
+        edited = _edit(stripped, rules) if n <= cfg.max_pattern_line_words else stripped
+        left = edited.split()
+        if (not left or (edited != stripped and not edited.strip(_SEPARATORS))
+                or _is_boilerplate(edited, len(left), cfg, rules)):
             removed += n
             n_removed_lines += 1
             continue
-        if n <= cfg.max_pattern_line_words:
-            edited = stripped
-            if rules.start is not None:
-                edited = rules.start.sub("", edited, count=1)
-            if rules.end is not None:
-                edited = rules.end.sub("", edited, count=1)
-            if rules.anywhere is not None:
-                edited = rules.anywhere.sub("", edited)
-            if edited != stripped:
-                edited = " ".join(edited.split())
-                left = len(edited.split())
-                removed += n - left
-                if not edited.strip(" \t.,;:!?|-–—»«·•/"):
-                    removed += left
-                    n_removed_lines += 1
-                    continue
-                n_edited_lines += 1
-                line = edited
+        if edited != stripped:
+            removed += n - len(left)
+            n_edited_lines += 1
+            line = " ".join(left)
         out.append(line)
     share = removed / total if total else 0.0
     scores = {"line_removed_words_share": share, "lines_removed": n_removed_lines, "lines_edited": n_edited_lines}

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from pipeline.runner import StageSpec
 from pipeline.stages import dedup_exact, dedup_fuzzy, extract
+from pipeline.stages import filter as filter_stage
 
 STAGES: dict[str, StageSpec] = {
     "extract": extract.SPEC,
+    "filter": filter_stage.SPEC,
     "dedup_fuzzy": dedup_fuzzy.SPEC,
     "dedup_exact": dedup_exact.SPEC,
 }

@@ -1,0 +1,96 @@
+"""filter: Gopher repetition removal, Gopher quality filters, then RefinedWeb line-wise corrections, one task per part.
+
+The order is RefinedWeb's (repetition, document-wise, line-wise). Kept rows keep every input column,
+with the corrected text and a few score columns (measured on the text as it came in), so a threshold
+can later be re-tuned with a cheap filter; dropped rows go to the rejects with their scores.
+"""
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+
+import pyarrow as pa
+
+from pipeline.config import FilterConfig
+from pipeline.dataset import open_input, read_part
+from pipeline.runner import StageSpec
+from pipeline.sparkio import input_schema
+from pipeline.stage import StageContext, StageResult, TaskSink, run_file_tasks
+from pipeline.storage import Storage
+
+# score column -> (verdict score it comes from, Arrow type)
+SCORE_COLUMNS = {
+    "gopher_n_words": ("n_words", pa.int32()),
+    "gopher_mean_word_len": ("mean_word_len", pa.float32()),
+    "gopher_alpha_words_share": ("alpha_words_share", pa.float32()),
+    "gopher_dup_line_frac": ("dup_line_frac", pa.float32()),
+    "gopher_top_2_gram_char_frac": ("top_2_gram_char_frac", pa.float32()),
+    "gopher_dup_5_gram_char_frac": ("dup_5_gram_char_frac", pa.float32()),
+    "line_removed_words_share": ("line_removed_words_share", pa.float32()),
+}
+
+
+def output_schema(schema: pa.Schema) -> pa.Schema:
+    """The input columns (earlier score columns replaced) plus this stage's score columns."""
+    fields = [f for f in schema if f.name not in SCORE_COLUMNS]
+    return pa.schema(fields + [pa.field(name, tp) for name, (_, tp) in SCORE_COLUMNS.items()])
+
+
+def filter_document(text: str, cfg: FilterConfig) -> tuple[str, str | None, dict]:
+    """(corrected text, reason or None when kept, scores) for one document, stages in RefinedWeb's order."""
+    from udfs.gopher import gopher_quality, gopher_repetition
+    from udfs.line_filter import correct_lines
+    from udfs.words import split_words
+
+    scores: dict = {}
+    words = split_words(text) if (cfg.repetition.enabled or cfg.quality.enabled) else None
+    if cfg.repetition.enabled:
+        v = gopher_repetition(text, cfg.repetition, words)
+        scores.update(v.scores)
+        if not v.keep:
+            return text, v.reason, scores
+    if cfg.quality.enabled:
+        v = gopher_quality(text, cfg.quality, words)
+        scores.update(v.scores)
+        if not v.keep:
+            return text, v.reason, scores
+    if cfg.lines.enabled:
+        text, v = correct_lines(text, cfg.lines)
+        scores.update(v.scores)
+        if not v.keep:
+            return text, v.reason, scores
+    return text, None, scores
+
+
+def _filter_part(store: Storage, cfg: FilterConfig, uri: str, sink: TaskSink) -> None:
+    table = read_part(store, uri)
+    has_chars = "text_chars" in table.column_names
+    for batch in table.to_batches(max_chunksize=2000):
+        for row in batch.to_pylist():
+            original = row["text"] or ""
+            try:
+                text, reason, scores = filter_document(original, cfg)
+            except Exception as e:  # a record that breaks a filter is counted, never stops the part
+                sink.drop("filter_error", row["id"], row.get("url"), details={"error": f"{type(e).__name__}: {e}"},
+                          text=original)
+                continue
+            if reason is not None:
+                sink.drop(reason, row["id"], row.get("url"), details=scores, text=original)
+                continue
+            row["text"] = text
+            if has_chars:
+                row["text_chars"] = len(text)
+            for name, (key, _) in SCORE_COLUMNS.items():
+                row[name] = scores.get(key)
+            sink.keep(row)
+
+
+def run(ctx: StageContext) -> StageResult:
+    cfg = ctx.cfg.filter
+    schema = output_schema(input_schema(ctx.store, ctx.input.parts))
+    result = run_file_tasks(ctx, partial(_filter_part, ctx.store, cfg), schema, label="parts")
+    result.params = dataclasses.asdict(cfg)
+    return result
+
+
+SPEC = StageSpec("filter", ("filter",), lambda store, cfg, uri: open_input(store, uri), run)

@@ -1,0 +1,92 @@
+"""RefinedWeb line-wise corrections: each removal/edit rule, and the 5%-of-words document threshold."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from pipeline.config import LineFilterConfig
+from udfs.line_filter import correct_lines
+
+L = LineFilterConfig()
+# 95 words of ordinary prose in one line: a document body that no rule touches
+BODY = " ".join(["the", "quiet", "river", "carried", "small", "boats", "past", "old", "mills"] * 10 + ["and", "far",
+                                                                                                     "away", "it", "went"])
+
+
+def lines_kept(*lines: str, cfg: LineFilterConfig = L) -> list[str]:
+    text, verdict = correct_lines("\n".join((BODY,) + lines), dataclasses.replace(cfg, max_removed_words_share=1.0))
+    assert verdict.keep
+    return text.split("\n")[1:]
+
+
+@pytest.mark.parametrize("line, kept", [
+    ("Contents", []),                                   # one word
+    ("Contents here", ["Contents here"]),
+    ("12,345 / 2021-03-04 12:30", []),                  # only numbers
+    ("12 apples", ["12 apples"]),
+    ("12 likes", []),                                   # counters
+    ("1.2K Views", []),
+    ("Comments: 3", []),
+    ("3 comments 14 shares", []),
+    ("I like 3 dogs", ["I like 3 dogs"]),
+    ("BREAKING NEWS tonight", []),                      # 12 of 19 letters uppercase
+    ("NASA and ESA launch", ["NASA and ESA launch"]),   # 7 of 15: not mostly
+])
+def test_line_removal_rules(line, kept):
+    assert lines_kept(line) == kept
+
+
+def test_uppercase_share_boundary():
+    assert lines_kept("ABCD efgh") == ["ABCD efgh"]     # 4 of 8 letters: not more than half
+    assert lines_kept("ABCDE fgh") == []                # 5 of 8
+
+
+@pytest.mark.parametrize("line, kept", [
+    ("Sign in to see your orders", ["to see your orders"]),
+    ("Great match last night. Read more »", ["Great match last night."]),
+    ("You have 3 items in cart now", ["You have 3 now"]),
+    ("Read more", []),                                  # nothing left: the line goes
+    ("Sign in | Register", []),
+    ("Copyright 2024 Example Ltd. All rights reserved.", ["Copyright 2024 Example Ltd."]),
+    ("Signing information for the new program is here", ["Signing information for the new program is here"]),
+])
+def test_navigation_fragments_are_edited_out_of_short_lines(line, kept):
+    assert lines_kept(line) == kept
+
+
+def test_long_lines_are_not_edited():
+    line = "Sign in " + " ".join(["word"] * 9)               # 11 words: past max_pattern_line_words
+    assert lines_kept(line) == [line]
+
+
+def test_document_dropped_past_five_percent_of_words():
+    inside = "\n".join([BODY] + ["Menu"] * 5)           # 5 of 100 words removed
+    text, v = correct_lines(inside, L)
+    assert v.keep and v.scores["line_removed_words_share"] == 0.05 and text == BODY
+    outside = "\n".join([BODY] + ["Menu"] * 6)          # 6 of 101
+    text, v = correct_lines(outside, L)
+    assert v.reason == "line_filter_removed_too_much"
+    assert v.scores["line_removed_words_share"] == pytest.approx(6 / 101) and v.scores["lines_removed"] == 6
+
+
+def test_edited_words_count_towards_the_threshold():
+    text, v = correct_lines(BODY + "\nSign in to see orders", L)        # 2 of 100 words edited out
+    assert v.keep and v.scores["line_removed_words_share"] == 0.02 and v.scores["lines_edited"] == 1
+
+
+def test_blank_lines_and_untouched_lines_are_kept_as_they_are():
+    text, v = correct_lines(f"  {BODY}\n\n{BODY}", L)
+    assert v.keep and text == f"  {BODY}\n\n{BODY}"
+
+
+def test_empty_document_is_dropped():
+    assert correct_lines("", L)[1].reason == "line_filter_empty"
+    assert correct_lines("Menu", dataclasses.replace(L, max_removed_words_share=1.0))[1].reason == "line_filter_empty"
+
+
+def test_rules_can_be_turned_off():
+    off = dataclasses.replace(L, remove_single_word=False, remove_numeric=False, remove_counters=False,
+                              max_uppercase_share=None, start_patterns=[], end_patterns=[], anywhere_patterns=[])
+    lines = ["Contents", "12,345", "12 likes", "ALL CAPS LINE", "Sign in now"]
+    assert lines_kept(*lines, cfg=off) == lines
