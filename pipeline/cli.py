@@ -21,7 +21,7 @@ exit codes:
 
 examples:
   mdr sample samples/sample.warc.gz
-  mdr run --input samples/sample.warc.gz --output out/
+  mdr run --config sample --input samples/sample.warc.gz --output out/
   mdr run --input s3://bucket/crawl/warc.paths.gz --output s3://bucket/runs/2026-11 --master spark://host:7077
   mdr stage extract --input samples/ --output out/extract
   mdr status out/
@@ -71,9 +71,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "--preset", dest="preset", default=None, help="preset name or YAML file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
-    p = sub.add_parser("sample", help="write the bundled sample WARC (generated, deterministic) for local mode")
+    p = sub.add_parser("sample", help="write the bundled sample WARC (generated, deterministic) and a small "
+                                      "UT1-format blocklist beside it, for local mode")
     p.add_argument("output", nargs="?", default="samples/sample.warc.gz", help="where to write it")
     p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("train-quality", help="train a quality classifier (fastText, DCLM-style) and write its model card",
+                       description="Train on positive and negative documents (dataset URIs: committed stage outputs, "
+                                   "Parquet, JSONL; or .txt files with one document a line), hold out a split by "
+                                   "group, print precision/recall/F1 and the keep rate at the threshold, and write "
+                                   "the model (.ftz: quantized) with <model>.card.md/.card.json beside it.")
+    p.add_argument("--positive", action="append", required=True, metavar="URI", help="high-quality documents (repeatable)")
+    p.add_argument("--negative", action="append", required=True, metavar="URI", help="low-quality documents (repeatable)")
+    p.add_argument("--output", required=True, help="model URI (.ftz quantized, .bin full; .json head for --backend embedding)")
+    p.add_argument("--backend", choices=["fasttext", "embedding"], default="fasttext")
+    p.add_argument("--holdout", type=float, default=0.2, help="share of groups held out for scoring (default 0.2)")
+    p.add_argument("--threshold", type=float, default=None, help="threshold to score at (default: quality.threshold)")
+    p.add_argument("--group-column", default=None, help="column naming each document's group (held out together)")
+    p.add_argument("--positive-label", default="hq")
+    p.add_argument("--negative-label", default="cc")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--epoch", type=int, default=20)
+    p.add_argument("--lr", type=float, default=0.2)
+    p.add_argument("--dim", type=int, default=64)
+    p.add_argument("--word-ngrams", type=int, default=2)
+    p.add_argument("--min-count", type=int, default=2)
+    p.add_argument("--bucket", type=int, default=500_000)
+    p.add_argument("--cutoff", type=int, default=50_000, help="words+ngrams kept by quantization")
+    p.add_argument("--keep-case", action="store_true", help="do not lowercase (as DCLM's fasttext-oh-eli5)")
+    p.add_argument("--notes", default=None, help="Markdown file appended to the model card (how the data were made)")
+    p.add_argument("--config", "--preset", dest="preset", default=None, help="preset or YAML (storage settings)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     return parser
 
 
@@ -102,6 +129,8 @@ def cmd_run(args) -> int:
 
 def cmd_stage(args) -> int:
     from pipeline.runner import run_stage
+    if args.ray_address:
+        args.overrides = [*args.overrides, f"ray.address={args.ray_address}"]
     cfg = _load(args)
     run_stage(cfg, args.name, args.input, args.output, force=args.force, master=args.master)
     return 0
@@ -119,13 +148,43 @@ def cmd_config(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from pipeline.sample import write_sample_warc
+    from pipeline.sample import write_sample_blocklist, write_sample_warc
+    from pipeline.storage import join
     summary = write_sample_warc(args.output, seed=args.seed)
-    print(f"wrote {args.output}: {summary}")
+    folder = args.output.rsplit("/", 1)[0] if "/" in args.output else "."
+    blocklist = join(folder, "blocklist")
+    lists = write_sample_blocklist(blocklist, summary)
+    print(f"wrote {args.output}: {summary['bytes']:,} bytes, {summary['captures']} captures, "
+          f"languages {summary['languages']}")
+    print(f"wrote {blocklist}/ (UT1 format: {', '.join(f'{k} {len(v)} domains' for k, v in lists.items())}); "
+          f"the `sample` preset uses it: mdr run --config sample --input {args.output} --output out")
     return 0
 
 
-COMMANDS = {"run": cmd_run, "stage": cmd_stage, "status": cmd_status, "config": cmd_config, "sample": cmd_sample}
+def cmd_train_quality(args) -> int:
+    from pathlib import Path
+
+    from pipeline.quality_train import TrainParams, print_report, train
+    from pipeline.storage import Storage
+    cfg = _load(args)
+    ext = args.output.rsplit(".", 1)[-1].lower()
+    p = TrainParams(backend=args.backend, positive_label=args.positive_label, negative_label=args.negative_label,
+                    holdout=args.holdout, threshold=cfg.quality.threshold if args.threshold is None else args.threshold,
+                    seed=args.seed, lowercase=not args.keep_case, epoch=args.epoch, lr=args.lr, dim=args.dim,
+                    word_ngrams=args.word_ngrams, min_count=args.min_count, bucket=args.bucket, cutoff=args.cutoff,
+                    quantize=ext == "ftz", group_column=args.group_column)
+    notes = Path(args.notes).read_text() if args.notes else ""
+    try:
+        rep = train(Storage(cfg.storage), args.positive, args.negative, args.output, p, notes)
+    except ValueError as e:
+        print(f"mdr train-quality: {e}", file=sys.stderr)
+        return 2
+    print_report(args.output, rep)
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "stage": cmd_stage, "status": cmd_status, "config": cmd_config, "sample": cmd_sample,
+            "train-quality": cmd_train_quality}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,7 @@
-"""What users see about a run: `mdr status` (a table of stages, read from manifests only)."""
+"""What users see about a run: `mdr status` (a table of stages) and `mdr report`, read from manifests only."""
 from __future__ import annotations
+
+import sys
 
 from pipeline.config import Config
 from pipeline.dataset import TASKS_DIR, read_manifest
@@ -27,23 +29,43 @@ def print_status(root: str, cfg: Config) -> int:
 
     store = Storage(cfg.storage)
     rows = stage_states(store, root)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)  # logs and pipes get whole rows
     if not rows:
         console.print(f"no stage output under {root}")
         return 1
     table = Table(title=f"mdr run at {root}")
-    for col in ("stage", "state", "in", "kept", "kept %", "removed (top reasons)", "failed inputs", "seconds", "config"):
-        table.add_column(col, justify="right" if col in ("in", "kept", "kept %", "seconds") else "left")
+    for col in ("stage", "state", "in", "kept", "kept %", "chars kept", "removed (top reasons)", "failed inputs",
+                "seconds", "config"):
+        table.add_column(col, justify="right" if col in ("in", "kept", "kept %", "chars kept", "seconds") else "left")
     for r in rows:
         m = r["manifest"]
         if m is None:
-            table.add_row(r["stage"], r["state"], "", "", "", "", "", "", "")
+            table.add_row(r["stage"], r["state"], "", "", "", "", "", "", "", "")
             continue
         c = m["counts"]
         top = sorted(c["removed"].items(), key=lambda kv: -kv[1])[:4]
+        chars = ((m.get("profile") or {}).get("kept") or {}).get("chars")
         table.add_row(r["stage"], r["state"], f"{c['in']:,}", f"{c['kept']:,}",
-                      f"{100 * c['kept'] / c['in']:.1f}" if c["in"] else "-",
+                      f"{100 * c['kept'] / c['in']:.1f}" if c["in"] else "-", f"{chars:,}" if chars is not None else "-",
                       ", ".join(f"{k} {v:,}" for k, v in top), str(len(m.get("failed_inputs", []))),
                       f"{m['timings']['seconds']:.1f}", m["config_hash"])
     console.print(table)
+    for name in ("report.html", "README.md"):
+        if store.exists(join(root, name)):
+            console.print(f"{name}: {join(root, name)}")
     return 0
+
+
+def write_report(store: Storage, root: str) -> tuple[str, str]:
+    """`mdr report`: report.json and a self-contained report.html in the output root, from manifests only."""
+    import json
+
+    from pipeline.report_data import collect
+    from pipeline.report_html import charts, render
+
+    data = collect(store, root)
+    data["charts"] = charts(data)
+    html_uri, json_uri = join(root, "report.html"), join(root, "report.json")
+    store.write_text(json_uri, json.dumps(data, indent=1, default=str))
+    store.write_text(html_uri, render(data))
+    return html_uri, json_uri

@@ -829,6 +829,26 @@ def write_sample_warc(path: str, seed: int = 0) -> dict:
     return summary
 
 
+BLOCKLIST_KINDS = {"spam_gambling": "gambling", "spam_adult": "adult"}
+
+
+def write_sample_blocklist(root: str, summary: dict) -> dict[str, list[str]]:
+    """A UT1-format blocklist (``<category>/domains``) naming the sample's own made-up spam domains."""
+    from urllib.parse import urlsplit
+
+    from pipeline.storage import Storage, join
+    lists: dict[str, list[str]] = {}
+    for p in summary["pages"]:
+        cat = BLOCKLIST_KINDS.get(p["kind"])
+        if cat:
+            host = urlsplit(p["url"]).hostname or ""
+            lists.setdefault(cat, []).append(host.removeprefix("www."))
+    store = Storage()
+    for cat, domains in lists.items():
+        store.write_text(join(root, cat, "domains"), "\n".join(sorted(set(domains))) + "\n")
+    return lists
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline.sample", description="Write the synthetic sample WARC.")
     ap.add_argument("out", help="output path or URI, e.g. sample.warc.gz")
