@@ -25,6 +25,9 @@ examples:
   mdr run --input s3://bucket/crawl/warc.paths.gz --output s3://bucket/runs/2026-11 --master spark://host:7077
   mdr stage extract --input samples/ --output out/extract
   mdr status out/
+  mdr report out/
+  mdr explain out/ https://example.org/page.html
+  mdr export out/ --output out-jsonl/
 """
 
 
@@ -64,6 +67,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="show each stage's state and counts under an output root")
     p.add_argument("root", help="output root of a run")
+    p.add_argument("--config", "--preset", dest="preset", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--set", dest="overrides", action="append", default=[], help=argparse.SUPPRESS)
+
+    p = sub.add_parser("report", help="write report.html (charts) and report.json for a run, from its manifests",
+                       description="Write <root>/report.html (self-contained, plotly charts) and report.json, and "
+                                   "refresh the dataset card <root>/README.md. Reads only the stage manifests.")
+    p.add_argument("root", help="output root of a run")
+    p.add_argument("--config", "--preset", dest="preset", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--set", dest="overrides", action="append", default=[], help=argparse.SUPPRESS)
+
+    p = sub.add_parser("explain", help="which stage kept or removed a document, why, with the scores",
+                       description="Trace a document (by id, or every capture of a URL) through the committed "
+                                   "stages: kept or removed, the reason, the scores and the limits they were held "
+                                   "to; for duplicates, the kept copy and the two texts' similarity. Exit 1 when "
+                                   "no stage has it.")
+    p.add_argument("root", help="output root of a run")
+    p.add_argument("key", help="document id or URL")
+    p.add_argument("--json", action="store_true", help="print the explanation as JSON")
+    p.add_argument("--config", "--preset", dest="preset", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--set", dest="overrides", action="append", default=[], help=argparse.SUPPRESS)
+
+    p = sub.add_parser("export", help="write a stage's documents as JSONL.gz shards (dolma/datatrove layout)",
+                       description="Write OUTPUT/documents/NNNNN.jsonl.gz (one shard per part; id, text, source, "
+                                   "added, created, metadata) and OUTPUT/_export.json.")
+    p.add_argument("root", help="output root of a run")
+    p.add_argument("--output", required=True, help="where to write the shards (path or s3:// URI)")
+    p.add_argument("--stage", default=None, help="stage to export (default: the last committed one)")
+    p.add_argument("--source", default="mdr", help="value of each document's `source` field")
     p.add_argument("--config", "--preset", dest="preset", default=None, help=argparse.SUPPRESS)
     p.add_argument("--set", dest="overrides", action="append", default=[], help=argparse.SUPPRESS)
 
@@ -124,6 +155,11 @@ def cmd_run(args) -> int:
     last = manifests[-1] if manifests else None
     if last:
         print(f"done: {last['rows']:,} documents in {root}/{last['stage']} (see `mdr status {root}`)")
+        from pipeline.storage import Storage, join
+        store = Storage(cfg.storage)
+        for name, what in (("report.html", "report"), ("README.md", "dataset card")):
+            if store.exists(join(root, name)):
+                print(f"{what}: {join(root, name)}")
     return 0
 
 
@@ -139,6 +175,37 @@ def cmd_stage(args) -> int:
 def cmd_status(args) -> int:
     from pipeline.report import print_status
     return print_status(args.root, _load(args))
+
+
+def cmd_report(args) -> int:
+    from pipeline.card import write_card
+    from pipeline.report import write_report
+    from pipeline.storage import Storage
+    store = Storage(_load(args).storage)
+    html_uri, json_uri = write_report(store, args.root)
+    print(f"report: {html_uri}\nnumbers: {json_uri}\ndataset card: {write_card(store, args.root)}")
+    return 0
+
+
+def cmd_explain(args) -> int:
+    import json
+    from pipeline.explain import explain, print_explanation
+    from pipeline.storage import Storage
+    result = explain(Storage(_load(args).storage), args.root, args.key)
+    if args.json:
+        print(json.dumps(result, indent=1, default=str))
+        return 0 if result["documents"] else 1
+    return print_explanation(result)
+
+
+def cmd_export(args) -> int:
+    from pipeline.export import export_jsonl
+    from pipeline.storage import Storage
+    summary = export_jsonl(Storage(_load(args).storage), args.root, args.output, stage=args.stage,
+                           source=args.source)
+    print(f"exported {summary['rows']:,} documents of {summary['stage']} in {len(summary['shards'])} shards to "
+          f"{args.output}/documents/")
+    return 0
 
 
 def cmd_config(args) -> int:
@@ -184,7 +251,7 @@ def cmd_train_quality(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "stage": cmd_stage, "status": cmd_status, "config": cmd_config, "sample": cmd_sample,
-            "train-quality": cmd_train_quality}
+            "train-quality": cmd_train_quality, "report": cmd_report, "explain": cmd_explain, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,8 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from pipeline import __version__
+from pipeline.profile import Profiler, is_rejects_schema
+from pipeline.profile import merge as merge_profiles
 from pipeline.storage import Storage, StorageError, basename, join
 
 MANIFEST = "_manifest.json"
@@ -75,9 +77,13 @@ class PartInfo:
     path: str  # relative to the dataset root
     rows: int
     bytes: int
+    profile: dict | None = None  # small stats of its rows (pipeline.profile), merged into the manifest
 
-    def to_dict(self) -> dict:
-        return {"path": self.path, "rows": self.rows, "bytes": self.bytes}
+    def to_dict(self, profile: bool = True) -> dict:
+        d = {"path": self.path, "rows": self.rows, "bytes": self.bytes}
+        if profile and self.profile is not None:
+            d["profile"] = self.profile
+        return d
 
 
 def attempt_token() -> str:
@@ -101,18 +107,21 @@ class PartWriter:
         self._sink = store.open_write(self.uri)
         self._writer = pq.ParquetWriter(self._sink, schema, compression="zstd")
         self.rows = 0
+        self._profiler = Profiler(rejects=is_rejects_schema(schema))
 
     def write(self, batch: pa.RecordBatch | pa.Table) -> None:
         if batch.num_rows:
             if isinstance(batch, pa.RecordBatch):
                 batch = pa.Table.from_batches([batch])
-            self._writer.write_table(batch.cast(self.schema) if batch.schema != self.schema else batch)
+            batch = batch.cast(self.schema) if batch.schema != self.schema else batch
+            self._writer.write_table(batch)
             self.rows += batch.num_rows
+            self._profiler.add(batch)
 
     def close(self) -> PartInfo:
         self._writer.close()
         self._sink.close()
-        return PartInfo(self.rel_path, self.rows, self.store.size(self.uri) or 0)
+        return PartInfo(self.rel_path, self.rows, self.store.size(self.uri) or 0, self._profiler.result())
 
     def abort(self) -> None:
         try:
@@ -200,14 +209,16 @@ def build_manifest(*, stage: str, config_hash: str, input_desc: dict, parts: lis
         "params": params or {},
         "input": input_desc,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(finished)),
-        "parts": [p.to_dict() for p in sorted(parts, key=lambda p: p.path)],
-        "rejects": [p.to_dict() for p in sorted(rejects, key=lambda p: p.path)],
+        "parts": [p.to_dict(profile=False) for p in sorted(parts, key=lambda p: p.path)],
+        "rejects": [p.to_dict(profile=False) for p in sorted(rejects, key=lambda p: p.path)],
         "rows": sum(p.rows for p in parts),
         "schema": schema_fields(schema),
         "counts": counts.to_dict(),
         "failed_inputs": failed_inputs,
         "timings": {"started": started, "finished": finished, "seconds": round(finished - started, 3)},
         "stats": stats or {},
+        "profile": {"kept": merge_profiles(p.profile for p in parts),
+                    "removed": merge_profiles(p.profile for p in rejects)},
     }
 
 

@@ -112,4 +112,19 @@ def run_pipeline(cfg: Config, *, input_uri: str | None = None, output_root: str 
         m = run_stage(cfg, name, src, out, force=force, master=master)
         manifests.append(m)
         src = out
+    publish_run(Storage(cfg.storage), root)
     return manifests
+
+
+def publish_run(store: Storage, root: str) -> None:
+    """After `mdr run`: the dataset card (README.md) and report.html/report.json in the output root."""
+    from pipeline.card import write_card
+    from pipeline.report import write_report
+    try:
+        card = write_card(store, root)
+        html_uri, _ = write_report(store, root)
+    except (StorageError, OSError, ValueError, KeyError) as e:  # the data is committed; say how to retry
+        print(f"[report] could not write the report or dataset card: {type(e).__name__}: {e}; "
+              f"retry with `mdr report {root}`", file=sys.stderr)
+        return
+    print(f"[report] dataset card: {card}\n[report] report: {html_uri}", file=sys.stderr)
