@@ -89,6 +89,12 @@ class TaskSink:
         self.error = error
 
     def _flush(self) -> None:
+        try:
+            self._write_buffers()
+        except OSError as e:
+            raise StorageError(f"{self.root}: cannot write task {self.task}'s part: {e}") from e
+
+    def _write_buffers(self) -> None:
         if self._rows:
             if self._writer is None:
                 self._writer = PartWriter(self.store, self.root, part_path(self.task, self.token), self.schema)
@@ -123,8 +129,8 @@ def _run_one(store: Storage, output: str, schema: pa.Schema, audit: str, rate: f
     sink = TaskSink(store, output, task, schema, audit, rate)
     try:
         fn(uri, sink)
-    except StorageError:
-        raise  # object storage down: let Spark retry the task
+    except OSError:
+        raise  # storage or disk failed (StorageError is an OSError): Spark retries the task
     except Exception as e:  # a broken input file: keep what was read, record the error
         sink.fail(f"{type(e).__name__}: {e}")
     part, rej = sink.close()

@@ -5,6 +5,7 @@ travels into Spark tasks and Ray actors; each process builds its filesystems laz
 """
 from __future__ import annotations
 
+import errno
 import io
 import os
 import posixpath
@@ -183,16 +184,21 @@ class Storage:
             if scheme(uri) == "file":
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 tmp = f"{path}.tmp-{os.getpid()}-{random.getrandbits(32):08x}"
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
+                try:
+                    with open(tmp, "wb") as f:
+                        f.write(data)
+                        f.flush()
+                        os.fsync(f.fileno())
+                    os.replace(tmp, path)
+                finally:
+                    if os.path.exists(tmp):
+                        os.unlink(tmp)
             else:
                 with fs.open_output_stream(path) as f:
                     f.write(data)
         except OSError as e:
-            hint = " (disk full: free space or choose another output)" if getattr(e, "errno", None) == 28 else ""
+            hint = (" (disk full or file size limit: free space or choose another output)"
+                    if getattr(e, "errno", None) in (errno.ENOSPC, errno.EFBIG) else "")
             raise StorageError(f"{uri}: cannot write: {e}{hint}") from None
 
     def write_text(self, uri: str, text: str) -> None:

@@ -185,6 +185,8 @@ def process_warc(stream, warc_file: str, s: ExtractSettings, sink: Sink, url_fil
             _process_record(record, warc_file, s, sink, url_filter, lang_model, languages, min_lang_score, stats)
     except NotAWarcError as e:
         stats["error"] = str(e)
+    except OSError:
+        raise  # I/O failed (storage down, disk error), not the data: the task is retried
     except Exception as e:  # the file is unreadable past this point: what was read is kept
         stats["error"] = f"unreadable after {stats['records']} records: {type(e).__name__}: {e}"[:500]
     if it.truncated and "error" not in stats:
@@ -258,5 +260,7 @@ def _process_record(record, warc_file: str, s: ExtractSettings, sink: Sink, url_
                    "lang": lang, "lang_score": lang_score})
     except ExtractTimeout:
         sink.drop("extract_timeout", rid, url, {"timeout_s": s.timeout_s})
+    except OSError:
+        raise  # reading the input or writing the output failed: not this record's fault
     except Exception as e:  # one malformed record never stops the file
         sink.drop("bad_record", rid, url, {"error": f"{type(e).__name__}: {e}"[:300]})
