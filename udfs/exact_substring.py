@@ -194,11 +194,31 @@ def _token_hashes(cps: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.n
     return _mix(t + (ends - starts).astype(np.uint64) * _C2)
 
 
+CHUNK_CHARS = 1 << 20   # documents hashed together per NumPy pass: bounds the power tables (16 bytes a char)
+
+
 def window_hashes(texts: Sequence[str | None], k: int, tokenizer: str = "word"
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every k-token window of every text: (doc index, token position, 64-bit hash as int64), plus tokens per doc."""
     check_tokenizer(tokenizer)
     texts = [t or "" for t in texts]
+    bounds, size = [0], 0
+    for i, t in enumerate(texts):
+        size += len(t) + 1
+        if size > CHUNK_CHARS and i + 1 > bounds[-1] + 1:
+            bounds.append(i)
+            size = len(t) + 1
+    bounds.append(len(texts))
+    if len(bounds) == 2:
+        return _window_hashes(texts, k, tokenizer)
+    parts = [_window_hashes(texts[a:b], k, tokenizer) for a, b in zip(bounds, bounds[1:])]
+    doc = np.concatenate([p[0] + a for p, a in zip(parts, bounds)])
+    return doc, np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts]), \
+        np.concatenate([p[3] for p in parts])
+
+
+def _window_hashes(texts: list[str], k: int, tokenizer: str
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     n_docs = len(texts)
     if not n_docs:
         e = np.empty(0, dtype=np.int64)

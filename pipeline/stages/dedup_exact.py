@@ -59,17 +59,20 @@ def prepare(df, cfg: DedupExactConfig, acc):
     from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField, StructType
 
     opts = UrlNormOptions(cfg.url_ignore_scheme, cfg.url_strip_www, tuple(cfg.url_drop_params))
-    casefold = cfg.doc_casefold
+    casefold, want_url, want_hash = cfg.doc_casefold, cfg.url_dedup, cfg.doc_dedup
     schema = StructType(df.schema.fields + [StructField(URL_KEY, StringType()), StructField(TEXT_HASH, BinaryType()),
                                             StructField(K1, LongType()), StructField(K2, IntegerType())])
 
     def fn(batches):
         for b in batches:
-            ids, urls, texts = (b.column(c).to_pylist() for c in ("id", "url", "text"))
+            ids, texts = b.column("id").to_pylist(), b.column("text").to_pylist()
+            urls = b.column("url").to_pylist() if want_url else None
             keys = [doc_order_key(i, t) for i, t in zip(ids, texts)]
             acc["text_bytes"].add(sum(len((t or "").encode("utf-8", "surrogatepass")) for t in texts))
-            cols = b.columns + [pa.array([normalize_url(u, opts) for u in urls], pa.string()),
-                                pa.array([text_hash(t, casefold) for t in texts], pa.binary()),
+            n = b.num_rows
+            url_keys = [normalize_url(u, opts) for u in urls] if want_url else [None] * n
+            hashes = [text_hash(t, casefold) for t in texts] if want_hash else [None] * n
+            cols = b.columns + [pa.array(url_keys, pa.string()), pa.array(hashes, pa.binary()),
                                 pa.array([k[0] for k in keys], pa.int64()), pa.array([k[1] for k in keys], pa.int32())]
             yield pa.RecordBatch.from_arrays(cols, names=b.schema.names + [URL_KEY, TEXT_HASH, K1, K2])
 
@@ -136,28 +139,33 @@ def apply_cuts(df, cfg: DedupExactConfig, acc):
 
     def fn(batches):
         for b in batches:
-            d = b.to_pydict()
-            removed = []
-            for i, marks in enumerate(d[MARKS]):
-                if not marks:
-                    removed.append(0)
-                    continue
-                acc["marked_windows"].add(len(marks))
-                new, verdict = cut_repeats(d["text"][i], marks, k, tok, min_chars, min_tokens)
-                n = verdict.scores["exact_removed_chars"]
-                removed.append(n)
-                acc["removed_chars"].add(n)
-                if verdict.keep:
-                    d["text"][i] = new
-                    if has_chars:
-                        d["text_chars"][i] = len(new)
-                else:
-                    d[REASON][i] = verdict.reason
-                    d[DETAILS][i] = json.dumps(verdict.scores, sort_keys=True)
-            d[REMOVED_CHARS] = removed
-            types = {f.name: f.type for f in b.schema}
-            types[REMOVED_CHARS] = pa.int64()
-            yield pa.RecordBatch.from_arrays([pa.array(d[n], types[n]) for n in names], names=names)
+            marks_col = b.column(MARKS)
+            removed = [0] * b.num_rows
+            cols = {n: b.column(n) for n in names if n != REMOVED_CHARS}
+            if marks_col.null_count < b.num_rows:   # only batches with marks are touched in Python
+                texts, reasons, details = (b.column(c).to_pylist() for c in ("text", REASON, DETAILS))
+                chars = b.column("text_chars").to_pylist() if has_chars else None
+                for i, marks in enumerate(marks_col.to_pylist()):
+                    if not marks:
+                        continue
+                    acc["marked_windows"].add(len(marks))
+                    new, verdict = cut_repeats(texts[i], marks, k, tok, min_chars, min_tokens)
+                    removed[i] = verdict.scores["exact_removed_chars"]
+                    acc["removed_chars"].add(removed[i])
+                    if verdict.keep:
+                        texts[i] = new
+                        if chars is not None:
+                            chars[i] = len(new)
+                    else:
+                        reasons[i] = verdict.reason
+                        details[i] = json.dumps(verdict.scores, sort_keys=True)
+                cols["text"] = pa.array(texts, b.schema.field("text").type)
+                cols[REASON] = pa.array(reasons, pa.string())
+                cols[DETAILS] = pa.array(details, pa.string())
+                if chars is not None:
+                    cols["text_chars"] = pa.array(chars, b.schema.field("text_chars").type)
+            cols[REMOVED_CHARS] = pa.array(removed, pa.int64())
+            yield pa.RecordBatch.from_arrays([cols[n] for n in names], names=names)
 
     return df.mapInArrow(fn, StructType(out_fields))
 
