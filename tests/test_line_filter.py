@@ -86,7 +86,43 @@ def test_empty_document_is_dropped():
 
 
 def test_rules_can_be_turned_off():
-    off = dataclasses.replace(L, remove_single_word=False, remove_numeric=False, remove_counters=False,
+    off = dataclasses.replace(L, min_line_words=0, remove_numeric=False, remove_counters=False,
                               max_uppercase_share=None, start_patterns=[], end_patterns=[], anywhere_patterns=[])
     lines = ["Contents", "12,345", "12 likes", "ALL CAPS LINE", "Sign in now"]
     assert lines_kept(*lines, cfg=off) == lines
+
+
+C4 = dataclasses.replace(L, min_line_words=3, require_terminal_punct=True, remove_line_substrings=["javascript"],
+                         drop_doc_substrings=["lorem ipsum", "{"], max_uppercase_share=None, remove_numeric=False,
+                         remove_counters=False, start_patterns=[], end_patterns=[], anywhere_patterns=[])
+
+
+@pytest.mark.parametrize("line, kept", [
+    ("Two words.", []),                                  # C4: at least 3 words
+    ("Three words here.", ["Three words here."]),
+    ("No full stop at the end", []),                     # C4: terminal punctuation
+    ('He said "stop here."', ['He said "stop here."']),
+    ("It trails off like this...", []),
+    ("Please enable JavaScript to view this page.", []),
+])
+def test_c4_line_rules(line, kept):
+    text, v = correct_lines(f"{BODY}.\n{line}", dataclasses.replace(C4, max_removed_words_share=1.0))
+    assert v.keep and text.split("\n")[1:] == kept
+
+
+def test_c4_document_substrings():
+    text, v = correct_lines(BODY + ".\nLorem Ipsum dolor sit amet.", C4)
+    assert (v.reason, v.scores["substring"]) == ("line_filter_doc_substring", "lorem ipsum")
+    assert correct_lines(BODY + ".\nfunction f() { return 1; }", C4)[1].reason == "line_filter_doc_substring"
+    assert correct_lines(BODY + ".", C4)[1].keep
+
+
+def test_presets_load_and_apply_c4_rules(cfg_factory):
+    c4, fineweb, refinedweb = (cfg_factory(preset=p) for p in ("c4", "fineweb", "refinedweb"))
+    assert refinedweb.filter.lines == LineFilterConfig() and refinedweb.filter.quality.enabled
+    assert not c4.filter.repetition.enabled and not c4.filter.quality.enabled and c4.extract.langid.min_score == 0.99
+    assert fineweb.filter.repetition.enabled and fineweb.dedup_fuzzy.preset == "fineweb"
+    doc = f"{BODY}.\nMenu\nNo full stop at the end\nWe use cookies to improve your experience."
+    assert correct_lines(doc, c4.filter.lines)[0] == f"{BODY}."
+    assert correct_lines(doc, fineweb.filter.lines)[0] == f"{BODY}.\nNo full stop at the end"
+    assert correct_lines(doc, refinedweb.filter.lines)[1].keep is True

@@ -5,6 +5,8 @@ for its start, end or anywhere (``Sign in``, ``Read more``, ``items in cart``); 
 when what is left is a single word, only numbers, a social-media counter (``12 likes``) or mostly
 uppercase. When the corrections remove more than ``max_removed_words_share`` of the document's words,
 the document is dropped: it was mostly boilerplate. Words here are whitespace-separated, as in the paper.
+C4's line rules (terminal punctuation, at least 3 words, javascript/policy lines, ``lorem ipsum``
+and ``{`` documents) are options, off by default, for the c4 preset.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
 
 _LETTER = re.compile(r"[^\W\d_]")
 _DIGIT = re.compile(r"\d")
+_TERMINAL = (".", "!", "?", '"', "'")  # C4's line endings
 _SEPARATORS = " \t.,;:!?|/-–—»«·•()[]"  # what an edited line may be left with and still be empty
 
 
@@ -29,6 +32,7 @@ class _Rules:
     start: re.Pattern | None
     end: re.Pattern | None
     anywhere: re.Pattern | None
+    line_substrings: tuple[str, ...]
 
 
 def _alternation(patterns: tuple[str, ...]) -> str:
@@ -43,7 +47,7 @@ def _alternation(patterns: tuple[str, ...]) -> str:
 
 @lru_cache(maxsize=8)
 def _rules(counter_words: tuple[str, ...], start: tuple[str, ...], end: tuple[str, ...],
-           anywhere: tuple[str, ...]) -> _Rules:
+           anywhere: tuple[str, ...], line_substrings: tuple[str, ...]) -> _Rules:
     """Regexes compiled once per distinct config (cached per process)."""
     counter = None
     if counter_words:
@@ -55,7 +59,7 @@ def _rules(counter_words: tuple[str, ...], start: tuple[str, ...], end: tuple[st
     start_re = re.compile(rf"^\W*(?:{_alternation(start)})[\s:;,.|·•»>\-–—]*", re.IGNORECASE) if start else None
     end_re = re.compile(rf"[\s:;,|·•«<\-–—]*(?:{_alternation(end)})\W*$", re.IGNORECASE) if end else None
     any_re = re.compile(rf"(?:{_alternation(anywhere)})[.!;,]?", re.IGNORECASE) if anywhere else None
-    return _Rules(counter, start_re, end_re, any_re)
+    return _Rules(counter, start_re, end_re, any_re, tuple(x.lower() for x in line_substrings))
 
 
 def _mostly_upper(line: str, limit: float) -> bool:
@@ -77,9 +81,11 @@ def _edit(line: str, rules: _Rules) -> str:
 
 
 def _is_boilerplate(line: str, n_words: int, cfg: "LineFilterConfig", rules: _Rules) -> bool:
-    """A line removed whole: one word, only numbers, a counter, or mostly uppercase."""
+    """A line removed whole: too few words, only numbers, a counter, mostly uppercase (or C4's line rules)."""
     return bool(
-        (cfg.remove_single_word and n_words == 1)
+        n_words < cfg.min_line_words
+        or (cfg.require_terminal_punct and (not line.endswith(_TERMINAL) or line.endswith("...")))
+        or (rules.line_substrings and any(s in line.lower() for s in rules.line_substrings))
         or (cfg.remove_numeric and not _LETTER.search(line) and _DIGIT.search(line))
         or (cfg.remove_counters and rules.counter is not None and n_words <= cfg.max_pattern_line_words
             and rules.counter.fullmatch(line))
@@ -89,7 +95,12 @@ def _is_boilerplate(line: str, n_words: int, cfg: "LineFilterConfig", rules: _Ru
 def correct_lines(text: str, cfg: "LineFilterConfig") -> tuple[str, Verdict]:
     """(corrected text, verdict): the text without its boilerplate lines, or a drop when too much went."""
     rules = _rules(tuple(cfg.counter_words), tuple(cfg.start_patterns), tuple(cfg.end_patterns),
-                   tuple(cfg.anywhere_patterns))
+                   tuple(cfg.anywhere_patterns), tuple(cfg.remove_line_substrings))
+    if cfg.drop_doc_substrings:
+        lowered = text.lower()
+        for s in cfg.drop_doc_substrings:
+            if s.lower() in lowered:
+                return text, Verdict.drop("line_filter_doc_substring", substring=s)
     total = removed = 0
     n_removed_lines = n_edited_lines = 0
     out: list[str] = []
