@@ -34,9 +34,9 @@ def _profile(man: dict, side: str) -> dict | None:
     return (man.get("profile") or {}).get(side)
 
 
-def find_threshold(params: dict, score: str) -> float | None:
-    """A score's threshold from a stage's params: ``min_<score>``, ``<score>_threshold`` or ``threshold``."""
-    names = (f"min_{score}", f"{score}_threshold", f"min_{score.removesuffix('_score')}_score", "threshold")
+def find_threshold(params: dict, score: str, generic: bool = True) -> float | None:
+    """A score's threshold from a stage's params: ``min_<score>``, ``<score>_threshold``, else ``threshold``."""
+    names = (f"min_{score}", f"{score}_threshold") + (("threshold",) if generic else ())
     stack = [params]
     while stack:
         d = stack.pop(0)
@@ -77,7 +77,7 @@ def lengths(stages: list[tuple[str, dict]]) -> dict:
             continue
         ks = sorted(int(k) for k in kept["lengths"])
         ks = list(range(ks[0], ks[-1] + 1))
-        out[name] = {"bins": [[round(a, 1), round(b, 1)] for a, b in map(length_bin_edges, ks)],
+        out[name] = {"k": ks, "bins": [[round(a, 1), round(b, 1)] for a, b in map(length_bin_edges, ks)],
                      "counts": [kept["lengths"].get(str(k), 0) for k in ks]}
     return out
 
@@ -96,17 +96,21 @@ def languages(stages: list[tuple[str, dict]]) -> dict:
 
 
 def scores(stages: list[tuple[str, dict]]) -> list[dict]:
-    """Histograms of every *score column (kept) and *score detail (removed, per reason), with thresholds."""
+    """Histograms of each *score column (kept) and *score detail (removed, per reason) where a stage decides on it."""
     out = []
     edges = [round(i / SCORE_BINS, 4) for i in range(SCORE_BINS + 1)]
+    before: set[str] = set()
     for name, man in stages:
         kept, removed = _profile(man, "kept") or {}, _profile(man, "removed") or {}
         names = sorted(set(kept.get("scores", {})) | set(removed.get("scores", {})))
+        inherited, before = before, set(kept.get("scores", {}))
         for score in names:
+            threshold = find_threshold(man.get("params", {}), score, generic=score not in inherited)
+            if score in inherited and score not in removed.get("scores", {}) and threshold is None:
+                continue  # a column carried over from an earlier stage, which already shows it
             k = kept.get("scores", {}).get(score, {})
             r = removed.get("scores", {}).get(score, {})
-            out.append({"stage": name, "score": score, "edges": edges,
-                        "threshold": find_threshold(man.get("params", {}), score),
+            out.append({"stage": name, "score": score, "edges": edges, "threshold": threshold,
                         "kept": [k.get(str(i), 0) for i in range(SCORE_BINS)],
                         "removed": {reason: [h.get(str(i), 0) for i in range(SCORE_BINS)]
                                     for reason, h in sorted(r.items())}})
@@ -139,6 +143,8 @@ def samples_from_rejects(store: Storage, root: str, man: dict) -> dict:
         except (StorageError, OSError):
             continue
         for row in t.to_pylist():
+            if row["reason"] in NOT_DOCUMENTS:
+                continue
             bucket = out.setdefault(row["reason"], [])
             if len(bucket) < SAMPLES_PER_REASON:
                 row["details"] = json.loads(row["details"]) if row["details"] else {}

@@ -173,7 +173,7 @@ class Storage:
         if scheme(uri) == "file":
             os.makedirs(os.path.dirname(path), exist_ok=True)
         try:
-            return fs.open_output_stream(path)
+            return fs.open_output_stream(path, compression=None)  # bytes as given: never re-compress a .gz
         except OSError as e:
             raise StorageError(f"{uri}: cannot write: {e}") from None
 
@@ -194,7 +194,7 @@ class Storage:
                     if os.path.exists(tmp):
                         os.unlink(tmp)
             else:
-                with fs.open_output_stream(path) as f:
+                with fs.open_output_stream(path, compression=None) as f:
                     f.write(data)
         except OSError as e:
             hint = (" (disk full or file size limit: free space or choose another output)"

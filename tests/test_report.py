@@ -1,0 +1,477 @@
+"""What users see, on a real local run of the sample: report.json numbers, report.html in Chromium, the dataset
+card and its loading code, `mdr explain` for a document removed by each kind of stage, and `mdr export`."""
+import contextlib
+import gzip
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections import Counter
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pyarrow as pa
+import pytest
+
+from pipeline.cli import main as mdr
+from pipeline.config import load_config
+from pipeline.dataset import read_dataset, read_manifest, read_rejects
+from pipeline.explain import explain
+from pipeline.profile import NOT_DOCUMENTS, length_bin
+from pipeline.report import write_report
+from pipeline.runner import registry, run_stage
+from pipeline.storage import Storage
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+STAGES = [s for s in ("extract", "filter", "dedup_fuzzy", "dedup_exact") if s in registry()]
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def run(spark, tmp_path_factory):
+    """`mdr run` on the bundled sample through every Spark stage there is; returns (root, stdout)."""
+    d = tmp_path_factory.mktemp("report")
+    assert mdr(["sample", str(d / "sample.warc.gz")]) == 0
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = mdr(["run", "--config", "sample", "--set", f"extract.url_filter.blocklist_uri={d}/blocklist",
+                  "--set", f"run.stages=[{','.join(STAGES)}]", "--input", str(d / "sample.warc.gz"),
+                  "--output", str(d / "out")])
+    assert rc == 0
+    return d / "out", out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def report(run):
+    root, _ = run
+    return json.loads((root / "report.json").read_text())
+
+
+def manifests(root: Path) -> dict:
+    return {s: read_manifest(Storage(), str(root / s)) for s in STAGES}
+
+
+# --------------------------------------------------------------------------- the run's outputs
+
+def test_run_ends_by_printing_where_the_report_is(run):
+    root, stdout = run
+    assert f"report: {root}/report.html" in stdout
+    assert f"dataset card: {root}/README.md" in stdout
+    assert (root / "report.html").stat().st_size > 1_000_000       # plotly.js is inside: no network needed
+    tags = _Tags()
+    tags.feed((root / "report.html").read_text())
+    assert tags.scripts >= 2 and tags.external == []               # plotly.js inline, nothing fetched
+
+
+class _Tags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.scripts, self.external = 0, []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.scripts += tag == "script"
+        if (tag in ("script", "img", "iframe") and a.get("src")) or (tag == "link" and a.get("href")):
+            self.external.append((tag, a))
+
+
+def test_report_numbers_are_the_data(run, report):
+    root, _ = run
+    store = Storage()
+    mans = manifests(root)
+    assert [s["stage"] for s in report["stages"]] == STAGES
+    first = mans[STAGES[0]]["counts"]
+    funnel = report["funnel"]
+    assert funnel[0] == {"step": "WARC records", "stage": None, "docs": 432, "chars": None, "docs_share": None}
+    assert funnel[1]["step"] == "HTTP responses" and funnel[1]["docs"] == 432 - first["removed"]["not_response"] == 143
+    for step, stage in zip(funnel[2:], STAGES):
+        kept = read_dataset(store, str(root / stage))
+        texts = kept.column("text").to_pylist()
+        assert step["docs"] == kept.num_rows == mans[stage]["rows"]
+        assert step["chars"] == sum(len(t) for t in texts)            # characters kept after the stage
+        assert step["docs_share"] == round(kept.num_rows / 143, 6)
+        assert report["removed"][stage] == mans[stage]["counts"]["removed"]
+        hist = report["lengths"][stage]
+        assert {k: n for k, n in zip(hist["k"], hist["counts"]) if n} == dict(Counter(length_bin(len(t)) for t in texts))
+        assert all(lo <= hi for lo, hi in hist["bins"]) and sum(hist["counts"]) == kept.num_rows
+        assert report["languages"]["kept"][stage] == dict(Counter(kept.column("lang").to_pylist()))
+        assert report["timings"][stage] == mans[stage]["timings"]["seconds"]
+    # languages of the pages removed for their language, from the rejects' details
+    rej = read_rejects(store, str(root / "extract")).to_pylist()
+    mismatched = Counter(json.loads(r["details"])["lang"] for r in rej if r["reason"] == "lang_mismatch")
+    assert report["languages"]["removed"]["extract: lang_mismatch"] == dict(mismatched)
+    assert {"de", "fr", "es", "ja", "zh", "ru"} <= set(mismatched)
+
+
+def test_report_samples_and_domains_come_from_the_rejects(run, report):
+    root, _ = run
+    store = Storage()
+    by_domain: Counter = Counter()
+    for stage in STAGES:
+        rows = read_rejects(store, str(root / stage)).to_pylist()
+        by_id = {r["id"]: r for r in rows}
+        for reason, n in manifests(root)[stage]["counts"]["removed"].items():
+            if reason in NOT_DOCUMENTS:                               # WARC requests and metadata: no examples
+                assert reason not in report["samples"][stage]
+                continue
+            got = report["samples"][stage][reason]
+            assert 1 <= len(got) <= 3
+            for s in got:  # each sample is a real reject of that reason, with its details
+                assert by_id[s["id"]]["reason"] == reason and by_id[s["id"]]["url"] == s["url"]
+                assert s["details"] == (json.loads(by_id[s["id"]]["details"]) if by_id[s["id"]]["details"] else {})
+        by_domain.update(urlsplit(r["url"]).hostname for r in rows if r["url"] and r["reason"] not in NOT_DOCUMENTS)
+    top = report["top_removed_domains"]
+    assert top and [d["removed"] for d in top] == sorted((d["removed"] for d in top), reverse=True)
+    for d in top:
+        assert d["removed"] == by_domain[d["domain"]] == sum(d["by_reason"].values())
+    domains = manifests(root)["extract"]["profile"]["removed"]["domains"]
+    blocked = {d for d, by_reason in domains.items() if "url_blocklist_domain" in by_reason}
+    listed = {line.strip() for f in (root.parent / "blocklist").glob("*/domains") for line in f.read_text().split()}
+    assert len(blocked) == 5                                 # the sample's gambling and adult sites (or www. of them)
+    assert all(any(b == x or b.endswith("." + x) for x in listed) for b in blocked)
+
+
+def test_report_charts_cover_every_stage(report):
+    charts = report["charts"]
+    for c in ("chart-funnel", "chart-removed", "chart-languages", "chart-lengths", "chart-domains", "chart-timings"):
+        assert c in charts
+    if "dedup_fuzzy" in STAGES:
+        assert "chart-clusters" in charts
+        c = report["duplicate_clusters"]
+        assert sum(c["sizes"].values()) == c["components"] > 0
+        assert c["docs_in_components"] - c["components"] == report["removed"]["dedup_fuzzy"]["fuzzy_duplicate"]
+    score = next(s for s in report["scores"] if s["stage"] == "extract" and s["score"] == "lang_score")
+    assert f"chart-score-extract-lang_score" in charts
+    assert score["threshold"] == 0.65                      # from extract's params (min_lang_score)
+    assert sum(score["kept"]) == report["stages"][0]["kept"]
+    assert sum(score["removed"]["lang_low_score"]) == report["removed"]["extract"]["lang_low_score"]
+    assert all(i >= 13 for i, n in enumerate(score["kept"]) if n)   # kept pages are all at 0.65 or more
+
+
+def test_report_reads_only_manifests(run, report, tmp_path):
+    """The same report from the manifests alone: no part file is needed, so a huge run reports in seconds."""
+    root, _ = run
+    bare = tmp_path / "bare"
+    for stage in STAGES:
+        (bare / stage).mkdir(parents=True)
+        shutil.copy(root / stage / "_manifest.json", bare / stage / "_manifest.json")
+    write_report(Storage(), str(bare))
+    again = json.loads((bare / "report.json").read_text())
+    for key in ("funnel", "removed", "languages", "lengths", "duplicate_clusters", "scores", "top_removed_domains",
+                "timings", "samples", "charts"):
+        assert again[key] == report[key], key
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+class _Charts(HTMLParser):
+    """Counts, inside each chart div, the SVG roots and trace groups plotly drew."""
+
+    def __init__(self, ids):
+        super().__init__()
+        self.ids, self.stack, self.found = set(ids), [], {i: Counter() for i in ids}
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        current = next((s for s in reversed(self.stack) if s), None)
+        if tag == "div" and a.get("id") in self.ids:
+            current = a["id"]
+            self.found[current]["div"] += 1
+        if current:
+            classes = (a.get("class") or "").split()
+            if tag == "svg" and "main-svg" in classes:
+                self.found[current]["svg"] += 1
+            if tag == "g" and ("trace" in classes or "shapelayer" in classes):
+                self.found[current]["trace"] += 1
+        if tag not in ("br", "img", "input", "meta", "link", "hr", "path", "rect", "line", "circle", "image"):
+            self.stack.append(a.get("id") if tag == "div" and a.get("id") in self.ids else None)
+
+    def handle_endtag(self, tag):
+        if tag not in ("br", "img", "input", "meta", "link", "hr", "path", "rect", "line", "circle", "image") \
+                and self.stack:
+            self.stack.pop()
+
+
+def test_report_renders_in_headless_chromium(run, report):
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install -y chromium); report.html not rendered")
+    root, _ = run
+    url = (root / "report.html").as_uri()
+    with tempfile.TemporaryDirectory() as profile:
+        dom = subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
+                              "--virtual-time-budget=15000", "--dump-dom", url],
+                             capture_output=True, text=True, timeout=240)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == [], "console messages while rendering report.html:\n" + "\n".join(console)
+    parser = _Charts(report["charts"])
+    parser.feed(dom.stdout)
+    for chart, seen in parser.found.items():
+        assert seen["div"] == 1, f"{chart}: no chart div"
+        assert seen["svg"] >= 1 and seen["trace"] >= 1, f"{chart}: plotly drew nothing ({dict(seen)})"
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "report.png"
+    if shot.exists():
+        shot.unlink()
+    with tempfile.TemporaryDirectory() as profile:
+        r = subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--hide-scrollbars",
+                            "--window-size=1400,6000", "--virtual-time-budget=15000", f"--screenshot={shot}", url],
+                           capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+
+
+# --------------------------------------------------------------------------- explain
+
+def _one_reject(root: Path, stage: str, reason: str) -> dict:
+    rows = [r for r in read_rejects(Storage(), str(root / stage)).to_pylist() if r["reason"] == reason]
+    assert rows, f"{stage} removed nothing as {reason}"
+    return sorted(rows, key=lambda r: r["id"])[0]
+
+
+@pytest.mark.parametrize("reason,check", [
+    ("lang_mismatch", lambda d: d["lang"] != "en" and d["lang_score"] > 0.5),
+    ("binary_payload", lambda d: "content_type" in d),
+    ("http_status", lambda d: d["status"] in (301, 404)),
+    ("url_blocklist_domain", lambda d: d),
+    ("lang_low_score", lambda d: d["lang_score"] < 0.65),
+])
+def test_explain_documents_removed_by_extract(run, reason, check):
+    root, _ = run
+    r = _one_reject(root, "extract", reason)
+    result = explain(Storage(), str(root), r["url"])                # users look pages up by URL
+    doc = next(d for d in result["documents"] if d["id"] == r["id"])
+    assert (doc["outcome"], doc["stage"], doc["reason"]) == ("removed", "extract", reason)
+    step = doc["steps"][-1]
+    assert check(step["details"])
+    assert len(doc["steps"]) == 1                                    # later stages never saw it
+    if reason == "lang_low_score":
+        lim = next(x for x in step["limits"] if x["score"] == "lang_score")
+        assert (lim["limit"], lim["kind"], lim["param"], lim["failed"]) == (0.65, "min", "min_lang_score", True)
+
+
+@pytest.mark.skipif("filter" not in STAGES, reason="no filter stage yet")
+def test_explain_a_document_removed_by_the_filter(run):
+    root, _ = run
+    rej = read_rejects(Storage(), str(root / "filter")).to_pylist()
+    r = sorted((x for x in rej if x["reason"] == "gopher_dup_line_frac"), key=lambda x: x["id"])[0]
+    doc = explain(Storage(), str(root), r["id"])["documents"][0]
+    assert [s["outcome"] for s in doc["steps"]] == ["kept", "removed"]
+    step = doc["steps"][-1]
+    assert (step["stage"], step["reason"]) == ("filter", "gopher_dup_line_frac")
+    lim = next(x for x in step["limits"] if x["score"] == "dup_line_frac")
+    assert lim["param"] == "repetition.max_dup_line_frac" and lim["kind"] == "max" and lim["failed"]
+    assert lim["value"] == step["details"]["dup_line_frac"] > lim["limit"] == 0.3
+    assert step["text_head"]                                         # the text as extract kept it
+
+
+@pytest.mark.skipif("dedup_fuzzy" not in STAGES, reason="no dedup_fuzzy stage yet")
+def test_explain_a_fuzzy_duplicate_with_both_texts_similarity(run):
+    root, _ = run
+    r = _one_reject(root, "dedup_fuzzy", "fuzzy_duplicate")
+    doc = explain(Storage(), str(root), r["id"])["documents"][0]
+    step = doc["steps"][-1]
+    assert (doc["outcome"], step["stage"], step["reason"]) == ("removed", "dedup_fuzzy", "fuzzy_duplicate")
+    dup = step["duplicate"]
+    assert dup["duplicate_of"] == json.loads(r["details"])["duplicate_of"]
+    kept_ids = set(read_dataset(Storage(), str(root / "dedup_fuzzy")).column("id").to_pylist())
+    assert dup["duplicate_of"] in kept_ids
+    sim = dup["similarity"]
+    assert sim["minhash"] == "5ng_450b_20r_9000h"
+    assert sim["jaccard"] > 0.5 and abs(sim["minhash_estimate"] - sim["jaccard"]) < 0.05  # 9000 hashes: +-0.01
+
+
+def test_explain_a_kept_document_and_the_cli(run, capsys):
+    root, _ = run
+    final = read_dataset(Storage(), str(root / STAGES[-1]))
+    doc_id, url = final.column("id")[0].as_py(), final.column("url")[0].as_py()
+    doc = explain(Storage(), str(root), doc_id)["documents"][0]
+    assert doc["outcome"] == "kept" and [s["outcome"] for s in doc["steps"]] == ["kept"] * len(STAGES)
+    assert doc["steps"][0]["columns"]["lang"] == "en"
+    assert mdr(["explain", str(root), url]) == 0
+    out = capsys.readouterr().out
+    assert doc_id in out and "kept to the end" in out
+    r = _one_reject(root, "extract", "http_status")
+    assert mdr(["explain", str(root), r["url"], "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert any(d["reason"] == "http_status" for d in got["documents"])
+    assert mdr(["explain", str(root), "https://nowhere.example/"]) == 1
+
+
+@pytest.mark.skipif("dedup_exact" not in STAGES, reason="no dedup_exact stage yet")
+def test_explain_documents_removed_by_exact_dedup(spark, tmp_path):
+    """The sample has no exact duplicates left by dedup_exact's turn, so a small corpus of its own."""
+    words = " ".join(f"w{i}" for i in range(120))
+    docs = [
+        {"id": "a1", "url": "https://ex.example/p?utm_source=x", "text": "first copy " + words},
+        {"id": "a2", "url": "https://ex.example/p", "text": "second copy " + words + " more"},
+        {"id": "b1", "url": "https://b.example/1", "text": "same text everywhere " * 20},
+        {"id": "b2", "url": "https://b.example/2", "text": "same text everywhere " * 20},
+        {"id": "c1", "url": "https://c.example/1", "text": "unique words " + " ".join(f"u{i}" for i in range(80))},
+    ]
+    src = tmp_path / "docs.jsonl"
+    src.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    root = tmp_path / "run"
+    cfg = load_config(None, ["dedup_exact.substring_dedup=false"])
+    m = run_stage(cfg, "dedup_exact", str(src), str(root / "dedup_exact"), spark=spark)
+    assert m["counts"]["removed"] == {"duplicate_url": 1, "duplicate_text": 1}
+    by_url = explain(Storage(), str(root), "https://ex.example/p")["documents"]
+    removed = next(d for d in by_url if d["outcome"] == "removed")
+    step = removed["steps"][-1]
+    assert step["reason"] == "duplicate_url" and step["details"]["url_key"]
+    assert {removed["id"], step["duplicate"]["duplicate_of"]} == {"a1", "a2"}
+    assert not step["duplicate"]["similarity"]["identical"] and step["duplicate"]["similarity"]["jaccard"] > 0.9
+    b = explain(Storage(), str(root), "b2")["documents"] + explain(Storage(), str(root), "b1")["documents"]
+    text_dup = next(d for d in b if d["outcome"] == "removed")["steps"][-1]
+    assert text_dup["reason"] == "duplicate_text" and text_dup["duplicate"]["similarity"]["identical"]
+
+
+# --------------------------------------------------------------------------- dataset card and export
+
+def _code_blocks(card: str, marker: str) -> str:
+    m = re.search(rf"{re.escape(marker)}:\n```python\n(.*?)```", card, re.S)
+    assert m, marker
+    return m.group(1)
+
+
+def test_dataset_card(run):
+    root, _ = run
+    card = (root / "README.md").read_text()
+    mans = manifests(root)
+    final = STAGES[-1]
+    header = card.split("---\n")[1]
+    assert "license: odc-by" in header and "- en" in header and f'data_files: "{final}/part-*.parquet"' in header
+    for stage in STAGES:
+        c = mans[stage]["counts"]
+        assert re.search(rf"\| {stage} \| {c['in']:,} \| {c['kept']:,} \|", card), stage
+        assert mans[stage]["config_hash"] in card
+    assert "Common Crawl crawl ids: none found" in card                   # the sample is not a CC path
+    assert "sample.warc.gz" in card and "Terms of Use" in card and "ODC-By" in card
+    assert f"| en | {mans[final]['rows']:,} | 100.0% |" in card
+    for field in mans[final]["schema"]:
+        assert f"| `{field['name']}` |" in card
+    # the loading code in the card runs, and finds every document of the final stage
+    for marker, module in (("pyarrow", "pyarrow"), ("pandas", "pandas"), ("Hugging Face `datasets`", "datasets"),
+                           ("DuckDB", "duckdb")):
+        code = _code_blocks(card, marker)
+        try:
+            __import__(module)
+        except ImportError:
+            continue  # not installed here: the snippet is shown, not run
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(code, {})
+        assert str(mans[final]["rows"]) in out.getvalue(), (marker, out.getvalue())
+
+
+def test_card_crawl_ids():
+    from pipeline.card import crawl_ids
+    man = {"input": {"uri": "s3://commoncrawl/crawl-data/CC-MAIN-2024-10/warc.paths.gz"},
+           "stats": {"inputs": [{"file": "crawl-data/CC-MAIN-2024-18/segments/1/warc/x.warc.gz"},
+                                {"file": "../shared/data/warc/cc-main-2020-34-excerpt.warc.gz"}]}}
+    assert crawl_ids(man) == ["CC-MAIN-2020-34", "CC-MAIN-2024-10", "CC-MAIN-2024-18"]
+
+
+def test_export_jsonl_in_the_dolma_datatrove_layout(run, tmp_path, capsys):
+    root, _ = run
+    out = tmp_path / "export"
+    assert mdr(["export", str(root), "--output", str(out)]) == 0
+    final = read_dataset(Storage(), str(root / STAGES[-1]))
+    summary = json.loads((out / "_export.json").read_text())
+    assert summary["stage"] == STAGES[-1] and summary["rows"] == final.num_rows
+    shards = sorted((out / "documents").glob("*.jsonl.gz"))
+    assert [s.name for s in shards] == [f"{i:05d}.jsonl.gz" for i in range(len(shards))]
+    docs = [json.loads(line) for s in shards for line in gzip.open(s, "rt", encoding="utf-8")]
+    by_id = {r["id"]: r for r in final.to_pylist()}
+    assert sorted(d["id"] for d in docs) == sorted(by_id)
+    for d in docs:
+        assert set(d) == {"id", "text", "source", "added", "created", "metadata"}
+        row = by_id[d["id"]]
+        assert d["text"] == row["text"] and d["source"] == "mdr" and d["created"] == row["warc_date"]
+        assert d["metadata"]["url"] == row["url"] and d["metadata"]["lang"] == "en"
+        assert "text" not in d["metadata"] and "id" not in d["metadata"]
+    try:
+        from datatrove.pipeline.readers import JsonlReader
+        reader = JsonlReader(str(out / "documents"))
+    except ImportError:  # datatrove (test extra) needs orjson for JSONL
+        return
+    read = list(reader())
+    assert sorted(doc.id for doc in read) == sorted(by_id)
+    assert {doc.id: doc.text for doc in read} == {k: v["text"] for k, v in by_id.items()}
+    assert all(doc.metadata["url"] == by_id[doc.id]["url"] for doc in read)
+
+
+def test_export_to_object_storage(run, s3_server):
+    """Shards written to S3 are gzip once (the storage layer never re-compresses a .gz name)."""
+    root, _ = run
+    bucket = s3_server.make_bucket("mdr-export")
+    assert mdr(["export", str(root), "--output", f"{bucket}/exp", "--stage", "extract"]) == 0
+    client = s3_server.client()
+    body = client.get_object(Bucket="mdr-export", Key="exp/documents/00000.jsonl.gz")["Body"].read()
+    lines = gzip.decompress(body).decode("utf-8").splitlines()
+    assert len(lines) == read_manifest(Storage(), str(root / "extract"))["rows"]
+    assert json.loads(lines[0])["metadata"]["lang"] == "en"
+    summary = json.loads(client.get_object(Bucket="mdr-export", Key="exp/_export.json")["Body"].read())
+    assert summary["stage"] == "extract" and summary["rows"] == len(lines)
+
+
+def test_quality_scores_in_the_report_and_explain(run, tmp_path):
+    """A quality stage output written the way the quality stage writes it (shared PartWriter, quality_score
+    column, low_quality rejects with score, label and threshold; threshold in params), with known scores and
+    no model or Ray: the report draws quality_score against the threshold, and explain names the failed score."""
+    if "quality" not in registry():
+        pytest.skip("no quality stage yet")
+    from pipeline.dataset import REJECT_SCHEMA, Counts, PartWriter, build_manifest, commit, reject_row
+    from pipeline.stages import quality
+    root, _ = run
+    copy = tmp_path / "run"
+    shutil.copytree(root, copy)
+    store = Storage()
+    docs = read_dataset(store, str(copy / STAGES[-1]))
+    ids = docs.column("id").to_pylist()
+    scores = [round((int(i[:8], 16) % 1000) / 1000, 3) for i in ids]
+    table = (docs.append_column(quality.SCORE, pa.array(scores, pa.float64()))
+             .append_column(quality.LABEL, pa.array(["hq" if s >= 0.5 else "lq" for s in scores])))
+    keep = pa.array([s >= 0.5 for s in scores])
+    out = str(copy / "quality")
+    w = PartWriter(store, out, "part-00000-t.parquet", table.schema)
+    w.write(table.filter(keep))
+    drop = table.filter(pa.compute.invert(keep)).to_pylist()
+    rw = PartWriter(store, out, "_rejects/part-00000-t.parquet", REJECT_SCHEMA)
+    rw.write(pa.Table.from_pylist([reject_row(r["id"], r["url"], quality.REASON,
+                                              {quality.SCORE: r[quality.SCORE], quality.LABEL: r[quality.LABEL],
+                                               "threshold": 0.5}, r["text"], "sample", 0.02) for r in drop],
+                                  schema=REJECT_SCHEMA))
+    n, kept = len(scores), len(scores) - len(drop)
+    assert 0 < kept < n
+    man = build_manifest(stage="quality", config_hash="q", input_desc={"uri": str(copy / STAGES[-1])},
+                         parts=[w.close()], rejects=[rw.close()], schema=table.schema,
+                         counts=Counts(n_in=n, kept=kept, removed={quality.REASON: n - kept}), failed_inputs=[],
+                         started=0.0, params={"threshold": 0.5, "model": {"backend": "fasttext"}})
+    commit(store, out, man)
+    write_report(store, str(copy))
+    rep = json.loads((copy / "report.json").read_text())
+    assert "chart-score-quality-quality_score" in rep["charts"]
+    q = next(s for s in rep["scores"] if s["stage"] == "quality")
+    assert q["score"] == "quality_score" and q["threshold"] == 0.5
+    assert sum(q["kept"]) == kept and all(i >= 10 for i, c in enumerate(q["kept"]) if c)
+    assert sum(q["removed"]["low_quality"]) == n - kept
+    assert all(i < 10 for i, c in enumerate(q["removed"]["low_quality"]) if c)
+    assert not any(s["stage"] == "quality" and s["score"] == "lang_score" for s in rep["scores"])  # not its decision
+    low = next(i for i, s in zip(ids, scores) if s < 0.5)
+    doc = explain(store, str(copy), low)["documents"][0]
+    step = doc["steps"][-1]
+    assert (doc["outcome"], step["stage"], step["reason"]) == ("removed", "quality", "low_quality")
+    lim = next(x for x in step["limits"] if x["score"] == "quality_score")
+    assert lim["limit"] == 0.5 and lim["failed"] and lim["value"] < 0.5
+    assert [s["outcome"] for s in doc["steps"]] == ["kept"] * len(STAGES) + ["removed"]
+    assert step["text_head"]  # rejects keep a 2% sample of texts: the text comes from the stage before
