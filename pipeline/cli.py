@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from pipeline import __version__
 
@@ -28,6 +29,7 @@ examples:
   mdr report out/
   mdr explain out/ https://example.org/page.html
   mdr export out/ --output out-jsonl/
+  mdr submit --target k8s --input s3://bucket/crawl/warc.paths.gz --output s3://bucket/runs/r1 --dry-run
 """
 
 
@@ -132,6 +134,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notes", default=None, help="Markdown file appended to the model card (how the data were made)")
     p.add_argument("--config", "--preset", dest="preset", default=None, help="preset or YAML (storage settings)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+    p = sub.add_parser("submit", help="run the pipeline on a cluster: spark-submit per stage, or Kubernetes operators",
+                       description="Run run.stages on a cluster, one stage at a time: submit it, wait until its "
+                                   "manifest is committed in object storage, then start the next. Stages already "
+                                   "committed with the same config and input are skipped, so re-submitting resumes "
+                                   "a failed run. Credentials never travel: the cluster provides them (Kubernetes "
+                                   "secret via cluster.credentials_secret, IRSA, workload identity, instance roles).")
+    p.add_argument("--target", choices=["spark-submit", "k8s"], required=True,
+                   help="spark-submit: a spark-submit command per Spark stage (any master); k8s: a SparkApplication "
+                        "per Spark stage and a RayJob for quality, applied with the Kubernetes API")
+    p.add_argument("--input", default=None, help="input of the first stage (default: run.input)")
+    p.add_argument("--output", default=None, help="output root, an object-storage URI (default: run.output)")
+    p.add_argument("--stages", default=None, help="comma-separated stages to run instead of run.stages")
+    p.add_argument("--dry-run", action="store_true", help="print what would be submitted (commands or manifests)")
+    p.add_argument("--run-name", default=None, help="names the cluster resources (default: mdr-<hash of the root>)")
+    g = p.add_argument_group("spark-submit target")
+    g.add_argument("--deploy-mode", choices=["client", "cluster"], default="client")
+    g.add_argument("--package", choices=["archive", "image"], default="archive",
+                   help="archive: ship this code with --archives; image: it is in cluster.spark_image (k8s:// masters)")
+    g.add_argument("--archives", action="append", default=[], metavar="URI#ALIAS",
+                   help="more archives, e.g. a packed environment: --archives env.tar.gz#env --python ./env/bin/python")
+    g.add_argument("--python", default=None, help="Python of the executors (spark.pyspark.python)")
+    g.add_argument("--driver-python", default=None, help="Python of the driver in client mode")
+    g.add_argument("--spark-submit", default=None, help="spark-submit to run (default: $SPARK_HOME's, else pyspark's)")
+    g.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark setting (repeatable)")
+    g.add_argument("--staging-dir", default=None, help="where the shipped config and code archive are written")
+    g = p.add_argument_group("k8s target")
+    g.add_argument("--namespace", default=None, help="namespace (default: cluster.namespace)")
+    g.add_argument("--spark-image", default=None, help="image of the Spark stages (default: cluster.spark_image)")
+    g.add_argument("--ray-image", default=None, help="image of the quality stage (default: cluster.ray_image)")
+    g.add_argument("--context", default=None, help="kubeconfig context (default: the current one, or in-cluster)")
+    g.add_argument("--templates", type=Path, default=None, help="folder of the stage templates (default: k8s/stages)")
+    _common(p)
     return parser
 
 
@@ -208,6 +243,11 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_submit(args) -> int:
+    from pipeline.submit import cli_submit
+    return cli_submit(args)
+
+
 def cmd_config(args) -> int:
     from pipeline.config import to_yaml
     sys.stdout.write(to_yaml(_load(args)))
@@ -251,7 +291,8 @@ def cmd_train_quality(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "stage": cmd_stage, "status": cmd_status, "config": cmd_config, "sample": cmd_sample,
-            "train-quality": cmd_train_quality, "report": cmd_report, "explain": cmd_explain, "export": cmd_export}
+            "train-quality": cmd_train_quality, "report": cmd_report, "explain": cmd_explain, "export": cmd_export,
+            "submit": cmd_submit}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -277,6 +277,33 @@ class QualityModelConfig:
 
 
 @dataclass
+class ClusterConfig:
+    """`mdr submit`: where and how the stages run on a cluster (images, resources, credentials); no secrets here."""
+    namespace: str = doc("Kubernetes namespace of the run's resources (k8s/ creates `mdr`)", "mdr")
+    spark_image: str = doc("image of the Spark stages (docker/spark.Dockerfile), pushed where the cluster pulls from",
+                           "mdr-spark:0.1.0")
+    ray_image: str = doc("image of the quality stage's Ray cluster (docker/ray.Dockerfile)", "mdr-ray:0.1.0")
+    image_pull_policy: Literal["IfNotPresent", "Always", "Never"] = doc("pull policy of both images", "IfNotPresent")
+    spark_service_account: str = doc("service account of the Spark driver (creates executor pods; IRSA/workload "
+                                     "identity annotations go on it)", "mdr-spark")
+    ray_service_account: str = doc("service account of the Ray pods (IRSA/workload identity annotations go on it)",
+                                   "mdr-ray")
+    credentials_secret: str | None = doc("Kubernetes secret whose keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...) "
+                                         "become the pods' environment; none: IRSA / workload identity", None)
+    driver_cores: int | None = doc("Spark driver cores (none: the stage template's)", None, min=1, max=256)
+    driver_memory: str | None = doc("Spark driver memory, e.g. 4g (none: the stage template's)", None)
+    executor_instances: int | None = doc("Spark executors (none: the stage template's)", None, min=1, max=100_000)
+    executor_cores: int | None = doc("cores per Spark executor (none: the stage template's)", None, min=1, max=256)
+    executor_memory: str | None = doc("memory per Spark executor, e.g. 8g (none: the stage template's)", None)
+    ray_workers: int | None = doc("Ray worker pods of the quality stage (none: the template's)", None, min=1, max=10_000)
+    ray_worker_cpus: int | None = doc("CPUs per Ray worker pod (none: the template's)", None, min=1, max=1024)
+    ray_worker_memory: str | None = doc("memory per Ray worker pod, e.g. 16Gi (none: the template's)", None)
+    ray_worker_gpus: int = doc("GPUs per Ray worker pod (the embedding backend)", 0, min=0, max=64)
+    poll_s: float = doc("seconds between status checks while a stage runs", 10.0, min=0.05, max=600)
+    stage_timeout_s: float = doc("a stage still running after this long fails the run", 86_400.0, min=1)
+
+
+@dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -287,6 +314,7 @@ class Config:
     dedup_fuzzy: DedupFuzzyConfig = field(default_factory=DedupFuzzyConfig)
     dedup_exact: DedupExactConfig = field(default_factory=DedupExactConfig)
     quality: QualityModelConfig = field(default_factory=QualityModelConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
