@@ -19,7 +19,8 @@ def stage_states(store: Storage, root: str) -> list[dict]:
         if man is not None:
             rows.append({"stage": name, "state": "committed", "manifest": man})
         elif store.exists(join(out, TASKS_DIR)):
-            rows.append({"stage": name, "state": "partial (resumable)", "manifest": None})
+            done = len(store.list_files(join(out, TASKS_DIR)))
+            rows.append({"stage": name, "state": f"partial (resumable; {done} tasks done)", "manifest": None})
     return rows
 
 

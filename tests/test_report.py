@@ -230,6 +230,24 @@ def test_report_renders_in_headless_chromium(run, report):
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
 
 
+def test_status_table(run, tmp_path, capsys):
+    root, _ = run
+    assert mdr(["status", str(root)]) == 0
+    out = capsys.readouterr().out
+    mans = manifests(root)
+    for stage in STAGES:
+        chars = mans[stage]["profile"]["kept"]["chars"]
+        assert re.search(rf"{stage} .*committed.*{mans[stage]['counts']['kept']:,}.*{chars:,}", out), stage
+    assert f"report.html: {root}/report.html" in out
+    # a stage that stopped half-way says how many of its tasks are done
+    half = tmp_path / "half"
+    (half / "extract" / "_tasks").mkdir(parents=True)
+    for i in range(3):
+        (half / "extract" / "_tasks" / f"task-{i:05d}.json").write_text("{}")
+    assert mdr(["status", str(half)]) == 0
+    assert "partial (resumable; 3 tasks done)" in capsys.readouterr().out
+
+
 # --------------------------------------------------------------------------- explain
 
 def _one_reject(root: Path, stage: str, reason: str) -> dict:
