@@ -65,6 +65,22 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
+# scores whose limit is not called min_/max_<score> in the stage's params (the Gopher filters' names)
+SCORE_ALIASES = {"n_words": "words", "hash_ratio": "symbol_word_ratio", "ellipsis_ratio": "symbol_word_ratio",
+                 "line_removed_words_share": "removed_words_share"}
+NGRAM_SCORE = re.compile(r"(top|dup)_(\d+)_gram_char_frac")
+
+
+def _limit_names(key: str) -> list[str]:
+    """Param names (dotted suffixes) that may hold a limit on score ``key``."""
+    base = SCORE_ALIASES.get(key, key)
+    names = [f"min_{base}", f"max_{base}"]
+    m = NGRAM_SCORE.fullmatch(key)
+    if m:
+        names.append(f"max_{m.group(1)}_ngram_char_frac.{m.group(2)}")
+    return names
+
+
 def limits(details: dict, params: dict) -> list[dict]:
     """Each numeric score in ``details`` beside the configured limit on it (``min_<score>``/``max_<score>``)."""
     flat = _flat(params)
@@ -72,10 +88,13 @@ def limits(details: dict, params: dict) -> list[dict]:
     for key, value in details.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             continue
-        for pkey, limit in flat.items():
-            leaf = pkey.rsplit(".", 1)[-1]
-            if leaf in (f"min_{key}", f"max_{key}") and isinstance(limit, (int, float)) and limit is not None:
-                kind = leaf[:3]
+        for name in _limit_names(key):
+            for pkey, limit in flat.items():
+                if not (pkey == name or pkey.endswith("." + name)):
+                    continue
+                if not isinstance(limit, (int, float)) or isinstance(limit, bool):
+                    continue
+                kind = name[:3]
                 failed = value < limit if kind == "min" else value > limit
                 out.append({"score": key, "value": value, "limit": limit, "kind": kind, "param": pkey,
                             "failed": bool(failed)})

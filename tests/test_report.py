@@ -277,6 +277,25 @@ def test_explain_documents_removed_by_extract(run, reason, check):
         assert (lim["limit"], lim["kind"], lim["param"], lim["failed"]) == (0.65, "min", "min_lang_score", True)
 
 
+def test_explain_holds_each_score_to_its_configured_limit():
+    import dataclasses
+
+    from pipeline.explain import limits
+    params = dataclasses.asdict(load_config().filter)
+    got = {(x["score"], x["param"]): (x["limit"], x["failed"]) for x in limits(
+        {"dup_line_frac": 0.9, "top_2_gram_char_frac": 0.1, "dup_7_gram_char_frac": 0.2, "n_words": 12,
+         "ellipsis_ratio": 0.5, "line_removed_words_share": 0.04, "lang": "en"}, params)}
+    assert got == {("dup_line_frac", "repetition.max_dup_line_frac"): (0.3, True),
+                   ("top_2_gram_char_frac", "repetition.max_top_ngram_char_frac.2"): (0.2, False),
+                   ("dup_7_gram_char_frac", "repetition.max_dup_ngram_char_frac.7"): (0.13, True),
+                   ("n_words", "quality.min_words"): (50, True),
+                   ("n_words", "quality.max_words"): (100_000, False),
+                   ("ellipsis_ratio", "quality.max_symbol_word_ratio"): (0.1, True),
+                   ("line_removed_words_share", "lines.max_removed_words_share"): (0.05, False)}
+    q = limits({"quality_score": 0.31, "quality_label": "lq", "threshold": 0.5}, {"threshold": 0.5})
+    assert [(x["score"], x["limit"], x["kind"], x["failed"]) for x in q] == [("quality_score", 0.5, "min", True)]
+
+
 @pytest.mark.skipif("filter" not in STAGES, reason="no filter stage yet")
 def test_explain_a_document_removed_by_the_filter(run):
     root, _ = run
