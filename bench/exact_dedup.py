@@ -117,9 +117,10 @@ def reference_child(n: int, k: int, out: str) -> None:
     c = DedupExactConfig()
     docs = build_docs(n)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     res = python_reference(docs, k, c.tokenizer, c.min_chars_after_cut, c.min_tokens_after_cut)
     res["seconds"] = time.perf_counter() - t0
+    res["cpu_seconds"] = time.process_time() - cpu0
     res["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     res["rss_before_bytes"] = base * 1024
     Path(out).write_text(json.dumps(res))
@@ -127,20 +128,24 @@ def reference_child(n: int, k: int, out: str) -> None:
 
 # --------------------------------------------------------------------------- measuring
 
-class TreeRss:
-    """Peak resident memory of this process and all its descendants (driver, JVM, Python workers)."""
+class TreeUsage:
+    """Peak resident memory and CPU seconds of this process and its descendants (driver, JVM, Python workers).
+
+    The machine is shared, so wall time depends on the neighbours; CPU seconds do much less."""
 
     def __init__(self, every: float = 0.25) -> None:
         self.peak = 0
+        self.cpu_seconds = 0.0
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._loop, daemon=True)
         self.every = every
 
     @staticmethod
-    def sample() -> int:
+    def sample() -> tuple[int, float]:
+        """(resident bytes, CPU seconds incl. reaped children) summed over the process tree."""
         parent: dict[int, int] = {}
-        rss: dict[int, int] = {}
-        page = os.sysconf("SC_PAGE_SIZE")
+        usage: dict[int, tuple[int, int]] = {}
+        page, tick = os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_CLK_TCK")
         for p in os.listdir("/proc"):
             if not p.isdigit():
                 continue
@@ -148,33 +153,35 @@ class TreeRss:
                 with open(f"/proc/{p}/stat") as f:
                     fields = f.read().rsplit(")", 1)[1].split()
                 parent[int(p)] = int(fields[1])
-                rss[int(p)] = int(fields[21]) * page
+                usage[int(p)] = (int(fields[21]) * page, sum(int(x) for x in fields[11:15]))
             except (OSError, IndexError, ValueError):
                 continue
-        me = os.getpid()
-        total, todo = 0, [me]
         children: dict[int, list[int]] = {}
         for pid, pp in parent.items():
             children.setdefault(pp, []).append(pid)
+        rss, ticks, todo = 0, 0, [os.getpid()]
         while todo:
             pid = todo.pop()
-            total += rss.get(pid, 0)
+            r, t = usage.get(pid, (0, 0))
+            rss, ticks = rss + r, ticks + t
             todo.extend(children.get(pid, []))
-        return total
+        return rss, ticks / tick
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every):
-            self.peak = max(self.peak, self.sample())
+            self.peak = max(self.peak, self.sample()[0])
 
-    def __enter__(self) -> "TreeRss":
-        self.peak = self.sample()
+    def __enter__(self) -> "TreeUsage":
+        self.peak, self._cpu0 = self.sample()
         self._t.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._t.join()
-        self.peak = max(self.peak, self.sample())
+        rss, cpu = self.sample()
+        self.peak = max(self.peak, rss)
+        self.cpu_seconds = cpu - self._cpu0
 
 
 def run_spark(spark, cfg, docs: list[dict], work: Path, parts: int) -> dict:
@@ -190,7 +197,7 @@ def run_spark(spark, cfg, docs: list[dict], work: Path, parts: int) -> dict:
     schema = pa.schema([("id", pa.string()), ("url", pa.string()), ("text", pa.string())])
     for p in range(parts):
         pq.write_table(pa.Table.from_pylist(docs[p::parts], schema=schema), inp / f"part-{p:03d}.parquet")
-    with TreeRss() as mem:
+    with TreeUsage() as mem:
         t0 = time.perf_counter()
         manifest = run_stage(cfg, "dedup_exact", str(inp), str(out), spark=spark, force=True)
         seconds = time.perf_counter() - t0
@@ -198,7 +205,8 @@ def run_spark(spark, cfg, docs: list[dict], work: Path, parts: int) -> dict:
     got = {r["id"]: (None, r["exact_removed_chars"], digest(r["text"])) for r in read_dataset(store, str(out)).to_pylist()}
     for r in read_rejects(store, str(out)).to_pylist():
         got[r["id"]] = (r["reason"], json.loads(r["details"])["exact_removed_chars"], None)
-    return {"seconds": seconds, "peak_rss_bytes": mem.peak, "manifest": manifest, "docs": got}
+    return {"seconds": seconds, "cpu_seconds": mem.cpu_seconds, "peak_rss_bytes": mem.peak, "manifest": manifest,
+            "docs": got}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,10 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(None, [f"spark.master=local[{args.cores}]", "spark.driver_memory=4g", "run.audit=none",
                              "dedup_exact.url_dedup=false", "dedup_exact.doc_dedup=false", f"dedup_exact.k={args.k}"])
     spark = get_spark(cfg)
-    spark.range(10).count()  # start-up is not part of any figure
     rows = []
     work_root = Path(tempfile.mkdtemp(prefix="mdr-bench-exact-"))
     try:
+        # start-up (JVM, Python workers, code paths) is not part of any figure
+        run_spark(spark, cfg, build_docs(300, seed=99), work_root / "warm-up", 4)
         for n in args.docs:
             ref_out = work_root / f"ref-{n}.json"
             subprocess.run([sys.executable, __file__, "--_reference", str(n), "--k", str(args.k), "--_out", str(ref_out)],
@@ -241,8 +250,12 @@ def main(argv: list[str] | None = None) -> int:
                 "docs": n, "tokens": st["tokens"], "text_bytes": st["text_bytes"],
                 "spark_seconds": round(sp["seconds"], 2),
                 "spark_tokens_per_s_per_core": round(st["tokens"] / sp["seconds"] / args.cores),
+                "spark_cpu_seconds": round(sp["cpu_seconds"], 2),
+                "spark_tokens_per_cpu_s": round(st["tokens"] / sp["cpu_seconds"]),
                 "ref_seconds": round(ref["seconds"], 2),
                 "ref_tokens_per_s_per_core": round(ref["tokens"] / ref["seconds"]),
+                "ref_cpu_seconds": round(ref["cpu_seconds"], 2),
+                "ref_tokens_per_cpu_s": round(ref["tokens"] / ref["cpu_seconds"]),
                 "shuffle_write_bytes": st["shuffle_write_bytes"],
                 "shuffle_bytes_per_input_text_byte": round(st["shuffle_write_bytes"] / st["text_bytes"], 3),
                 "shuffle_bytes_per_input_file_byte": round(st["shuffle_write_bytes"] / st["input_file_bytes"], 3),
@@ -260,20 +273,22 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\nexact-substring dedup, k={args.k}, Spark local[{args.cores}] vs one Python process "
           f"(machine shared with other jobs: absolute figures are noisy)")
-    head = ("docs", "tokens", "spark s", "spark tok/s/core", "ref s", "ref tok/s/core", "shuffle B/text B",
-            "spark peak MB", "ref peak MB", "same")
+    head = ("docs", "tokens", "spark s", "spark tok/s/core", "spark tok/cpu-s", "ref s", "ref tok/s/core",
+            "ref tok/cpu-s", "shuffle B/text B", "spark peak MB", "ref peak MB", "same")
     print(" | ".join(head))
     for r in rows:
-        print(" | ".join(str(x) for x in (r["docs"], r["tokens"], r["spark_seconds"], r["spark_tokens_per_s_per_core"],
-                                         r["ref_seconds"], r["ref_tokens_per_s_per_core"],
-                                         r["shuffle_bytes_per_input_text_byte"], r["spark_peak_rss_mb"],
-                                         r["ref_peak_rss_mb"], r["same_output"])))
+        print(" | ".join(str(r[x]) for x in (
+            "docs", "tokens", "spark_seconds", "spark_tokens_per_s_per_core", "spark_tokens_per_cpu_s", "ref_seconds",
+            "ref_tokens_per_s_per_core", "ref_tokens_per_cpu_s", "shuffle_bytes_per_input_text_byte",
+            "spark_peak_rss_mb", "ref_peak_rss_mb", "same_output")))
     if len(rows) >= 2:
         a, b = rows[0], rows[-1]
         size = b["docs"] / a["docs"]
         growth = {"docs_ratio": size,
                   "spark_time_growth": round(b["spark_seconds"] / a["spark_seconds"], 2),
                   "ref_time_growth": round(b["ref_seconds"] / a["ref_seconds"], 2),
+                  "spark_cpu_growth": round(b["spark_cpu_seconds"] / a["spark_cpu_seconds"], 2),
+                  "ref_cpu_growth": round(b["ref_cpu_seconds"] / a["ref_cpu_seconds"], 2),
                   "shuffle_growth": round(b["shuffle_write_bytes"] / a["shuffle_write_bytes"], 2),
                   "spark_peak_rss_growth": round(b["spark_peak_rss_mb"] / a["spark_peak_rss_mb"], 2),
                   "ref_peak_rss_growth": round(b["ref_peak_rss_mb"] / a["ref_peak_rss_mb"], 2)}

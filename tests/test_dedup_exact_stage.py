@@ -18,7 +18,7 @@ from pipeline.dataset import read_dataset, read_manifest, read_rejects
 from pipeline.runner import run_stage
 from pipeline.storage import Storage
 from udfs.exact_reference import RefResult, reference_dedup
-from udfs.exact_substring import doc_order_key
+from udfs.exact_substring import doc_order_key, tokens_regex
 
 WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa "
          "quebec romeo sierra tango uniform victor whiskey xray yankee zulu").split()
@@ -135,6 +135,7 @@ def test_stage_equals_brute_force_over_many_seeds(spark, cfg_factory, tmp_path, 
     assert stats["windows"] > 1000 and stats["marked_windows"] > 100
     assert stats["shuffle_write_bytes"] > 0 and stats["shuffle_bytes_per_input_text_gb"] > 0
     assert stats["removed_chars"] == sum(r.removed_chars for r in got.values() if r.reason in (None, "exact_substring_removed"))
+    assert stats["text_bytes"] == sum(len((d["text"] or "").encode()) for d in docs)
 
 
 # --------------------------------------------------------------------------- named cases, one Spark job
@@ -245,3 +246,14 @@ def test_steps_can_be_switched_off(spark, cfg_factory, tmp_path):
     got, manifest = run_and_compare(spark, cfg, docs, tmp_path, n_parts=2)
     assert set(manifest["counts"]["removed"]) == {"duplicate_text"}
     assert all(r.removed_chars == 0 for r in got.values())
+
+
+def test_substring_step_alone(spark, cfg_factory, tmp_path):
+    """Only step 3: the input is read by two branches of the plan, and is still counted once."""
+    docs = [d for s in range(300, 315) for d in make_corpus(s, 5)]
+    cfg = cfg_factory("run.audit=full", "dedup_exact.k=5", "dedup_exact.url_dedup=false", "dedup_exact.doc_dedup=false")
+    got, manifest = run_and_compare(spark, cfg, docs, tmp_path, n_parts=4)
+    assert set(manifest["counts"]["removed"]) <= {"exact_substring_removed"}
+    assert any(r.removed_chars for r in got.values())
+    assert manifest["stats"]["text_bytes"] == sum(len((d["text"] or "").encode()) for d in docs)
+    assert manifest["stats"]["tokens"] == sum(len(tokens_regex(d["text"] or "")) for d in docs)

@@ -12,6 +12,11 @@
    and are cut. ``exact_removed_chars`` says how much went; a document cut below
    ``min_chars_after_cut`` / ``min_tokens_after_cut`` is ``exact_substring_removed``.
 The manifest's stats carry Spark's shuffle bytes for the stage, per GB of input text and of input files.
+
+Memory: the window shuffle is sorted by Spark (spilling to disk), never held by one process. All
+copies of one window hash meet in one task: boilerplate shared by millions of documents makes that
+task large (Spark's window buffer spills past spark.sql.windowExec.buffer.spill.threshold rows),
+so such a corpus is slower, not out of memory. Marks travel back only for later copies.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ import time
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.config import Config, DedupExactConfig
 from pipeline.dataset import InputDataset, open_input
@@ -36,6 +42,19 @@ URL_KEY, TEXT_HASH, K1, K2, LIVE, MARKS = "_url_key", "_text_hash", "_k1", "_k2"
 REMOVED_CHARS = "exact_removed_chars"
 INTERNAL = (URL_KEY, TEXT_HASH, K1, K2, LIVE)
 WINDOW_ROW_BYTES = 8 + 3 * 8   # a shuffled window as a Spark UnsafeRow: null bitmap + three longs
+
+
+class PerPartition:
+    """Accumulator param {partition: value} merged by max: a partition computed twice (two consumers of one plan)
+    counts once."""
+
+    def zero(self, value: dict) -> dict:
+        return {}
+
+    def addInPlace(self, a: dict, b: dict) -> dict:
+        for key, v in b.items():
+            a[key] = max(a.get(key, 0), v)
+        return a
 
 
 def resolve_input(store: Storage, cfg: Config, uri: str) -> InputDataset:
@@ -64,17 +83,21 @@ def prepare(df, cfg: DedupExactConfig, acc):
                                             StructField(K1, LongType()), StructField(K2, IntegerType())])
 
     def fn(batches):
+        from pyspark import TaskContext
+        text_bytes = 0
         for b in batches:
             ids, texts = b.column("id").to_pylist(), b.column("text").to_pylist()
             urls = b.column("url").to_pylist() if want_url else None
             keys = [doc_order_key(i, t) for i, t in zip(ids, texts)]
-            acc["text_bytes"].add(sum(len((t or "").encode("utf-8", "surrogatepass")) for t in texts))
+            text_bytes += pc.sum(pc.binary_length(b.column("text"))).as_py() or 0
             n = b.num_rows
             url_keys = [normalize_url(u, opts) for u in urls] if want_url else [None] * n
             hashes = [text_hash(t, casefold) for t in texts] if want_hash else [None] * n
             cols = b.columns + [pa.array(url_keys, pa.string()), pa.array(hashes, pa.binary()),
                                 pa.array([k[0] for k in keys], pa.int64()), pa.array([k[1] for k in keys], pa.int32())]
             yield pa.RecordBatch.from_arrays(cols, names=b.schema.names + [URL_KEY, TEXT_HASH, K1, K2])
+        tc = TaskContext.get()
+        acc["text_bytes"].add({tc.partitionId() if tc else 0: text_bytes})
 
     return df.mapInArrow(fn, schema)
 
@@ -225,7 +248,8 @@ def run(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg.dedup_exact
     check_tokenizer(cfg.tokenizer)
     sc = ctx.spark.sparkContext
-    acc = {n: sc.accumulator(0) for n in ("text_bytes", "tokens", "windows", "marked_windows", "removed_chars")}
+    acc = {n: sc.accumulator(0) for n in ("tokens", "windows", "marked_windows", "removed_chars")}
+    acc["text_bytes"] = sc.accumulator({}, PerPartition())
     group = f"mdr-dedup_exact-{secrets.token_hex(4)}"
     sc.setJobGroup(group, f"mdr dedup_exact: {len(ctx.input.parts)} parts")
     try:
@@ -239,6 +263,7 @@ def run(ctx: StageContext) -> StageResult:
         sc.setLocalProperty("spark.jobGroup.id", None)
         sc.setLocalProperty("spark.job.description", None)
     stats = {n: a.value for n, a in acc.items()}
+    stats["text_bytes"] = sum(stats["text_bytes"].values())
     stats.update(shuffle_metrics(sc, group))
     file_bytes = sum(ctx.store.size(p) or 0 for p in ctx.input.parts)
     stats["input_file_bytes"] = file_bytes
