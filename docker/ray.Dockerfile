@@ -2,13 +2,15 @@
 # mdr's quality stage on Ray: the official Ray image of our ray version (Python 3.11), mdr with its pinned
 # dependencies and the fastText classifier backend. Runs as the image's non-root `ray` user (uid 1000).
 #   docker build -f docker/ray.Dockerfile -t mdr-ray:0.1.0 .
-# The embedding backend (sentence-transformers + torch, several GB) is left out of this image; extend it
-# with `pip install` of the project's embedding extra where a GPU pool scores with it.
+# The embedding backend (sentence-transformers + torch, several GB) only with --build-arg EMBEDDING=1.
 FROM rayproject/ray:2.60.0-py311
 
 WORKDIR /opt/mdr
 COPY --chown=1000:100 docker/requirements.txt /tmp/requirements.txt
-RUN pip install --no-cache-dir -r /tmp/requirements.txt
+COPY --chown=1000:100 docker/requirements-embedding.txt /tmp/requirements-embedding.txt
+ARG EMBEDDING=""
+RUN pip install --no-cache-dir -r /tmp/requirements.txt \
+    && if [ -n "${EMBEDDING}" ]; then pip install --no-cache-dir -r /tmp/requirements-embedding.txt; fi
 COPY --chown=1000:100 pyproject.toml README.md /opt/mdr/
 COPY --chown=1000:100 configs /opt/mdr/configs
 COPY --chown=1000:100 k8s /opt/mdr/k8s

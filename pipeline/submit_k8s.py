@@ -99,7 +99,7 @@ def render_spark(plan: RunPlan, stage: StagePlan, cfg: Config, templates: Path |
     conf.update({k: str(v) for k, v in cfg.spark.conf.items()})
     _config_volumes(spec.get("volumes", []), plan)
     driver, executor = spec["driver"], spec["executor"]
-    driver["serviceAccount"] = c.spark_service_account
+    driver["serviceAccount"] = executor["serviceAccount"] = c.spark_service_account
     for pod in (driver, executor):
         pod.setdefault("labels", {}).update({LABEL_RUN: plan.run_name})
         if _env_from(cfg):

@@ -76,8 +76,28 @@ def test_image_requirements_pin_the_project_dependencies():
             name, _, version = line.partition("==")
             assert version, f"{line}: images pin exact versions"
             pins[name.lower()] = version
-    wanted = {Requirement(d).name.lower(): Requirement(d) for d in deps if Requirement(d).name != "pyspark"}
+    provided = {"pyspark", "ray"}  # by the base images (apache/spark, rayproject/ray); the Spark stages need no ray
+    wanted = {Requirement(d).name.lower(): Requirement(d) for d in deps if Requirement(d).name not in provided}
     missing = sorted(set(wanted) - set(pins))
     assert not missing, f"docker/requirements.txt lacks {missing} (pyproject.toml dependencies)"
     for name, req in wanted.items():
         assert req.specifier.contains(pins[name]), f"{name}=={pins[name]} does not satisfy pyproject's {req}"
+
+
+def test_ray_image_needs_no_pyspark():
+    """The Ray image installs mdr without pyspark: the stage registry and the CLI must import without it."""
+    import sys
+    code = ("import sys; sys.modules['pyspark'] = None\n"
+            "from pipeline.runner import registry\nimport pipeline.cli\nprint(','.join(sorted(registry())))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "extract" in proc.stdout
+
+
+def test_embedding_requirements_match_the_extra():
+    import tomllib
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"].get("optional-dependencies", {})
+    if "embedding" not in extra:
+        pytest.skip("pyproject.toml has no embedding extra in this build")
+    lines = [ln.split("#", 1)[0].strip() for ln in (DOCKER / "requirements-embedding.txt").read_text().splitlines()]
+    assert sorted(x for x in lines if x) == sorted(extra["embedding"])
