@@ -185,6 +185,12 @@ def stage_state(obj: dict) -> tuple[str, str, str]:
     return "running", state, message
 
 
+def _same_run(cur: dict, obj: dict) -> bool:
+    keys = ("mdr.dev/config-hash", "mdr.dev/config-sha", "mdr.dev/input", "mdr.dev/output")
+    a, b = (o.get("metadata", {}).get("annotations") or {} for o in (cur, obj))
+    return all(a.get(k) == b.get(k) for k in keys)
+
+
 # --------------------------------------------------------------------------- the API
 
 class ClusterApi(Protocol):
@@ -334,7 +340,12 @@ class K8sTarget:
     def run_stage(self, plan: RunPlan, stage: StagePlan, is_committed: Callable[[], bool]) -> None:
         obj = render_stage(plan, stage, self.cfg, self.templates)
         check_no_secrets(dump_yaml(obj), f"the {obj['kind']} of stage {stage.name}")
-        self._recreate(obj)
+        cur = self._api().get(obj)
+        if cur is not None and stage_state(cur)[0] == "running" and _same_run(cur, obj):
+            # the orchestrator stopped while this stage ran (same config, same input): wait for it again
+            log(f"{stage.name}: {obj['kind']} {obj['metadata']['name']} is still running; waiting for it")
+        else:
+            self._recreate(obj)
         self._wait(obj, stage, is_committed)
 
     def _wait(self, obj: dict, stage: StagePlan, is_committed: Callable[[], bool]) -> None:

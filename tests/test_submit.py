@@ -369,3 +369,51 @@ def test_k8s_stage_timeout(cfg_factory):
                        clock=lambda: now[0])
     with pytest.raises(StageFailed, match="stage_timeout_s"):
         target.run_stage(plan, st, lambda: False)
+
+
+def test_k8s_resubmit_waits_for_a_stage_still_running(cfg_factory):
+    """The orchestrator died while a stage ran: the same submission waits for that job instead of restarting it."""
+    cfg = cfg_factory("cluster.poll_s=0.05")
+    plan, st = _ray_plan("s3://b/runs/r")
+    from pipeline.submit_k8s import render_stage
+
+    class Api(FakeOperator):
+        polls = 0
+
+        def get(self, obj):
+            cur = copy.deepcopy(self.objs.get(self._key(obj)))
+            if cur:
+                Api.polls += 1
+                done = Api.polls > 3
+                cur["status"] = {"jobStatus": "SUCCEEDED" if done else "RUNNING",
+                                 "jobDeploymentStatus": "Complete" if done else "Running"}
+            return cur
+
+    api = Api(None, Path("."))
+    running = render_stage(plan, st, cfg)
+    api.objs[api._key(running)] = running
+    K8sTarget(cfg, api=api, sleep=lambda s: None).run_stage(plan, st, lambda: True)
+    assert api.created == []  # attached, not deleted and re-created
+    # a different config: the old job is replaced
+    api2 = Api(None, Path("."))
+    Api.polls = 0
+    stale = copy.deepcopy(running)
+    stale["metadata"]["annotations"]["mdr.dev/config-hash"] = "ffffffffffff"
+    api2.objs[api2._key(stale)] = stale
+    K8sTarget(cfg, api=api2, sleep=lambda s: None).run_stage(plan, st, lambda: True)
+    assert [o["metadata"]["annotations"]["mdr.dev/config-hash"] for o in api2.created] == [st.config_hash]
+
+
+def test_spark_submit_dry_run_quality_runs_its_driver_here(capsys, s3_server, bucket, tmp_path):
+    if "quality" not in registry():
+        pytest.skip("the quality stage is not in this build")
+    rc, out, _ = _run(capsys, "submit", "--target", "spark-submit", "--master", "yarn", "--ray-address",
+                      "ray://head:10001", "--input", f"{bucket}/runs/q/dedup_exact", "--output", f"{bucket}/runs/q",
+                      "--stages", "quality", "--staging-dir", str(tmp_path), "--dry-run",
+                      "--set", f"storage.s3_endpoint={s3_server.endpoint}")
+    assert rc == 0
+    st = yaml.safe_load(out)["stages"][0]
+    cmd = st["command"]
+    assert st["engine"] == "ray" and cmd[1].endswith("jobs/quality.py")
+    assert cmd[2:] == ["--config", str(tmp_path / "mdr-config.yaml"), "--input", f"{bucket}/runs/q/dedup_exact",
+                       "--output", f"{bucket}/runs/q/quality", "--ray-address", "ray://head:10001"]
