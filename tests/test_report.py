@@ -512,3 +512,24 @@ def test_quality_scores_in_the_report_and_explain(run, tmp_path):
     assert lim["limit"] == 0.5 and lim["failed"] and lim["value"] < 0.5
     assert [s["outcome"] for s in doc["steps"]] == ["kept"] * len(STAGES) + ["removed"]
     assert step["text_head"]  # rejects keep a 2% sample of texts: the text comes from the stage before
+
+
+def test_report_card_and_explain_on_object_storage(run, s3_server, capsys):
+    """A run root in S3: `mdr report` writes report.html/json and README.md there; explain reads parts there."""
+    root, _ = run
+    bucket = s3_server.make_bucket("mdr-report")
+    client = s3_server.client()
+    for f in root.rglob("*"):
+        if f.is_file() and f.name not in ("report.html", "report.json", "README.md"):
+            client.upload_file(str(f), "mdr-report", f"run/{f.relative_to(root)}")
+    assert mdr(["report", f"{bucket}/run"]) == 0
+    out = capsys.readouterr().out
+    assert f"report: {bucket}/run/report.html" in out and f"dataset card: {bucket}/run/README.md" in out
+    got = json.loads(client.get_object(Bucket="mdr-report", Key="run/report.json")["Body"].read())
+    local = json.loads((root / "report.json").read_text())
+    assert got["funnel"] == local["funnel"] and got["charts"] == local["charts"]
+    card = client.get_object(Bucket="mdr-report", Key="run/README.md")["Body"].read().decode()
+    assert f"{bucket}/run/{STAGES[-1]}" in card and "INSTALL httpfs" in card
+    r = _one_reject(root, "extract", "binary_payload")
+    doc = explain(Storage(), f"{bucket}/run", r["url"])["documents"][0]
+    assert (doc["id"], doc["stage"], doc["reason"]) == (r["id"], "extract", "binary_payload")
