@@ -150,8 +150,8 @@ def _duplicate(store: Storage, stage: str, man: dict, doc_id: str, dup_id: str, 
     info.update({"url": keeper.get("url"), "text_head": _head(keeper.get("text"))})
     if mine is not None and keeper.get("text") is not None:
         stats = man.get("stats", {})
-        info["similarity"] = similarity(mine, keeper["text"], stats.get("minhash") or man.get("params", {}).get("minhash"),
-                                        int(man.get("params", {}).get("seed", 1)))
+        name = stats.get("minhash") or man.get("params", {}).get("minhash")
+        info["similarity"] = similarity(mine, keeper["text"], name, int(man.get("params", {}).get("seed", 1)))
     return info
 
 

@@ -14,7 +14,8 @@ DOCS = pa.schema([("id", pa.string()), ("url", pa.string()), ("text", pa.string(
 
 
 def docs_table(texts, langs, scores):
-    return pa.table({"id": [f"d{i}" for i in range(len(texts))], "url": [f"https://a.example/{i}" for i in range(len(texts))],
+    n = len(texts)
+    return pa.table({"id": [f"d{i}" for i in range(n)], "url": [f"https://a.example/{i}" for i in range(n)],
                      "text": texts, "lang": langs, "lang_score": scores,
                      "text_chars": [len(t) if t is not None else None for t in texts]}, schema=DOCS)
 
@@ -23,7 +24,8 @@ def rejects_table(n):
     rows = []
     for i in range(n):
         reason = ["lang_mismatch", "http_status", "not_response"][i % 3]
-        details = {"lang": "de" if i % 2 else "fr", "lang_score": (i % 10) / 10} if reason == "lang_mismatch" else {"status": 404}
+        details = ({"lang": "de" if i % 2 else "fr", "lang_score": (i % 10) / 10} if reason == "lang_mismatch"
+                   else {"status": 404})
         rows.append(reject_row(f"r{i:03d}", f"https://site{i % 4}.example/p{i}", reason, details,
                                f"text of {i}\nsecond line" if reason == "lang_mismatch" else None, "full", 1.0))
     return pa.Table.from_pylist(rows, schema=REJECT_SCHEMA)
