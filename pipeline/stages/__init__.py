@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pipeline.runner import StageSpec
-from pipeline.stages import dedup_exact, dedup_fuzzy, extract
+from pipeline.stages import dedup_exact, dedup_fuzzy, extract, quality
 from pipeline.stages import filter as filter_stage
 
 STAGES: dict[str, StageSpec] = {
@@ -10,4 +10,5 @@ STAGES: dict[str, StageSpec] = {
     "filter": filter_stage.SPEC,
     "dedup_fuzzy": dedup_fuzzy.SPEC,
     "dedup_exact": dedup_exact.SPEC,
+    "quality": quality.SPEC,
 }

@@ -1,0 +1,25 @@
+"""Ray for the quality stage: a running cluster (ray.address / --ray-address) or a local Ray, started once."""
+from __future__ import annotations
+
+import sys
+import time
+
+from pipeline.config import Config
+
+
+def init_ray(cfg: Config) -> float:
+    """Connect to (or start) Ray once per process; returns the seconds it took (0.0 when already up)."""
+    import ray
+    if ray.is_initialized():
+        return 0.0
+    t0 = time.perf_counter()
+    address = cfg.ray.address
+    if address:
+        ray.init(address=address, logging_level="WARNING", log_to_driver=True)
+    else:  # local mode: the CPUs of this machine, no dashboard
+        ray.init(include_dashboard=False, logging_level="WARNING", log_to_driver=True)
+    seconds = time.perf_counter() - t0
+    where = address or "a local Ray"
+    print(f"[ray] connected to {where} in {seconds:.1f}s: {ray.cluster_resources().get('CPU', 0):g} CPUs, "
+          f"{ray.cluster_resources().get('GPU', 0):g} GPUs", file=sys.stderr)
+    return seconds

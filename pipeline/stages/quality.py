@@ -1,0 +1,181 @@
+"""quality: score every document with a classifier on a Ray actor pool and keep quality_score >= threshold.
+
+A Ray Data job over work units (an input part, or a row slice of one when parts are fewer than twice
+the actors): a fixed pool of actors, each loading the model once, reads its unit's rows through
+``Storage``, scores them ``ray.batch_size`` at a time and streams kept rows into a part file and
+removed rows (``low_quality``) into a rejects file. Reading and writing inside the actors keeps the
+text out of the object store and the process count at the pool size (which is what lets 2 actors
+beat one process on 2 cores). Every file name carries a random attempt token, so a retried unit never
+overwrites another's file; the driver lists exactly the files the finished units reported and the
+runner commits them. Output is the input order with ``quality_score`` and ``quality_label`` added.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import time
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.config import Config
+from pipeline.dataset import (REJECT_SCHEMA, Counts, PartInfo, PartWriter, open_input, part_path, read_part,
+                              reject_row)
+from pipeline.runner import StageFailed, StageSpec
+from pipeline.stage import StageContext, StageResult
+from pipeline.storage import Storage
+from udfs.quality import ModelSpec, check_model, load_classifier
+
+SCORE, LABEL = "quality_score", "quality_label"
+REASON = "low_quality"
+EMPTY_SCHEMA = pa.schema([("id", pa.string()), ("url", pa.string()), ("text", pa.string()),
+                          (SCORE, pa.float64()), (LABEL, pa.string())])
+
+
+def resolve_input(store: Storage, cfg: Config, uri: str):
+    return open_input(store, uri)
+
+
+def model_spec(cfg: Config) -> ModelSpec:
+    q = cfg.quality
+    return ModelSpec(backend=q.backend, model_uri=q.model_uri, positive_label=q.positive_label,
+                     lowercase=q.lowercase, embedding_model=q.embedding_model)
+
+
+# --------------------------------------------------------------------------- Ray side
+
+def plan_units(parts: list[str], actors: int) -> list[dict]:
+    """Work units: one per input part; parts are cut into row slices when there are too few to keep the pool busy."""
+    slices = 1 if len(parts) >= 2 * actors else -(-2 * actors // len(parts))
+    return [{"task": i, "uri": u, "slice": j, "slices": slices} for i, u in enumerate(parts) for j in range(slices)]
+
+
+class ScoreParts:
+    """An actor of the scoring pool: loads the classifier once, then for each work unit reads its rows through
+    ``Storage``, scores them ``batch_size`` at a time, and streams kept rows and rejects into part files."""
+
+    def __init__(self, spec: ModelSpec, store: Storage, root: str, threshold: float, batch_size: int, audit: str,
+                 rate: float) -> None:
+        t0 = time.perf_counter()
+        self.clf = load_classifier(spec, store)
+        self.load_seconds = time.perf_counter() - t0
+        self.ready_at = time.time()  # wall clock, so the driver can tell pool start-up from scoring
+        self.store, self.root, self.threshold, self.batch_size = store, root, threshold, batch_size
+        self.audit, self.rate = audit, rate
+
+    def __call__(self, units: pa.Table) -> pa.Table:
+        infos = [self.unit(u) for u in units.to_pylist()]
+        return pa.table({"info": [json.dumps(i) for i, _ in infos], "schema": [s for _, s in infos]})
+
+    def unit(self, u: dict) -> tuple[dict, bytes]:
+        t0, started_at = time.perf_counter(), time.time()
+        table = read_part(self.store, u["uri"])
+        table = table.drop_columns([c for c in (SCORE, LABEL) if c in table.column_names])
+        n = table.num_rows
+        lo, hi = u["slice"] * n // u["slices"], (u["slice"] + 1) * n // u["slices"]
+        table = table.slice(lo, hi - lo)
+        token = f"s{u['slice']:03d}-{secrets.token_hex(4)}"  # ordered by input position, unique per attempt
+        writer = rwriter = None
+        kept = removed = 0
+        score_sum = 0.0
+        schema = table.schema.append(pa.field(SCORE, pa.float64())).append(pa.field(LABEL, pa.string()))
+        for off in range(0, table.num_rows, self.batch_size):
+            batch = table.slice(off, self.batch_size)
+            scores, labels = self.clf.score(batch.column("text").to_pylist())
+            score_sum += float(scores.sum())
+            batch = batch.append_column(SCORE, pa.array(scores, pa.float64()))
+            batch = batch.append_column(LABEL, pa.array(labels, pa.string()))
+            mask = pa.array(scores >= self.threshold)
+            keep = batch.filter(mask)
+            if keep.num_rows:
+                if writer is None:
+                    writer = PartWriter(self.store, self.root, part_path(u["task"], token), schema)
+                writer.write(keep)
+                kept += keep.num_rows
+            drop = batch.filter(pc.invert(mask))
+            if drop.num_rows:
+                if rwriter is None:
+                    rwriter = PartWriter(self.store, self.root, part_path(u["task"], token, rejects=True), REJECT_SCHEMA)
+                rwriter.write(pa.Table.from_pylist(self.reject_rows(drop), schema=REJECT_SCHEMA))
+                removed += drop.num_rows
+        part = writer.close() if writer else None
+        rej = rwriter.close() if rwriter else None
+        info = {"task": u["task"], "slice": u["slice"], "in": table.num_rows, "kept": kept, "removed": removed,
+                "part": part.to_dict() if part else None, "rejects": rej.to_dict() if rej else None,
+                "score_sum": score_sum, "seconds": round(time.perf_counter() - t0, 3),
+                "model_load_seconds": round(self.load_seconds, 3), "ready_at": self.ready_at,
+                "started_at": started_at, "ended_at": time.time()}
+        return info, schema.serialize().to_pybytes()
+
+    def reject_rows(self, drop: pa.Table) -> list[dict]:
+        cols = {c: drop.column(c).to_pylist() for c in ("id", "url", "text", SCORE, LABEL)}
+        return [reject_row(i, u, REASON, {SCORE: round(s, 6), LABEL: lab, "threshold": self.threshold}, t,
+                           self.audit, self.rate)
+                for i, u, t, s, lab in zip(cols["id"], cols["url"], cols["text"], cols[SCORE], cols[LABEL])]
+
+
+# --------------------------------------------------------------------------- driver
+
+def run(ctx: StageContext) -> StageResult:
+    cfg, store = ctx.cfg, ctx.store
+    spec, rc = model_spec(cfg), cfg.ray
+    model_info = check_model(spec, store)  # a corrupt model fails here, before Ray starts or any data is read
+    params = {"model": {"backend": spec.backend, "uri": spec.model_uri or "bundled demo (udfs/models/quality-demo.ftz)",
+                        "positive_label": spec.positive_label, "lowercase": spec.lowercase, **model_info},
+              "threshold": cfg.quality.threshold, "actors": rc.actors, "batch_size": rc.batch_size}
+    if not ctx.input.parts:
+        return StageResult([], [], EMPTY_SCHEMA, Counts(), params=params)
+
+    import ray
+    from pipeline.ray_session import init_ray
+    startup = init_ray(cfg)
+    t0, job_started = time.perf_counter(), time.time()
+    units = plan_units(ctx.input.parts, rc.actors)
+    ds = ray.data.from_items(units, override_num_blocks=len(units))
+    ds = ds.map_batches(ScoreParts, batch_size=1, batch_format="pyarrow",
+                        fn_constructor_kwargs={"spec": spec, "store": store, "root": ctx.output,
+                                               "threshold": cfg.quality.threshold, "batch_size": rc.batch_size,
+                                               "audit": cfg.run.audit, "rate": cfg.run.audit_sample_rate},
+                        compute=ray.data.ActorPoolStrategy(size=rc.actors, max_tasks_in_flight_per_actor=1),  # idle actors pull
+                        num_cpus=rc.cpus_per_actor, num_gpus=rc.gpus_per_actor or None)
+    try:
+        rows = ds.take_all()
+    except Exception as e:  # a unit failed after its retries: say which stage and why, commit nothing
+        cause = e
+        while getattr(cause, "__cause__", None) is not None:
+            cause = cause.__cause__
+        raise StageFailed(f"stage quality: Ray job failed: {type(cause).__name__}: {str(cause)[:1000]}") from e
+    seconds = time.perf_counter() - t0
+    infos = sorted(((json.loads(r["info"]), r["schema"]) for r in rows), key=lambda x: (x[0]["task"], x[0]["slice"]))
+    if len(infos) != len(units):
+        raise StageFailed(f"stage quality: {len(units)} work units but {len(infos)} reports came back; not committed")
+    counts, parts, rejects = Counts(), [], []
+    schema = pa.ipc.read_schema(pa.py_buffer(infos[0][1]))
+    score_sum = unit_seconds = 0.0
+    for info, _ in infos:
+        counts.n_in += info["in"]
+        counts.kept += info["kept"]
+        if info["removed"]:
+            counts.removed[REASON] = counts.removed.get(REASON, 0) + info["removed"]
+        if info["part"]:
+            parts.append(PartInfo(**info["part"]))
+        if info["rejects"]:
+            rejects.append(PartInfo(**info["rejects"]))
+        score_sum += info["score_sum"]
+        unit_seconds += info["seconds"]
+    rate = counts.n_in / seconds if seconds > 0 else 0.0
+    first_ready = min(i["ready_at"] for i, _ in infos)
+    pool_start = max(0.0, first_ready - job_started)
+    steady = max(i["ended_at"] for i, _ in infos) - first_ready
+    print(f"[quality] scored {counts.n_in:,} documents in {seconds:.1f}s ({rate:,.0f} docs/s, {rc.actors} actors; "
+          f"Ray start-up {startup:.1f}s, actor pool start {pool_start:.1f}s)", file=sys.stderr)
+    stats = {"docs_per_s": round(rate, 1), "score_seconds": round(seconds, 3), "ray_startup_seconds": round(startup, 3),
+             "work_units": len(units), "unit_seconds": round(unit_seconds, 3),
+             "pool_start_seconds": round(pool_start, 3), "steady_seconds": round(steady, 3),
+             "steady_docs_per_s": round(counts.n_in / steady, 1) if steady > 0 else None,
+             "model_load_seconds": max(i["model_load_seconds"] for i, _ in infos),
+             "mean_quality_score": round(score_sum / counts.n_in, 6) if counts.n_in else None}
+    return StageResult(parts, rejects, schema, counts, stats=stats, params=params)
+
+
+SPEC = StageSpec("quality", ("quality",), resolve_input, run)
