@@ -120,12 +120,11 @@ def test_two_runs_and_other_partitionings_write_the_same_output(spark, cfg_facto
     _write_jsonl(tmp_path / "one" / "all.jsonl", rows)
     for i in range(4):
         _write_jsonl(tmp_path / "four" / f"p{i}.jsonl", rows[i::4])
-    cfg = cfg_factory("dedup_fuzzy.preset=fineweb", "run.target_part_rows=100")
+    cfg = cfg_factory("dedup_fuzzy.preset=fineweb")
 
-    def content(out):
+    def parts(out):
         man = read_manifest(STORE, str(out))
-        parts = [pq.read_table(out / p["path"]).to_pylist() for p in man["parts"]]
-        return parts, sorted(_dups(out).items())
+        return [pq.read_table(out / p["path"]).to_pylist() for p in man["parts"]]
 
     _run(cfg, spark, tmp_path / "one", tmp_path / "r1")
     _run(cfg, spark, tmp_path / "one", tmp_path / "r2")
@@ -135,13 +134,22 @@ def test_two_runs_and_other_partitionings_write_the_same_output(spark, cfg_facto
         _run(cfg, spark, tmp_path / "four", tmp_path / "r3")
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", old)
-    first = content(tmp_path / "r1")
-    assert first == content(tmp_path / "r2") == content(tmp_path / "r3")
-    parts, dups = first
-    assert len(parts) == math.ceil(len(rows) / 100) and sum(map(len, parts)) + len(dups) == len(rows)
+    # the same input: the same parts, byte for byte in content and order
+    assert parts(tmp_path / "r1") == parts(tmp_path / "r2")
+    assert read_rejects(STORE, str(tmp_path / "r1")) == read_rejects(STORE, str(tmp_path / "r2"))
+    # the same documents split into four files, fewer shuffle partitions: the same decisions;
+    # output part k holds input part k's survivors in input order
+    p3 = parts(tmp_path / "r3")
+    assert len(p3) == 4 and all(r["id"] in {x["id"] for x in rows[k::4]} for k, p in enumerate(p3) for r in p)
+    key = lambda r: r["id"]  # noqa: E731
+    assert sorted((r for p in parts(tmp_path / "r1") for r in p), key=key) == sorted((r for p in p3 for r in p), key=key)
+    dups = _dups(tmp_path / "r1")
+    assert dups == _dups(tmp_path / "r3")
+    kept = _kept(tmp_path / "r1")
     families = {r["id"][:3] for r in rows}
-    assert {r["id"][:3] for p in parts for r in p} == families and sum(map(len, parts)) == len(families)
-    assert all(k[:3] == v[:3] and v.endswith("m0") for k, v in dups)
+    assert sorted(r["id"][:3] for r in rows if r["id"] in kept) == sorted(families)  # one survivor per family
+    assert all(k[:3] == v[:3] and v.endswith("m0") for k, v in dups.items())
+    assert len(kept) + len(dups) == len(rows)
 
 
 def test_giant_bucket_of_identical_documents_keeps_one(spark, cfg_factory, tmp_path):

@@ -1,32 +1,38 @@
 """dedup_fuzzy: MinHash LSH near-duplicate removal, every step distributed in Spark.
 
-1. band keys: one Arrow task per input partition computes each document's MinHash band keys
-   (``udfs.minhash``) -> rows (band key, node), node = xxhash64(id);
+1. band keys: one task per input part reads its texts and computes their MinHash band keys
+   (``udfs.minhash``) in the same Python worker -> rows (band key, node), node = 64-bit hash of the id;
 2. bucket stars: every member of a bucket is linked to the bucket's smallest node (a window over
    the key, spilling to disk), so a bucket of a million copies gives a million edges, not 5e11 pairs;
 3. connected components of those edges (``pipeline.connected_components``, large/small star);
 4. one keeper per component by ``dedup_fuzzy.keep``; the others get reason ``fuzzy_duplicate``
-   with ``duplicate_of`` (the keeper's id) and ``component_size`` in their details.
-Output: the input's columns, in ``ceil(rows / run.target_part_rows)`` parts hashed by id and sorted
-by id, so two runs, or runs over differently split input, write the same rows in the same parts.
+   with ``duplicate_of`` (the keeper's id) and ``component_size`` in their details;
+5. one task per input part again reads the part, gets that part's decisions (partitioned by
+   the part index) and writes survivors and rejects (``TaskSink``): texts never enter the JVM and
+   each task needs one Python worker, which keeps a small machine's memory low.
+Decisions depend only on the documents, never on how they are split into files or partitions;
+output part k holds input part k's survivors, in input order.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.config import Config
 from pipeline.connected_components import connected_components, cut_lineage
-from pipeline.dataset import InputDataset, open_input
+from pipeline.dataset import Counts, InputDataset, PartInfo, open_input, read_part
 from pipeline.runner import StageSpec
-from pipeline.sparkio import DETAILS, REASON, read_dataframe, write_dataframe
-from pipeline.stage import StageContext, StageResult
+from pipeline.sparkio import input_schema
+from pipeline.stage import StageContext, StageResult, TaskSink
 from pipeline.storage import Storage
 from udfs.minhash import MinHashParams, minhasher, threshold_50
 
 REASON_NAME = "fuzzy_duplicate"
-NODE = "_mh_node"
+NODE = "node"
 DATE_COLUMN = "warc_date"
 DOCS_PER_CALL = 256
 
@@ -35,21 +41,58 @@ def resolve_input(store: Storage, cfg: Config, uri: str) -> InputDataset:
     return open_input(store, uri)
 
 
-def band_keys(docs, params: MinHashParams, no_shingles=None):
-    """(key, node) rows: one per band of every document with shingles; ``docs`` has NODE and text."""
-    def compute(batches):
-        mh = minhasher(params)
+def node_ids(ids: list[str]) -> np.ndarray:
+    """Graph node of each document: the first 8 bytes of blake2b(id) as int64 (equal ids, equal node)."""
+    return np.array([int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest(), "little", signed=True)
+                     for i in ids], dtype=np.int64)
+
+
+def _parts(ctx: StageContext):
+    """(part, uri) rows, one partition each: a task per input part."""
+    parts = ctx.input.parts
+    return ctx.spark.createDataFrame(list(enumerate(parts)), "part int, uri string").repartition(max(1, len(parts)))
+
+
+def scan_parts(ctx: StageContext, columns: list[str], fn, ddl: str):
+    """One task per input part: read ``columns`` and turn each Arrow batch into ``fn(batch, part)`` batches in the
+    same Python worker, so the texts never cross into the JVM."""
+    store = ctx.store
+
+    def run(batches):
         for b in batches:
-            nodes = b.column(0).to_numpy(zero_copy_only=False)
-            texts = b.column(1).to_pylist()
-            for s in range(0, len(texts), DOCS_PER_CALL):
-                idx, keys = mh.doc_band_keys(texts[s:s + DOCS_PER_CALL])
-                if no_shingles is not None:
-                    no_shingles.add(len(texts[s:s + DOCS_PER_CALL]) - idx.size // params.bands)
-                if keys.size:
-                    yield pa.RecordBatch.from_arrays([pa.array(keys), pa.array(nodes[s:s + DOCS_PER_CALL][idx])],
-                                                     names=["key", NODE])
-    return docs.select(NODE, "text").mapInArrow(compute, f"key long, {NODE} long")
+            for part, uri in zip(b.column("part").to_pylist(), b.column("uri").to_pylist()):
+                for rb in read_part(store, uri, columns).to_batches(max_chunksize=4 * DOCS_PER_CALL):
+                    yield from fn(rb, part)
+
+    return _parts(ctx).mapInArrow(run, ddl)
+
+
+def band_keys(ctx: StageContext, params: MinHashParams, no_shingles=None):
+    """(key, node) rows: one per band of every document with shingles."""
+    def compute(b: pa.RecordBatch, part: int):
+        mh = minhasher(params)
+        nodes = node_ids(b.column(0).to_pylist())
+        texts = b.column(1).to_pylist()
+        for s in range(0, len(texts), DOCS_PER_CALL):
+            idx, keys = mh.doc_band_keys(texts[s:s + DOCS_PER_CALL])
+            if no_shingles is not None:
+                no_shingles.add(len(texts[s:s + DOCS_PER_CALL]) - idx.size // params.bands)
+            if keys.size:
+                yield pa.RecordBatch.from_arrays([pa.array(keys), pa.array(nodes[s:s + DOCS_PER_CALL][idx])],
+                                                 names=["key", NODE])
+    return scan_parts(ctx, ["id", "text"], compute, f"key long, {NODE} long")
+
+
+def doc_attrs(ctx: StageContext, with_date: bool):
+    """(node, part, id, len, date) per document: where it lives and what the keeper rules look at."""
+    def compute(b: pa.RecordBatch, part: int):
+        ids = b.column(0).cast(pa.string())
+        date = b.column(2).cast(pa.string()) if with_date else pa.nulls(b.num_rows, pa.string())
+        yield pa.RecordBatch.from_arrays([pa.array(node_ids(ids.to_pylist())), pa.array([part] * b.num_rows, pa.int32()),
+                                          ids, pc.utf8_length(b.column(1)).cast(pa.int64()), date],
+                                         names=[NODE, "part", "id", "len", "date"])
+    cols = ["id", "text"] + ([DATE_COLUMN] if with_date else [])
+    return scan_parts(ctx, cols, compute, f"{NODE} long, part int, id string, len long, date string")
 
 
 def bucket_stars(bands):
@@ -61,28 +104,24 @@ def bucket_stars(bands):
             .select(F.col(NODE).alias("src"), "dst"))
 
 
-def _keep_order(rule: str, has_date: bool):
+def _keep_order(rule: str):
     """The struct whose minimum is the keeper; ties broken by id then node, so the choice is total."""
     from pyspark.sql import functions as F
     if rule == "longest":
         return F.struct((-F.col("len")).alias("k0"), "id", F.col(NODE))
-    if rule == "earliest" and has_date:
-        return F.struct(F.col("date").isNull().alias("k0"), F.col("date").alias("k1"), "id", F.col(NODE))
+    if rule == "earliest":
+        return F.struct(F.col("ts").isNull().alias("k0"), F.col("ts").alias("k1"), "id", F.col(NODE))
     return F.struct("id", F.col(NODE))
 
 
-def pick_keepers(labels, docs, rule: str, has_date: bool):
-    """(removed: node -> duplicate_of, component_size; components: root, size) for components of 2+ nodes."""
+def pick_keepers(labels, attrs, rule: str):
+    """(removed: part, id -> duplicate_of, component_size; components: root, size) for components of 2+ documents."""
     from pyspark.sql import functions as F
-    date = (F.try_to_timestamp(F.col(DATE_COLUMN).cast("string")) if has_date
-            else F.lit(None).cast("timestamp"))
-    attrs = docs.select(NODE, "id", F.length("text").alias("len"), date.alias("date"))
-    members = (labels.join(attrs, labels["node"] == attrs[NODE]).groupBy(NODE, "root")
-               .agg(F.min("id").alias("id"), F.max("len").alias("len"), F.min("date").alias("date")))
-    members = cut_lineage(members.withColumn("order", _keep_order(rule, has_date)))
+    members = labels.join(attrs, NODE).withColumn("ts", F.try_to_timestamp(F.col("date")))
+    members = cut_lineage(members.withColumn("order", _keep_order(rule)))
     comps = members.groupBy("root").agg(F.min("order").alias("keeper"), F.count("*").alias("size"))
     removed = (members.join(comps, "root").where(F.col(NODE) != F.col("keeper")[NODE])
-               .select(NODE, F.col("keeper")["id"].alias("duplicate_of"), F.col("size").alias("component_size")))
+               .select("part", "id", F.col("keeper")["id"].alias("duplicate_of"), F.col("size").alias("component_size")))
     return removed, comps
 
 
@@ -98,36 +137,65 @@ def component_stats(comps) -> dict:
             "component_sizes": {("2" if t == 2 else f"{t // 2 + 1}-{t}"): bins[t] for t in sorted(bins)}}
 
 
+def write_parts(ctx: StageContext, removed, schema: pa.Schema) -> tuple[Counts, list[PartInfo], list[PartInfo]]:
+    """Per input part: survivors to part k, removed documents to rejects with their ``duplicate_of``.
+
+    Task k gets part k's uri and decisions through an identity partitioner on the part index (a cogroup
+    would hash parts unevenly onto tasks, and adaptive execution would fold its small shuffle into one task).
+    """
+    store, out, parts = ctx.store, ctx.output, ctx.input.parts
+    audit, rate = ctx.cfg.run.audit, ctx.cfg.run.audit_sample_rate
+
+    def write(items):
+        uris, dup = {}, {}
+        for part, (uri, doc_id, dup_of, size) in items:
+            if uri is not None:
+                uris[part] = uri
+            else:
+                dup[doc_id] = {"duplicate_of": dup_of, "component_size": size}
+        for part, uri in uris.items():  # exactly one part per task
+            sink = TaskSink(store, out, part, schema, audit, rate)
+            for rb in read_part(store, uri).to_batches(max_chunksize=2000):
+                for row in rb.to_pylist():
+                    d = dup.get(row["id"])
+                    if d is None:
+                        sink.keep(row)
+                    else:
+                        sink.drop(REASON_NAME, row["id"], row.get("url"), d, row.get("text"))
+            kept, rej = sink.close()
+            yield {"counts": sink.counts.to_dict(), "part": kept.to_dict() if kept else None,
+                   "rejects": rej.to_dict() if rej else None}
+
+    sc = ctx.spark.sparkContext
+    tasks = sc.parallelize([(i, (u, None, None, None)) for i, u in enumerate(parts)], len(parts))
+    decided = removed.rdd.map(lambda r: (r["part"], (None, r["id"], r["duplicate_of"], r["component_size"])))
+    metas = tasks.union(decided).partitionBy(len(parts), lambda part: part).mapPartitions(write).collect()
+    counts, kept, rejects = Counts(), [], []
+    for m in metas:
+        counts.merge(Counts.from_dict(m["counts"]))
+        if m["part"]:
+            kept.append(PartInfo(**m["part"]))
+        if m["rejects"]:
+            rejects.append(PartInfo(**m["rejects"]))
+    return counts, kept, rejects
+
+
 def run(ctx: StageContext) -> StageResult:
-    from pyspark.sql import functions as F
     cfg = ctx.cfg.dedup_fuzzy
     params = cfg.params()
-    spark = ctx.spark
-    docs = read_dataframe(ctx)
-    has_date = DATE_COLUMN in docs.columns
-    rule = cfg.keep if (cfg.keep != "earliest" or has_date) else "smallest_id"
-    docs = docs.withColumn(NODE, F.xxhash64("id"))
+    schema = input_schema(ctx.store, ctx.input.parts)
+    rule = cfg.keep if (cfg.keep != "earliest" or DATE_COLUMN in schema.names) else "smallest_id"
 
-    no_shingles = spark.sparkContext.accumulator(0)
-    cc = connected_components(bucket_stars(band_keys(docs, params, no_shingles)))
-    removed, comps = pick_keepers(cc.labels, docs, rule, has_date)
-
-    rows = ctx.input.rows if ctx.input.rows is not None else docs.count()
-    nparts = max(1, math.ceil(rows / ctx.cfg.run.target_part_rows))
-    out = (docs.join(removed, NODE, "left")
-           .withColumn(REASON, F.when(F.col("duplicate_of").isNotNull(), F.lit(REASON_NAME)))
-           .withColumn(DETAILS, F.when(F.col("duplicate_of").isNotNull(),
-                                       F.to_json(F.struct("duplicate_of", "component_size"))))
-           .drop("duplicate_of", "component_size")
-           .repartition(nparts, "id").sortWithinPartitions("id", NODE, "text")
-           .drop(NODE))
-
+    no_shingles = ctx.spark.sparkContext.accumulator(0)
+    cc = connected_components(bucket_stars(band_keys(ctx, params, no_shingles)))
+    removed, comps = pick_keepers(cc.labels, doc_attrs(ctx, rule == "earliest"), rule)
     stats = {"minhash": params.name, "preset": cfg.preset, "keep": rule,
              "threshold_50": round(threshold_50(params.bands, params.rows), 4),
-             "candidate_edges": cc.edges, "cc_rounds": cc.rounds, **component_stats(comps)}
-    result = write_dataframe(ctx, out, stats=stats, params={"minhash": params.name, "keep": rule, "seed": params.seed})
-    result.stats["docs_without_shingles"] = no_shingles.value
-    return result
+             "candidate_edges": cc.edges, "cc_rounds": cc.rounds, **component_stats(comps),
+             "docs_without_shingles": no_shingles.value}
+    counts, kept, rejects = write_parts(ctx, removed, schema)
+    return StageResult(kept, rejects, schema, counts, [], stats,
+                       {"minhash": params.name, "keep": rule, "seed": params.seed})
 
 
 SPEC = StageSpec("dedup_fuzzy", ("dedup_fuzzy",), resolve_input, run)
