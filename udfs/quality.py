@@ -277,7 +277,8 @@ class EmbeddingClassifier:
         self.flip = self.positive != pos
         self.w = np.asarray(head["weights"], dtype=np.float32)
         self.b = float(head["bias"])
-        dim = encoder.get_sentence_embedding_dimension()
+        dim_of = getattr(encoder, "get_embedding_dimension", None) or encoder.get_sentence_embedding_dimension
+        dim = dim_of()
         if dim is not None and dim != self.w.shape[0]:
             raise QualityModelError(f"linear head has {self.w.shape[0]} weights but the encoder gives {dim}-d embeddings")
 
