@@ -130,3 +130,21 @@ def test_corrupt_model_fails_fast_before_any_data_is_read(s3_server, cfg_factory
     rc = main(["stage", "quality", "--input", f"{bucket}/in", "--output", f"{bucket}/out",
                "--set", f"quality.model_uri={bucket}/bad.ftz"])
     assert rc == 3 and "not a fastText model" in capsys.readouterr().err
+
+
+def test_mdr_run_runs_quality_after_a_spark_stage(spark, ray_local, s3_server, cfg_factory):
+    """`mdr run` order: a Spark stage commits its dataset, then quality reads that manifest on Ray."""
+    from pipeline.dataset import read_dataset
+    from pipeline.runner import run_pipeline
+    from pipeline.storage import Storage
+    bucket = s3_server.make_bucket("quality-run")
+    store = Storage()
+    texts = _real_docs()
+    _commit_dataset(store, f"{bucket}/in", texts + texts[:4], parts=2)  # 4 exact duplicates for dedup_exact
+    cfg = cfg_factory("run.stages=[dedup_exact,quality]", "ray.actors=2")
+    dedup, quality = run_pipeline(cfg, input_uri=f"{bucket}/in", output_root=f"{bucket}/run")
+    assert dedup["stage"] == "dedup_exact" and quality["stage"] == "quality"
+    assert quality["counts"]["in"] == dedup["rows"] < len(texts) + 4
+    assert quality["input"]["uri"] == f"{bucket}/run/dedup_exact"
+    out = read_dataset(store, f"{bucket}/run/quality")
+    assert out.num_rows == quality["counts"]["kept"] and "quality_score" in out.column_names
