@@ -66,7 +66,8 @@ class RayConfig:
 @dataclass
 class RunConfig:
     stages: list[Literal["extract", "filter", "dedup_fuzzy", "dedup_exact", "quality"]] = doc(
-        "stages run by `mdr run`, in order", factory=lambda: ["extract"])
+        "stages run by `mdr run`, in order",
+        factory=lambda: ["extract", "filter", "dedup_fuzzy", "dedup_exact", "quality"])
     input: str | None = doc("input of the first stage: a WARC, a folder/prefix of WARCs, or a paths listing (warc.paths.gz)", None)
     output: str = doc("output root; each stage writes <output>/<stage>/", "out")
     paths_base_url: str = doc("base URL that relative entries of a paths listing are resolved against",
