@@ -16,8 +16,10 @@ def init_ray(cfg: Config) -> float:
     address = cfg.ray.address
     if address:
         ray.init(address=address, logging_level="WARNING", log_to_driver=True)
-    else:  # local mode: the CPUs of this machine, no dashboard
-        ray.init(include_dashboard=False, logging_level="WARNING", log_to_driver=True)
+    else:  # local mode: the CPUs of this machine, no dashboard; the actors are the job, so they run at the
+        # driver's priority, not Ray's default nice 15 (which starves them on a machine shared with other work)
+        ray.init(include_dashboard=False, logging_level="WARNING", log_to_driver=True,
+                 _system_config={"worker_niceness": 0})
     seconds = time.perf_counter() - t0
     where = address or "a local Ray"
     print(f"[ray] connected to {where} in {seconds:.1f}s: {ray.cluster_resources().get('CPU', 0):g} CPUs, "

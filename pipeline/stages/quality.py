@@ -68,7 +68,7 @@ class ScoreParts:
         return pa.table({"info": [json.dumps(i) for i, _ in infos], "schema": [s for _, s in infos]})
 
     def unit(self, u: dict) -> tuple[dict, bytes]:
-        t0, started_at = time.perf_counter(), time.time()
+        t0, c0, started_at = time.perf_counter(), time.process_time(), time.time()
         table = read_part(self.store, u["uri"])
         table = table.drop_columns([c for c in (SCORE, LABEL) if c in table.column_names])
         n = table.num_rows
@@ -103,6 +103,7 @@ class ScoreParts:
         info = {"task": u["task"], "slice": u["slice"], "in": table.num_rows, "kept": kept, "removed": removed,
                 "part": part.to_dict() if part else None, "rejects": rej.to_dict() if rej else None,
                 "score_sum": score_sum, "seconds": round(time.perf_counter() - t0, 3),
+                "cpu_seconds": round(time.process_time() - c0, 3),
                 "model_load_seconds": round(self.load_seconds, 3), "ready_at": self.ready_at,
                 "started_at": started_at, "ended_at": time.time()}
         return info, schema.serialize().to_pybytes()
@@ -115,6 +116,21 @@ class ScoreParts:
 
 
 # --------------------------------------------------------------------------- driver
+
+def pool_timing(infos: list[dict], job_started: float) -> dict:
+    """Start-up apart from scoring, from the actors' clocks: the pool is up when its last actor has its model;
+    steady docs/s counts the documents scored after that (a unit straddling it pro rata) over the time left."""
+    readies = sorted({i["ready_at"] for i in infos})
+    first, full, end = readies[0], readies[-1], max(i["ended_at"] for i in infos)
+    after = sum(i["in"] * max(0.0, i["ended_at"] - max(i["started_at"], full)) / max(1e-9, i["ended_at"] - i["started_at"])
+                for i in infos)
+    steady = end - full
+    return {"pool_start_seconds": round(max(0.0, full - job_started), 3),
+            "first_actor_seconds": round(max(0.0, first - job_started), 3),
+            "steady_seconds": round(steady, 3),
+            "steady_docs_per_s": round(after / steady, 1) if steady > 0.05 and after else None,
+            "after_first_actor_docs_per_s": round(sum(i["in"] for i in infos) / (end - first), 1) if end > first else None}
+
 
 def run(ctx: StageContext) -> StageResult:
     cfg, store = ctx.cfg, ctx.store
@@ -151,7 +167,7 @@ def run(ctx: StageContext) -> StageResult:
         raise StageFailed(f"stage quality: {len(units)} work units but {len(infos)} reports came back; not committed")
     counts, parts, rejects = Counts(), [], []
     schema = pa.ipc.read_schema(pa.py_buffer(infos[0][1]))
-    score_sum = unit_seconds = 0.0
+    score_sum = unit_seconds = unit_cpu = 0.0
     for info, _ in infos:
         counts.n_in += info["in"]
         counts.kept += info["kept"]
@@ -163,16 +179,14 @@ def run(ctx: StageContext) -> StageResult:
             rejects.append(PartInfo(**info["rejects"]))
         score_sum += info["score_sum"]
         unit_seconds += info["seconds"]
+        unit_cpu += info["cpu_seconds"]
     rate = counts.n_in / seconds if seconds > 0 else 0.0
-    first_ready = min(i["ready_at"] for i, _ in infos)
-    pool_start = max(0.0, first_ready - job_started)
-    steady = max(i["ended_at"] for i, _ in infos) - first_ready
+    timing = pool_timing([i for i, _ in infos], job_started)
     print(f"[quality] scored {counts.n_in:,} documents in {seconds:.1f}s ({rate:,.0f} docs/s, {rc.actors} actors; "
-          f"Ray start-up {startup:.1f}s, actor pool start {pool_start:.1f}s)", file=sys.stderr)
+          f"Ray start-up {startup:.1f}s, actor pool up after {timing['pool_start_seconds']:.1f}s)", file=sys.stderr)
     stats = {"docs_per_s": round(rate, 1), "score_seconds": round(seconds, 3), "ray_startup_seconds": round(startup, 3),
-             "work_units": len(units), "unit_seconds": round(unit_seconds, 3),
-             "pool_start_seconds": round(pool_start, 3), "steady_seconds": round(steady, 3),
-             "steady_docs_per_s": round(counts.n_in / steady, 1) if steady > 0 else None,
+             "work_units": len(units), "unit_seconds": round(unit_seconds, 3), "unit_cpu_seconds": round(unit_cpu, 3),
+             **timing,
              "model_load_seconds": max(i["model_load_seconds"] for i, _ in infos),
              "mean_quality_score": round(score_sum / counts.n_in, 6) if counts.n_in else None}
     return StageResult(parts, rejects, schema, counts, stats=stats, params=params)
