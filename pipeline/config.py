@@ -57,10 +57,10 @@ class RayConfig:
     address: str | None = doc("Ray cluster address (ray://host:10001 or auto); default: a local Ray", None)
     actors: int = doc("scoring actors of the quality stage (each loads the model once)", 2, min=1, max=10_000)
     batch_size: int = doc("documents per scoring call of an actor", 512, min=1, max=1_000_000)
-    cpus_per_actor: float = doc("CPUs Ray reserves per scoring actor (fractional: 2 x 0.5 leave room for reads on 2 cores)",
+    cpus_per_actor: float = doc("CPUs Ray reserves per scoring actor, which also reads and writes its parts "
+                                "(fractional: 2 x 0.5 leave room for the driver on 2 cores)",
                                 0.5, min=0.01, max=1024)
     gpus_per_actor: float = doc("GPUs per scoring actor (the embedding backend runs on its GPU)", 0.0, min=0.0, max=64)
-    io_cpus: float = doc("CPUs Ray reserves per read or write task", 0.25, min=0.01, max=1024)
 
 
 @dataclass

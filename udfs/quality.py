@@ -58,13 +58,13 @@ class ModelSpec:
 
 # --------------------------------------------------------------------------- fetching
 
-def _local_copy(uri: str | None, store, suffix: str) -> str:
-    """A local file path for a model URI (remote objects are copied to a temporary file once)."""
+def _local_copy(uri: str | None, store, suffix: str) -> tuple[str, bool]:
+    """(local file path, whether it is a temporary copy) for a model URI; remote objects are copied once."""
     if uri is None:
         path = str(DEFAULT_MODEL)
         if not os.path.exists(path):
             raise QualityModelError(f"the bundled demo model {path} is missing; reinstall mdr or set quality.model_uri")
-        return path
+        return path, False
     if "://" in uri and not uri.startswith("file://"):
         if store is None:
             raise QualityModelError(f"model {uri}: a remote model needs a storage layer")
@@ -75,11 +75,11 @@ def _local_copy(uri: str | None, store, suffix: str) -> str:
         fd, path = tempfile.mkstemp(suffix=suffix, prefix="mdr-quality-")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        return path
+        return path, True
     path = uri[len("file://"):] if uri.startswith("file://") else uri
     if not os.path.exists(path):
         raise QualityModelError(f"model {uri}: no such file; check quality.model_uri")
-    return path
+    return path, False
 
 
 # --------------------------------------------------------------------------- fastText
@@ -170,7 +170,7 @@ class FastTextClassifier:
     @classmethod
     def load(cls, uri: str | None, positive: str, lowercase: bool, store=None) -> "FastTextClassifier":
         name = uri or str(DEFAULT_MODEL)
-        path = _local_copy(uri, store, os.path.splitext(name)[1] or ".bin")
+        path, temporary = _local_copy(uri, store, os.path.splitext(name)[1] or ".bin")
         import fasttext
         try:
             check_fasttext_file(path, name)
@@ -181,7 +181,7 @@ class FastTextClassifier:
             raise QualityModelError(f"model {name}: corrupt or unreadable fastText model ({e}); "
                                     f"re-download it or retrain with `mdr train-quality`") from None
         finally:
-            if path != name and path.startswith(tempfile.gettempdir()) and "mdr-quality-" in path:
+            if temporary:
                 os.unlink(path)
         if model.get_labels() is None or not model.get_labels():
             raise QualityModelError(f"model {name}: an unsupervised fastText model has no labels; use a classifier")
