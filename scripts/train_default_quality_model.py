@@ -33,7 +33,8 @@ Built by `python scripts/train_default_quality_model.py` from the real data in `
 
 ## Limits
 Demo grade: about a thousand documents from a few sources, so it learns "encyclopedic or news prose vs. navigation
-and assorted web pages" and not much more. Replace it with your own model for production (`mdr train-quality`
+and assorted web pages" and not much more. English only: the pipeline runs it after language ID, and its scores
+on other languages (whose words it has never seen) mean nothing. Replace it with your own model for production (`mdr train-quality`
 on your own positives and negatives, or DCLM's `fasttext-oh-eli5` with `quality.model_uri` and
 `quality.lowercase=false`).
 """
