@@ -42,7 +42,7 @@ def test_heldout_split_is_deterministic_and_close_to_the_share():
 
 
 def test_demo_model_is_small_quantized_and_has_a_card_with_heldout_f1():
-    assert DEMO.exists(), "the demo model is committed: python scripts/train_default_quality_model.py rebuilds it"
+    assert DEMO.exists(), "the demo model is committed: python bench/train_default_quality_model.py rebuilds it"
     assert DEMO.stat().st_size < 5 * 1024 * 1024
     card = json.loads(DEMO.with_suffix(".card.json").read_text())
     assert card["params"]["quantize"] and card["params"]["word_ngrams"] == 2

@@ -1,6 +1,6 @@
 """Rebuild the bundled demo quality model (udfs/models/quality-demo.ftz) from ../shared/data with `mdr train-quality`.
 
-    python scripts/train_default_quality_model.py [--shared ../shared/data] [--output udfs/models/quality-demo.ftz]
+    python bench/train_default_quality_model.py [--shared ../shared/data] [--output udfs/models/quality-demo.ftz]
 
 The training sets are written to a temporary folder (the shared files are read, never copied into the
 repository); see pipeline/quality_data.py for what each set holds. Training is single-threaded and
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 NOTES = """
 ## How it was made
-Built by `python scripts/train_default_quality_model.py` from the real data in `../shared/data`
+Built by `python bench/train_default_quality_model.py` from the real data in `../shared/data`
 (see `pipeline/quality_data.py`), then `mdr train-quality --group-column group` with the parameters above:
 
 - `hq` (positive): WikiText-2 validation articles (60 Wikipedia Good/Featured articles, detokenized, `<unk>`
