@@ -298,7 +298,8 @@ def read_part(store: Storage, uri: str, columns: list[str] | None = None) -> pa.
     """One part file as an Arrow table (Parquet or JSONL/JSONL.gz)."""
     if uri.endswith(".parquet"):
         with store.open_read(uri) as f:
-            table = pq.read_table(io.BytesIO(f.read()))
+            # ParquetFile, not read_table: the same table without the dataset layer, ~50 MB less per worker
+            table = pq.ParquetFile(io.BytesIO(f.read())).read()
     else:
         data = store.read_bytes(uri)
         if uri.endswith(".gz") or data[:2] == b"\x1f\x8b":

@@ -8,7 +8,7 @@
 4. one keeper per component by ``dedup_fuzzy.keep``; the others get reason ``fuzzy_duplicate``
    with ``duplicate_of`` (the keeper's id) and ``component_size`` in their details;
 5. one task per input part again reads the part, gets that part's decisions (partitioned by
-   the part index) and writes survivors and rejects (``TaskSink``): texts never enter the JVM and
+   the part index) and writes survivors and rejects (Arrow, survivors never become Python rows): texts never enter the JVM and
    each task needs one Python worker, which keeps a small machine's memory low.
 Decisions depend only on the documents, never on how they are split into files or partitions;
 output part k holds input part k's survivors, in input order.
@@ -24,17 +24,18 @@ import pyarrow.compute as pc
 
 from pipeline.config import Config
 from pipeline.connected_components import connected_components, cut_lineage
-from pipeline.dataset import Counts, InputDataset, PartInfo, open_input, read_part
+from pipeline.dataset import (REJECT_SCHEMA, Counts, InputDataset, PartInfo, PartWriter, attempt_token, open_input,
+                              part_path, read_part, reject_row)
 from pipeline.runner import StageSpec
 from pipeline.sparkio import input_schema
-from pipeline.stage import StageContext, StageResult, TaskSink
+from pipeline.stage import StageContext, StageResult
 from pipeline.storage import Storage
 from udfs.minhash import MinHashParams, minhasher, threshold_50
 
 REASON_NAME = "fuzzy_duplicate"
 NODE = "node"
 DATE_COLUMN = "warc_date"
-DOCS_PER_CALL = 256
+DOCS_PER_CALL = 64  # documents per signature batch: (64 x num_hashes) uint32 = 2.3 MB at 9000 hashes
 
 
 def resolve_input(store: Storage, cfg: Config, uri: str) -> InputDataset:
@@ -137,6 +138,37 @@ def component_stats(comps) -> dict:
             "component_sizes": {("2" if t == 2 else f"{t // 2 + 1}-{t}"): bins[t] for t in sorted(bins)}}
 
 
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """The table with exactly the schema's columns, in its order (absent ones null), cast to its types."""
+    cols = [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+            for f in schema]
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def _write_part(store: Storage, out: str, part: int, uri: str, dup: dict, schema: pa.Schema, audit: str,
+                rate: float) -> dict:
+    """Survivors of one input part as Arrow (no per-row Python), the removed as reject rows."""
+    table = read_part(store, uri)
+    removed = pc.fill_null(pc.is_in(table.column("id").cast(pa.string()), value_set=pa.array(list(dup), pa.string())),
+                           False)
+    token, counts = attempt_token(), Counts()
+    kept = table.filter(pc.invert(removed))
+    meta = {"part": None, "rejects": None}
+    if kept.num_rows:
+        counts.keep(kept.num_rows)
+        w = PartWriter(store, out, part_path(part, token), schema)
+        w.write(_conform(kept, schema))
+        meta["part"] = w.close().to_dict()
+    rows = [reject_row(r["id"], r["url"], REASON_NAME, dup[r["id"]], r["text"], audit, rate)
+            for r in table.filter(removed).select(["id", "url", "text"]).to_pylist()]
+    if rows:
+        counts.drop(REASON_NAME, len(rows))
+        w = PartWriter(store, out, part_path(part, token, rejects=True), REJECT_SCHEMA)
+        w.write(pa.Table.from_pylist(rows, schema=REJECT_SCHEMA))
+        meta["rejects"] = w.close().to_dict()
+    return {"counts": counts.to_dict(), **meta}
+
+
 def write_parts(ctx: StageContext, removed, schema: pa.Schema) -> tuple[Counts, list[PartInfo], list[PartInfo]]:
     """Per input part: survivors to part k, removed documents to rejects with their ``duplicate_of``.
 
@@ -154,17 +186,7 @@ def write_parts(ctx: StageContext, removed, schema: pa.Schema) -> tuple[Counts, 
             else:
                 dup[doc_id] = {"duplicate_of": dup_of, "component_size": size}
         for part, uri in uris.items():  # exactly one part per task
-            sink = TaskSink(store, out, part, schema, audit, rate)
-            for rb in read_part(store, uri).to_batches(max_chunksize=2000):
-                for row in rb.to_pylist():
-                    d = dup.get(row["id"])
-                    if d is None:
-                        sink.keep(row)
-                    else:
-                        sink.drop(REASON_NAME, row["id"], row.get("url"), d, row.get("text"))
-            kept, rej = sink.close()
-            yield {"counts": sink.counts.to_dict(), "part": kept.to_dict() if kept else None,
-                   "rejects": rej.to_dict() if rej else None}
+            yield _write_part(store, out, part, uri, dup, schema, audit, rate)
 
     sc = ctx.spark.sparkContext
     tasks = sc.parallelize([(i, (u, None, None, None)) for i, u in enumerate(parts)], len(parts))
