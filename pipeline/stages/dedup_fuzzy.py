@@ -44,14 +44,15 @@ def resolve_input(store: Storage, cfg: Config, uri: str) -> InputDataset:
 
 def node_ids(ids: list[str]) -> np.ndarray:
     """Graph node of each document: the first 8 bytes of blake2b(id) as int64 (equal ids, equal node)."""
-    return np.array([int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest(), "little", signed=True)
+    return np.array([int.from_bytes(hashlib.blake2b((i or "").encode(), digest_size=8).digest(), "little", signed=True)
                      for i in ids], dtype=np.int64)
 
 
 def _parts(ctx: StageContext):
-    """(part, uri) rows, one partition each: a task per input part."""
+    """(part, uri) rows, exactly one per partition: a task per input part."""
     parts = ctx.input.parts
-    return ctx.spark.createDataFrame(list(enumerate(parts)), "part int, uri string").repartition(max(1, len(parts)))
+    rdd = ctx.spark.sparkContext.parallelize(list(enumerate(parts)), max(1, len(parts)))
+    return ctx.spark.createDataFrame(rdd, "part int, uri string")
 
 
 def scan_parts(ctx: StageContext, columns: list[str], fn, ddl: str):
