@@ -8,12 +8,13 @@
                 word tokenizer (spaCy), and again with a whitespace tokenizer ("datatrove-ws": hashing only, the
                 stricter comparison, which the targets are checked against).
     Targets at 9,000 hashes: ours >= 10x datatrove and >= 2x datasketch.
-(2) Each size runs the stage in a fresh process (its own Spark JVM, local[2]); a sampler sums the proportional
-    set size (PSS, shared pages split between processes) of that process and all its children (the JVM, the
-    Python workers) every 0.2 s. Documents are real paragraphs drawn into pages of 100-1,500 words, 10% of them
-    near-duplicates of another page. Targets: 20k documents under 1 GB peak; time(40k) / time(20k) <= 2.2.
+(2) Each size runs the stage in a fresh process (its own Spark JVM, local[2], spark.driver.memory 512m and the
+    LEAN settings below unless --default-memory-settings); a sampler sums the proportional set size (PSS,
+    shared pages split between processes) of that process and all its children (the JVM, the Python workers)
+    every 0.2 s. Documents are real paragraphs drawn into pages of 100-1,500 words, 10% of them near-duplicates
+    of another page, in Parquet parts of 2,500. Targets: 20k documents under 1 GB peak; time(40k) / time(20k) <= 2.2.
 
-    python bench/dedup_fuzzy_bench.py [--sizes 10000 20000 40000] [--driver-memory 1g] [--skip-stage]
+    python bench/dedup_fuzzy_bench.py [--sizes 10000 20000 40000] [--repeat 2] [--skip-stage] [--skip-signatures]
 """
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ from udfs.minhash import PRESETS, MinHasher, normalize  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 # small-machine settings for (2): the JVM starts with a small heap and young generation (its default initial
 # heap is 1/64 of the machine's RAM) and compiles with C1 only; Python workers exit with their task instead
-# of idling for a minute. --default-memory-settings runs without them.
+# of idling for a minute, and use the system allocator (Arrow's mimalloc keeps ~20 MB more per worker).
+# --default-memory-settings runs without them (20k documents: 3.6 GB peak with spark.driver.memory=2g).
 LEAN = {"spark.driver.extraJavaOptions": "-XX:+UseSerialGC -Xms32m -Xmn32m -XX:MinHeapFreeRatio=5 "
                                          "-XX:MaxHeapFreeRatio=20 -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=64m",
         "spark.python.worker.reuse": "false", "spark.executorEnv.ARROW_DEFAULT_MEMORY_POOL": "system"}
