@@ -139,7 +139,21 @@ def _fasttext_file(docs: Sequence[tuple[str, str]], lowercase: bool) -> str:
 
 
 def train_fasttext(train: Sequence[tuple[str, str]], p: TrainParams, out_path: str):
-    """Train (one thread: the same data give the same model), quantize for .ftz, save to a local path."""
+    """Train (one thread: the same data give the same model), quantize for .ftz, save to a local path.
+
+    The training itself runs in a fresh child process: fastText's trainer aborts the whole process on some
+    errors, and in a long-lived process that has run Spark and Ray (``mdr run`` then ``train-quality`` in one
+    Python, as the tests do) it was seen to diverge to NaN on data it trains on cleanly in a fresh process."""
+    import multiprocessing
+
+    import fasttext
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        seed = pool.apply(_train_fasttext_child, (list(train), p, out_path))
+    p.train_seed = seed
+    return fasttext.load_model(out_path)
+
+
+def _train_fasttext_child(train: Sequence[tuple[str, str]], p: TrainParams, out_path: str) -> int:
     import fasttext
     path = _fasttext_file(train, p.lowercase)
     try:
@@ -159,7 +173,7 @@ def train_fasttext(train: Sequence[tuple[str, str]], p: TrainParams, out_path: s
         model.save_model(out_path)
     finally:
         os.unlink(path)
-    return model
+    return p.train_seed
 
 
 def train(store: Storage, positives: list[str], negatives: list[str], output: str, p: TrainParams,

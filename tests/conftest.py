@@ -20,6 +20,16 @@ def shared_path(*parts: str) -> Path:
     return p
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _no_ray_left_running():
+    """A module whose tests run the quality stage in-process (``mdr run``) starts a local Ray in this process;
+    it is shut down when the module ends, so the next module's own ``ray.init`` gets a clean process."""
+    yield
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED.exists():

@@ -14,6 +14,8 @@ from tests.conftest import shared_path
 def ray_local(s3_server):
     """Started after the S3 server, so Ray's workers inherit its endpoint and credentials."""
     ray = pytest.importorskip("ray")
+    if ray.is_initialized():  # an in-process `mdr run` earlier in this session left one up
+        ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
     yield ray
     ray.shutdown()
