@@ -30,11 +30,18 @@ def get_spark(cfg: Config, master: str | None = None):
                .config("spark.ui.showConsoleProgress", "false")
                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                .config("spark.python.worker.reuse", "true")
-               .config("spark.sql.shuffle.partitions", "16")
+               .config("spark.sql.shuffle.partitions", str(cfg.spark.shuffle_partitions))
                .config("spark.sql.session.timeZone", "UTC"))
+    conf = dict(cfg.spark.conf)
     if master.startswith("local"):
         builder = builder.config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
-    for k, v in cfg.spark.conf.items():
+        if cfg.spark.class_cache and SparkSession.getActiveSession() is None:
+            from pipeline.jvm_class_cache import java_options
+            opts = java_options()
+            key = "spark.driver.extraJavaOptions"
+            if opts:
+                conf[key] = f"{opts} {conf[key]}" if conf.get(key) else opts
+    for k, v in conf.items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
