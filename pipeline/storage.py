@@ -5,7 +5,11 @@ travels into Spark tasks and Ray actors; each process builds its filesystems laz
 """
 from __future__ import annotations
 
+import contextlib
+import email.utils
 import errno
+import http.client
+import hashlib
 import io
 import os
 import posixpath
@@ -23,6 +27,11 @@ from pipeline.config import StorageConfig
 
 class StorageError(IOError):
     """An object could not be read or written; the message names the URI and the likely fix."""
+
+
+class SourceError(StorageError):
+    """An HTTP(S) source file could not be read (4xx, 5xx after retries, a body cut short): that file's
+    failure, not the storage's; per-file stages record it as the file's error."""
 
 
 def scheme(uri: str) -> str:
@@ -72,11 +81,15 @@ class Storage:
         self._fs = {}
 
     # ------------------------------------------------------------------ filesystems
+    def _endpoint(self) -> str | None:
+        return self.cfg.s3_endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+    def _region(self) -> str:
+        return self.cfg.s3_region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
     def _s3(self) -> pafs.FileSystem:
         if "s3" not in self._fs:
-            endpoint = (self.cfg.s3_endpoint or os.environ.get("AWS_ENDPOINT_URL_S3")
-                        or os.environ.get("AWS_ENDPOINT_URL"))
-            region = self.cfg.s3_region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+            endpoint, region = self._endpoint(), self._region()
             kwargs = dict(region=region,
                           retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=self.cfg.retries),
                           connect_timeout=10, request_timeout=60)
@@ -213,11 +226,141 @@ class Storage:
             fs.delete_file(path)
 
 
+    # ------------------------------------------------------------------ conditional writes (leases, commit points)
+    def read_versioned(self, uri: str) -> "Versioned | None":
+        """The object with its version tag (S3 ETag; a content hash on local disk); None when absent."""
+        s = scheme(uri)
+        if s in ("s3", "s3a"):
+            from botocore.exceptions import ClientError
+            bucket, key = self._bucket_key(uri)
+            try:
+                r = self._boto().get_object(Bucket=bucket, Key=key)
+                data = r["Body"].read()
+            except ClientError as e:
+                if _s3_code(e) in ("NoSuchKey", "404", "NotFound"):
+                    return None
+                raise StorageError(f"{uri}: cannot read: {e}") from None
+            date = r["ResponseMetadata"].get("HTTPHeaders", {}).get("date")
+            now = email.utils.parsedate_to_datetime(date).timestamp() if date else time.time()
+            return Versioned(data, r["ETag"], r["LastModified"].timestamp(), now)
+        path = self._local_cas_path(uri)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+                modified = os.fstat(f.fileno()).st_mtime
+        except FileNotFoundError:
+            return None
+        return Versioned(data, _content_tag(data), modified, time.time())
+
+    def write_if(self, uri: str, data: bytes, etag: str | None) -> str | None:
+        """Write the whole object only if it is unchanged: ``etag`` None means it must not exist yet
+        (S3 ``If-None-Match: *``), else it must still have that version (``If-Match``). Returns the new
+        version tag, or None when the condition failed (someone else wrote it first)."""
+        s = scheme(uri)
+        if s in ("s3", "s3a"):
+            from botocore.exceptions import ClientError
+            bucket, key = self._bucket_key(uri)
+            cond = {"IfNoneMatch": "*"} if etag is None else {"IfMatch": etag}
+            try:
+                return self._boto().put_object(Bucket=bucket, Key=key, Body=data, **cond)["ETag"]
+            except ClientError as e:
+                if _s3_code(e) not in _S3_CONDITION_FAILED:
+                    raise StorageError(f"{uri}: cannot write: {e}") from None
+            cur = self.read_versioned(uri)  # a retried request whose first attempt did succeed reads back as ours
+            return cur.etag if cur is not None and cur.data == data else None
+        path = self._local_cas_path(uri)
+        with _local_lock(path):
+            cur = self.read_versioned(uri)
+            if (cur is None) != (etag is None) or (cur is not None and cur.etag != etag):
+                return None
+            self.write_bytes(uri, data)
+        return _content_tag(data)
+
+    def delete_if(self, uri: str, etag: str) -> bool:
+        """Delete the object only if it still has version ``etag``; False when it changed or is gone."""
+        s = scheme(uri)
+        if s in ("s3", "s3a"):
+            from botocore.exceptions import ClientError
+            bucket, key = self._bucket_key(uri)
+            try:
+                self._boto().delete_object(Bucket=bucket, Key=key, IfMatch=etag)
+                return True
+            except ClientError as e:
+                if _s3_code(e) in _S3_CONDITION_FAILED:
+                    return False
+                raise StorageError(f"{uri}: cannot delete: {e}") from None
+        path = self._local_cas_path(uri)
+        with _local_lock(path):
+            cur = self.read_versioned(uri)
+            if cur is None or cur.etag != etag:
+                return False
+            os.unlink(path)
+        return True
+
+    def _bucket_key(self, uri: str) -> tuple[str, str]:
+        bucket, _, key = uri.split("://", 1)[1].partition("/")
+        return bucket, key
+
+    def _local_cas_path(self, uri: str) -> str:
+        if scheme(uri) != "file":
+            raise StorageError(f"{uri}: conditional writes need s3:// or a local path (HTTP(S) is read-only)")
+        return _local_path(uri)
+
+    def _boto(self):
+        """A boto3 S3 client (pyarrow has no conditional puts), configured like the pyarrow filesystem."""
+        if "boto3" not in self._fs:
+            import boto3
+            from botocore.config import Config as BotoConfig
+            self._fs["boto3"] = boto3.client(
+                "s3", endpoint_url=self._endpoint(), region_name=self._region(),
+                config=BotoConfig(retries={"max_attempts": self.cfg.retries, "mode": "standard"},
+                                  connect_timeout=10, read_timeout=60))
+        return self._fs["boto3"]
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """An object read together with its version, for a later conditional write."""
+    data: bytes
+    etag: str
+    modified: float   # when it was last written (the S3 server's clock)
+    now: float        # the storage's clock when it was read (the S3 response's Date), for expiry checks
+
+
+_S3_CONDITION_FAILED = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409", "NoSuchKey", "404")
+
+
+def _s3_code(e) -> str:
+    return str(e.response.get("Error", {}).get("Code", ""))
+
+
+def _content_tag(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+@contextlib.contextmanager
+def _local_lock(path: str):
+    """An exclusive lock for compare-and-swap on a local file (a hidden .lock file beside it)."""
+    import fcntl
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    lock = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.lock")
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 class _HttpStream(io.RawIOBase):
-    """Read-only HTTP body that reconnects with a Range header and backoff when the stream breaks."""
+    """Read-only HTTP body that reconnects with a Range header and backoff when the stream breaks.
+
+    A body that ends before its Content-Length is a dropped connection, not the end of the file: the
+    stream resumes from where it stopped, and fails with ``SourceError`` when the server keeps cutting it."""
 
     def __init__(self, uri: str, retries: int) -> None:
         self.uri, self.retries, self.pos = uri, retries, 0
+        self.length: int | None = None  # total bytes, from Content-Length / Content-Range
         self._resp = None
         self._open()
 
@@ -230,16 +373,28 @@ class _HttpStream(io.RawIOBase):
             try:
                 self._resp = urllib.request.urlopen(urllib.request.Request(self.uri, headers=headers), timeout=60)
                 if self.pos and self._resp.status != 206:
-                    raise StorageError(f"{self.uri}: server ignored the Range request; cannot resume")
+                    raise SourceError(f"{self.uri}: server ignored the Range request; cannot resume")
+                self._learn_length()
                 return
             except urllib.error.HTTPError as e:
                 last = e
                 if e.code < 500 and e.code != 429:
-                    raise StorageError(f"{self.uri}: HTTP {e.code} {e.reason}") from None
-            except (urllib.error.URLError, OSError) as e:
+                    raise SourceError(f"{self.uri}: HTTP {e.code} {e.reason}") from None
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+                if isinstance(e, SourceError):
+                    raise
                 last = e
             time.sleep(min(30.0, 0.5 * 2 ** attempt) * (0.5 + random.random()))
-        raise StorageError(f"{self.uri}: failed after {self.retries} attempts: {last}")
+        raise SourceError(f"{self.uri}: failed after {self.retries} attempts: {last}")
+
+    def _learn_length(self) -> None:
+        if self.length is not None:
+            return
+        rng = self._resp.headers.get("Content-Range", "")
+        if "/" in rng and rng.rsplit("/", 1)[1].strip().isdigit():
+            self.length = int(rng.rsplit("/", 1)[1])
+        elif self._resp.headers.get("Content-Length", "").isdigit() and not self.pos:
+            self.length = int(self._resp.headers["Content-Length"])
 
     def readable(self) -> bool:
         return True
@@ -248,12 +403,16 @@ class _HttpStream(io.RawIOBase):
         for attempt in range(self.retries):
             try:
                 n = self._resp.readinto(b)
+            except (OSError, urllib.error.URLError, http.client.HTTPException):
+                n = None
+            if n is not None and (n or not len(b) or self.length is None or self.pos >= self.length):
                 self.pos += n
-                return n
-            except (OSError, urllib.error.URLError):
-                time.sleep(min(30.0, 0.5 * 2 ** attempt))
-                self._open()
-        raise StorageError(f"{self.uri}: connection kept dropping at byte {self.pos}")
+                return n  # data, or the real end of the body
+            time.sleep(min(30.0, 0.5 * 2 ** attempt) * (0.5 + random.random()))
+            self._resp.close()
+            self._open()
+        raise SourceError(f"{self.uri}: the download kept breaking off at byte {self.pos:,}"
+                          + (f" of {self.length:,}" if self.length is not None else ""))
 
     def close(self) -> None:
         if self._resp is not None:
