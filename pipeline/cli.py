@@ -236,8 +236,9 @@ def cmd_explain(args) -> int:
 def cmd_export(args) -> int:
     from pipeline.export import export_jsonl
     from pipeline.storage import Storage
-    summary = export_jsonl(Storage(_load(args).storage), args.root, args.output, stage=args.stage,
-                           source=args.source)
+    store = Storage(_load(args).storage)
+    store.check_writable(args.output)
+    summary = export_jsonl(store, args.root, args.output, stage=args.stage, source=args.source)
     print(f"exported {summary['rows']:,} documents of {summary['stage']} in {len(summary['shards'])} shards to "
           f"{args.output}/documents/")
     return 0
@@ -256,9 +257,10 @@ def cmd_config(args) -> int:
 
 def cmd_sample(args) -> int:
     from pipeline.sample import write_sample_blocklist, write_sample_warc
-    from pipeline.storage import join
-    summary = write_sample_warc(args.output, seed=args.seed)
+    from pipeline.storage import Storage, join
     folder = args.output.rsplit("/", 1)[0] if "/" in args.output else "."
+    Storage().check_writable(folder)
+    summary = write_sample_warc(args.output, seed=args.seed)
     blocklist = join(folder, "blocklist")
     lists = write_sample_blocklist(blocklist, summary)
     print(f"wrote {args.output}: {summary['bytes']:,} bytes, {summary['captures']} captures, "
@@ -273,14 +275,29 @@ def cmd_train_quality(args) -> int:
 
     from pipeline.quality_train import TrainParams, print_report, train
     from pipeline.storage import Storage
+    from pipeline.config import ConfigError
     cfg = _load(args)
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise ConfigError(f"--threshold {args.threshold}: out of range; allowed: [0.0, 1.0]")
+    if not 0.0 < args.holdout < 1.0:
+        raise ConfigError(f"--holdout {args.holdout}: out of range; allowed: a share strictly between 0 and 1")
+    for flag in ("epoch", "dim", "word_ngrams", "bucket", "cutoff"):
+        if getattr(args, flag) < 1:
+            raise ConfigError(f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be at least 1")
+    if args.lr <= 0:
+        raise ConfigError(f"--lr {args.lr}: must be positive")
     ext = args.output.rsplit(".", 1)[-1].lower()
+    out_folder = args.output.rsplit("/", 1)[0] if "/" in args.output else "."
+    Storage(cfg.storage).check_writable(out_folder)  # before reading and training, not after
     p = TrainParams(backend=args.backend, positive_label=args.positive_label, negative_label=args.negative_label,
                     holdout=args.holdout, threshold=cfg.quality.threshold if args.threshold is None else args.threshold,
                     seed=args.seed, lowercase=not args.keep_case, epoch=args.epoch, lr=args.lr, dim=args.dim,
                     word_ngrams=args.word_ngrams, min_count=args.min_count, bucket=args.bucket, cutoff=args.cutoff,
                     quantize=ext == "ftz", group_column=args.group_column)
-    notes = Path(args.notes).read_text() if args.notes else ""
+    try:
+        notes = Path(args.notes).read_text() if args.notes else ""
+    except OSError as e:
+        raise ConfigError(f"--notes {args.notes}: cannot read it ({e.strerror})") from None
     try:
         rep = train(Storage(cfg.storage), args.positive, args.negative, args.output, p, notes)
     except ValueError as e:

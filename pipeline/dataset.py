@@ -180,12 +180,10 @@ def manifest_uri(root: str) -> str:
 
 def read_manifest(store: Storage, root: str) -> dict | None:
     uri = manifest_uri(root)
-    try:
-        if not store.exists(uri):
-            return None
-        data = json.loads(store.read_text(uri))
-    except (StorageError, OSError):
+    if not store.exists(uri):  # a store we cannot reach (credentials, endpoint) raises: never "not committed"
         return None
+    try:
+        data = json.loads(store.read_text(uri))
     except json.JSONDecodeError as e:
         raise StorageError(f"{uri}: manifest is not valid JSON ({e}); delete it or re-run the stage with --force") from None
     if data.get("format") != FORMAT:

@@ -32,8 +32,9 @@ def print_status(root: str, cfg: Config) -> int:
     rows = stage_states(store, root)
     console = Console(width=None if sys.stdout.isatty() else 160)  # logs and pipes get whole rows
     if not rows:
-        console.print(f"no stage output under {root}")
-        return 1
+        from pipeline.storage import StorageError
+        raise StorageError(f"{root}: no stage output here (no <stage>/_manifest.json or _tasks/); check the path, "
+                           f"or run `mdr run --output {root}` first")
     table = Table(title=f"mdr run at {root}")
     for col in ("stage", "state", "in", "kept", "kept %", "chars kept", "removed (top reasons)", "failed inputs",
                 "seconds", "config"):

@@ -1,6 +1,7 @@
 """Stage runner: decides whether a stage must run, runs it, checks conservation, commits its manifest."""
 from __future__ import annotations
 
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -39,11 +40,14 @@ def validate_stages(names: list[str]) -> None:
 
 
 def run_stage(cfg: Config, name: str, input_uri: str, output_uri: str, *, force: bool = False,
-              master: str | None = None, spark=None) -> dict:
+              master: str | None = None, spark=None, _checked: bool = False) -> dict:
     """Run one stage from ``input_uri`` into ``output_uri``; a no-op when its manifest matches."""
     validate_stages([name])
     spec = registry()[name]
     store = Storage(cfg.storage)
+    if not _checked:  # before any work: output writable, models and lists sound (pipeline.preflight)
+        from pipeline.preflight import check_output, check_stage
+        check_output(store, output_uri)
     inp = spec.resolve_input(store, cfg, input_uri)
     config_hash = cfg.section_hash(*spec.sections)
     existing = read_manifest(store, output_uri)
@@ -53,10 +57,17 @@ def run_stage(cfg: Config, name: str, input_uri: str, output_uri: str, *, force:
         print(f"[{name}] already committed at {output_uri} (config {config_hash}): in={c['in']:,} kept={c['kept']:,}; "
               f"nothing to do (--force re-runs)", file=sys.stderr)
         return existing
+    if not _checked:
+        check_stage(store, cfg, name, output_uri)
     started = time.time()
     ctx = StageContext(cfg, store, name, inp, output_uri, config_hash, force=force, _spark=spark, master=master)
     print(f"[{name}] {inp.uri} -> {output_uri} ({len(inp.parts)} input files, config {config_hash})", file=sys.stderr)
-    result = spec.run(ctx)
+    try:
+        result = spec.run(ctx)
+    except (StageFailed, StorageError, ConfigError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # a Spark/Ray job failed after its retries: one line saying why, never a Java trace
+        raise job_error(name, e) from e
     if inp.rows is not None and result.counts.n_in != inp.rows:
         raise StageFailed(f"stage {name}: input has {inp.rows:,} committed rows but the stage counted "
                           f"{result.counts.n_in:,} in; not committed")
@@ -78,6 +89,29 @@ def run_stage(cfg: Config, name: str, input_uri: str, output_uri: str, *, force:
           f"({manifest['timings']['seconds']:.1f}s): in={c['in']:,} kept={c['kept']:,} removed: {removed}",
           file=sys.stderr)
     return manifest
+
+
+_PY_ERROR = re.compile(r"^\s*((?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit)): (.+)$")
+
+
+def job_error(stage: str, e: BaseException) -> Exception:
+    """A failed Spark job's error (Py4J/captured exceptions carry the worker's traceback and the JVM's) as one
+    line: the worker's own exception. A storage error there is a StorageError (exit 3), the rest StageFailed."""
+    from udfs.langid import ModelError
+    if isinstance(e, ModelError):
+        return e
+    text = str(e)
+    found = [m for m in (_PY_ERROR.match(line) for line in text.splitlines()) if m]
+    py = [m for m in found if not m.group(1).startswith(("org.", "java.", "py4j.", "scala."))]
+    storage = [m for m in py if m.group(1).endswith("StorageError")]
+    pick = (storage or py or found or [None])[-1]
+    what = f"{pick.group(1).rsplit('.', 1)[-1]}: {pick.group(2).strip()}" if pick else f"{type(e).__name__}: {text[:300]}"
+    crashed = "Python worker exited unexpectedly" in text or "crashed" in text.lower()
+    if crashed and not storage:
+        what = f"a Python worker kept crashing (killed, out of memory?): {what}"
+    msg = (f"stage {stage}: a task failed after its retries: {what[:1500]}; nothing was committed; fix the cause and "
+           f"re-run the same command (finished tasks are kept)")
+    return StorageError(msg) if storage else StageFailed(msg)
 
 
 def _collect_garbage(store: Storage, root: str, manifest: dict) -> None:
@@ -106,10 +140,12 @@ def run_pipeline(cfg: Config, *, input_uri: str | None = None, output_root: str 
     if not src:
         raise ConfigError("run.input: no input given; pass --input URI (a WARC, a folder of WARCs, or warc.paths.gz)")
     root = output_root or cfg.run.output
+    from pipeline.preflight import check_run
+    check_run(Storage(cfg.storage), cfg, stages, src, root)  # a bad model or bucket fails now, not after hours
     manifests = []
     for name in stages:
         out = stage_output(root, name)
-        m = run_stage(cfg, name, src, out, force=force, master=master)
+        m = run_stage(cfg, name, src, out, force=force, master=master, _checked=True)
         manifests.append(m)
         src = out
     publish_run(Storage(cfg.storage), root)

@@ -16,6 +16,7 @@ import posixpath
 import random
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from typing import IO, Iterator
@@ -59,11 +60,56 @@ def _local_path(uri: str) -> str:
     return os.path.abspath(uri[len("file://"):] if uri.startswith("file://") else uri)
 
 
+_DENIED = ("ACCESS_DENIED", "INVALID_ACCESS_KEY_ID", "SIGNATURE_DOES_NOT_MATCH", "AccessDenied", "InvalidAccessKeyId",
+           "SignatureDoesNotMatch", "EXPIRED_TOKEN", "ExpiredToken", "InvalidToken")
+_UNREACHABLE = ("NETWORK_CONNECTION", "Could not connect", "Couldn't connect", "Connection refused",
+                "Could not resolve host", "Timeout was reached")
+
+
+def hint(e: BaseException) -> str:
+    """What to fix, from an object-store error (the message never carries credentials: only their kind)."""
+    msg = str(e)
+    if "NO_SUCH_BUCKET" in msg or "NoSuchBucket" in msg:
+        return " (the bucket does not exist: create it or fix the bucket name)"
+    if any(s in msg for s in _DENIED):
+        return (" (access denied: check the credentials - AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the "
+                "instance role - and the bucket's policy)")
+    if any(s in msg for s in _UNREACHABLE):
+        return " (cannot reach the object store: check storage.s3_endpoint / AWS_ENDPOINT_URL and the network)"
+    if getattr(e, "errno", None) in (errno.ENOSPC, errno.EFBIG):
+        return " (disk full or file size limit: free space or choose another output)"
+    return ""
+
+
 def safe_key(name: str) -> str:
     """A path component derived from untrusted text (URL, file name): no separators, no '..'."""
     cleaned = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in name)
     cleaned = cleaned.lstrip(".") or "_"
     return cleaned[:200]
+
+
+def under_base(uri: str, base: str) -> bool:
+    """``uri`` is ``base`` or below it: same scheme and host (no user info tricks), and a path under the base's
+    with no '.' or '..' segment (percent-encoded ones included) that could climb out of it."""
+    u, b = urllib.parse.urlsplit(uri), urllib.parse.urlsplit(base)
+    if (u.scheme.lower(), u.netloc.lower()) != (b.scheme.lower(), b.netloc.lower()) or not u.netloc:
+        return False
+    if any(seg in (".", "..") for seg in urllib.parse.unquote(u.path).replace("\\", "/").split("/")):
+        return False
+    prefix = b.path if b.path.endswith("/") else b.path + "/"
+    return u.path == b.path or u.path.startswith(prefix) or (not b.path and u.path.startswith("/"))
+
+
+def _http_opener(allowed: list[str]) -> urllib.request.OpenerDirector:
+    """urllib with redirects followed only to URLs under ``allowed``: an allowed host cannot send us elsewhere."""
+    class Guard(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            if not any(under_base(newurl, b) for b in allowed):  # a 4xx: refused at once, never retried
+                raise urllib.error.HTTPError(
+                    req.full_url, 403, f"redirect to {newurl} refused: not under an allowed HTTP base URL "
+                    f"({', '.join(allowed)}); add its base to storage.http_base_urls if it is trusted", headers, fp)
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+    return urllib.request.build_opener(Guard)
 
 
 @dataclass
@@ -113,8 +159,16 @@ class Storage:
             raise StorageError(f"{uri}: HTTP(S) is read-only; write to a path or s3:// URI instead")
         raise StorageError(f"{uri}: unsupported scheme {s!r}; use a local path, file://, s3:// or https://")
 
+    def _info(self, uri: str, path: str | None = None) -> pafs.FileInfo:
+        """``get_file_info`` with object-store errors (credentials, endpoint, bucket) as a StorageError."""
+        fs, p = self.resolve(uri)
+        try:
+            return fs.get_file_info(p if path is None else path)
+        except OSError as e:
+            raise StorageError(f"{uri}: cannot reach it: {e}{hint(e)}") from None
+
     def check_http_allowed(self, uri: str) -> None:
-        if not any(uri.startswith(b) for b in self.cfg.http_base_urls):
+        if not any(under_base(uri, b) for b in self.cfg.http_base_urls):
             raise StorageError(f"{uri}: not under an allowed HTTP base URL ({', '.join(self.cfg.http_base_urls)}); "
                                f"add its base to storage.http_base_urls")
 
@@ -124,14 +178,15 @@ class Storage:
         s = scheme(uri)
         if s in ("http", "https"):
             self.check_http_allowed(uri)
-            return io.BufferedReader(_HttpStream(uri, self.cfg.retries), buffer_size=1 << 20)
+            return io.BufferedReader(_HttpStream(uri, self.cfg.retries, _http_opener(self.cfg.http_base_urls)),
+                                     buffer_size=1 << 20)
         fs, path = self.resolve(uri)
         try:
             return fs.open_input_stream(path, compression=None)  # bytes as stored: .gz is the reader's business
         except FileNotFoundError:
             raise StorageError(f"{uri}: no such file") from None
         except OSError as e:
-            raise StorageError(f"{uri}: cannot open: {e}") from None
+            raise StorageError(f"{uri}: cannot open: {e}{hint(e)}") from None
 
     def read_bytes(self, uri: str) -> bytes:
         with self.open_read(uri) as f:
@@ -144,24 +199,23 @@ class Storage:
         if scheme(uri) in ("http", "https"):
             self.check_http_allowed(uri)
             try:
-                with urllib.request.urlopen(urllib.request.Request(uri, method="HEAD"), timeout=30):
+                with _http_opener(self.cfg.http_base_urls).open(urllib.request.Request(uri, method="HEAD"), timeout=30):
                     return True
             except urllib.error.HTTPError:
                 return False
-        fs, path = self.resolve(uri)
-        return fs.get_file_info(path).type != pafs.FileType.NotFound
+            except (urllib.error.URLError, OSError) as e:
+                raise StorageError(f"{uri}: cannot reach it: {e}") from None
+        return self._info(uri).type != pafs.FileType.NotFound
 
     def is_dir(self, uri: str) -> bool:
         if scheme(uri) in ("http", "https"):
             return False
-        fs, path = self.resolve(uri)
-        return fs.get_file_info(path).type == pafs.FileType.Directory
+        return self._info(uri).type == pafs.FileType.Directory
 
     def size(self, uri: str) -> int | None:
         if scheme(uri) in ("http", "https"):
             return None
-        fs, path = self.resolve(uri)
-        return fs.get_file_info(path).size
+        return self._info(uri).size
 
     def list_files(self, uri: str) -> list[str]:
         """Every file under a folder/prefix (recursive), as URIs, sorted; hidden (_ or .) names skipped."""
@@ -169,7 +223,7 @@ class Storage:
         try:
             infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
         except OSError as e:
-            raise StorageError(f"{uri}: cannot list: {e}") from None
+            raise StorageError(f"{uri}: cannot list: {e}{hint(e)}") from None
         out = []
         for info in infos:
             if info.type != pafs.FileType.File:
@@ -188,7 +242,7 @@ class Storage:
         try:
             return fs.open_output_stream(path, compression=None)  # bytes as given: never re-compress a .gz
         except OSError as e:
-            raise StorageError(f"{uri}: cannot write: {e}") from None
+            raise StorageError(f"{uri}: cannot write: {e}{hint(e)}") from None
 
     def write_bytes(self, uri: str, data: bytes) -> None:
         """Write a whole object; on local disk via a temporary file and rename, so it appears at once."""
@@ -210,20 +264,70 @@ class Storage:
                 with fs.open_output_stream(path, compression=None) as f:
                     f.write(data)
         except OSError as e:
-            hint = (" (disk full or file size limit: free space or choose another output)"
-                    if getattr(e, "errno", None) in (errno.ENOSPC, errno.EFBIG) else "")
-            raise StorageError(f"{uri}: cannot write: {e}{hint}") from None
+            raise StorageError(f"{uri}: cannot write: {e}{hint(e)}") from None
 
     def write_text(self, uri: str, text: str) -> None:
         self.write_bytes(uri, text.encode("utf-8"))
 
     def delete(self, uri: str) -> None:
         fs, path = self.resolve(uri)
-        info = fs.get_file_info(path)
-        if info.type == pafs.FileType.Directory:
-            fs.delete_dir(path)
-        elif info.type == pafs.FileType.File:
-            fs.delete_file(path)
+        info = self._info(uri)
+        try:
+            if info.type == pafs.FileType.Directory:
+                fs.delete_dir(path)
+            elif info.type == pafs.FileType.File:
+                fs.delete_file(path)
+        except OSError as e:
+            raise StorageError(f"{uri}: cannot delete: {e}{hint(e)}") from None
+
+    # ------------------------------------------------------------------ checks before any work
+    def check_writable(self, uri: str, probe: bool = True) -> None:
+        """Fail before any work when ``uri`` cannot be written: an unsupported or read-only scheme, a missing
+        bucket, credentials the store refuses, a local path under a file or in a folder we may not write.
+        With ``probe``, object stores also get a tiny write+delete under ``uri`` (read-only keys fail here)."""
+        fs, path = self.resolve(uri)  # refuses http(s) and unknown schemes
+        if scheme(uri) == "file":
+            p = path
+            while not os.path.exists(p) and os.path.dirname(p) != p:
+                p = os.path.dirname(p)
+            if os.path.exists(path) and not os.path.isdir(path):
+                raise StorageError(f"{uri}: is a file, not a folder; choose another output")
+            if not os.path.isdir(p):
+                raise StorageError(f"{uri}: {p} is a file, not a folder; choose another output")
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise StorageError(f"{uri}: no permission to write in {p}; choose another output or fix its permissions")
+            return
+        bucket = path.split("/", 1)[0]
+        if not bucket:
+            raise StorageError(f"{uri}: no bucket name; use s3://bucket/prefix")
+        if self._info(uri, bucket).type == pafs.FileType.NotFound:
+            raise StorageError(f"{uri}: bucket {bucket!r} does not exist (or these credentials cannot see it); "
+                               f"create it or fix the URI")
+        if probe:
+            existed = self._info(uri).type != pafs.FileType.NotFound
+            marker = join(uri, f"_mdr_write_check-{os.getpid()}-{random.getrandbits(32):08x}")
+            self.write_bytes(marker, b"")
+            try:
+                self.delete(marker)
+                if not existed and not fs.get_file_info(pafs.FileSelector(path, recursive=True)):
+                    fs.delete_dir(path)  # the folder marker the delete left behind: leave no trace
+            except (StorageError, OSError):
+                pass  # writable is what matters; a policy without delete leaves an empty hidden object
+
+    def check_readable(self, uri: str, what: str = "input") -> None:
+        """Fail before any work when ``uri`` (a file or folder) is not there or cannot be reached."""
+        if scheme(uri) in ("http", "https"):
+            self.check_http_allowed(uri)
+            return
+        if scheme(uri) not in ("file", "s3", "s3a"):
+            self.resolve(uri)
+        if scheme(uri) != "file":
+            bucket = self.resolve(uri)[1].split("/", 1)[0]
+            if self._info(uri, bucket).type == pafs.FileType.NotFound:
+                raise StorageError(f"{uri}: bucket {bucket!r} does not exist (or these credentials cannot see it); "
+                                   f"fix {what}")
+        if self._info(uri).type == pafs.FileType.NotFound:
+            raise StorageError(f"{uri}: no such file or folder; fix {what}")
 
 
     # ------------------------------------------------------------------ conditional writes (leases, commit points)
@@ -358,8 +462,9 @@ class _HttpStream(io.RawIOBase):
     A body that ends before its Content-Length is a dropped connection, not the end of the file: the
     stream resumes from where it stopped, and fails with ``SourceError`` when the server keeps cutting it."""
 
-    def __init__(self, uri: str, retries: int) -> None:
+    def __init__(self, uri: str, retries: int, opener: urllib.request.OpenerDirector | None = None) -> None:
         self.uri, self.retries, self.pos = uri, retries, 0
+        self._opener = opener or urllib.request.build_opener()
         self.length: int | None = None  # total bytes, from Content-Length / Content-Range
         self._resp = None
         self._open()
@@ -371,7 +476,7 @@ class _HttpStream(io.RawIOBase):
             if self.pos:
                 headers["Range"] = f"bytes={self.pos}-"
             try:
-                self._resp = urllib.request.urlopen(urllib.request.Request(self.uri, headers=headers), timeout=60)
+                self._resp = self._opener.open(urllib.request.Request(self.uri, headers=headers), timeout=60)
                 if self.pos and self._resp.status != 206:
                     raise SourceError(f"{self.uri}: server ignored the Range request; cannot resume")
                 self._learn_length()

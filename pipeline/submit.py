@@ -290,6 +290,9 @@ def cli_submit(args) -> int:
     plan = plan_run(cfg, store, input_uri=args.input, root=args.output, stages=list(cfg.run.stages),
                     run_name=args.run_name, force=args.force, spark_master=master, ray_address=ray_address,
                     needs_remote=needs_remote)
+    from pipeline.preflight import check_submit  # buckets, credentials, input, remote models: before submitting
+    plan.warnings += check_submit(store, cfg, [s.name for s in plan.stages], plan.input, plan.root,
+                                  dry_run=args.dry_run)
     if args.dry_run:
         sys.stdout.write(target.describe(plan))
         for w in plan.warnings:
