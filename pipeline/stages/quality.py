@@ -12,6 +12,7 @@ runner commits them. Output is the input order with ``quality_score`` and ``qual
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sys
 import time
@@ -27,6 +28,10 @@ from pipeline.storage import Storage
 from udfs.quality import ModelSpec, check_model, load_classifier
 
 SCORE, LABEL = "quality_score", "quality_label"
+# A killed or crashed actor is restarted (it reloads the model) and the unit it was scoring runs again on it:
+# Ray Data's actor pools default to max_restarts=-1 and max_task_retries=-1 (tests/test_reliability_faults.py
+# kills one mid-stage). A re-run unit writes new files (a new attempt token); only the files of the reports that
+# came back are committed, so a retried unit is never counted twice.
 REASON = "low_quality"
 EMPTY_SCHEMA = pa.schema([("id", pa.string()), ("url", pa.string()), ("text", pa.string()),
                           (SCORE, pa.float64()), (LABEL, pa.string())])
@@ -104,7 +109,7 @@ class ScoreParts:
                 "part": part.to_dict() if part else None, "rejects": rej.to_dict() if rej else None,
                 "score_sum": score_sum, "seconds": round(time.perf_counter() - t0, 3),
                 "cpu_seconds": round(time.process_time() - c0, 3),
-                "model_load_seconds": round(self.load_seconds, 3), "ready_at": self.ready_at,
+                "model_load_seconds": round(self.load_seconds, 3), "ready_at": self.ready_at, "pid": os.getpid(),
                 "started_at": started_at, "ended_at": time.time()}
         return info, schema.serialize().to_pybytes()
 
@@ -163,8 +168,10 @@ def run(ctx: StageContext) -> StageResult:
         raise StageFailed(f"stage quality: Ray job failed: {type(cause).__name__}: {str(cause)[:1000]}") from e
     seconds = time.perf_counter() - t0
     infos = sorted(((json.loads(r["info"]), r["schema"]) for r in rows), key=lambda x: (x[0]["task"], x[0]["slice"]))
-    if len(infos) != len(units):
-        raise StageFailed(f"stage quality: {len(units)} work units but {len(infos)} reports came back; not committed")
+    got = [(i["task"], i["slice"]) for i, _ in infos]
+    if sorted(got) != sorted((u["task"], u["slice"]) for u in units):  # each unit exactly once, retried or not
+        raise StageFailed(f"stage quality: {len(units)} work units but {len(infos)} reports came back "
+                          f"({len(set(got))} distinct); not committed")
     counts, parts, rejects = Counts(), [], []
     schema = pa.ipc.read_schema(pa.py_buffer(infos[0][1]))
     score_sum = unit_seconds = unit_cpu = 0.0
@@ -186,6 +193,7 @@ def run(ctx: StageContext) -> StageResult:
           f"Ray start-up {startup:.1f}s, actor pool up after {timing['pool_start_seconds']:.1f}s)", file=sys.stderr)
     stats = {"docs_per_s": round(rate, 1), "score_seconds": round(seconds, 3), "ray_startup_seconds": round(startup, 3),
              "work_units": len(units), "unit_seconds": round(unit_seconds, 3), "unit_cpu_seconds": round(unit_cpu, 3),
+             "actor_processes": len({i.get("pid") for i, _ in infos}),  # more than ray.actors: some were restarted
              **timing,
              "model_load_seconds": max(i["model_load_seconds"] for i, _ in infos),
              "mean_quality_score": round(score_sum / counts.n_in, 6) if counts.n_in else None}
