@@ -89,7 +89,13 @@ def test_default_config_keeps_english_at_065(spark, cfg_factory, tmp_path):
     assert set(t.column("lang").to_pylist()) == {"en"}
     assert min(t.column("lang_score").to_pylist()) >= 0.65
     assert 150 <= man["rows"] <= 165
-    assert man["counts"]["removed"]["lang_mismatch"] >= 15
+    removed = man["counts"]["removed"]
+    assert removed["lang_mismatch"] + removed["lang_prescreen"] >= 15 and removed["lang_prescreen"] >= 10
+    # the pre-screen only skips work: without it the same documents are kept
+    off = run_stage(_no_url_filter(cfg_factory, "extract.langid.prescreen=false"), "extract", str(warc),
+                    str(tmp_path / "off"))
+    assert "lang_prescreen" not in off["counts"]["removed"] and off["rows"] == man["rows"]
+    assert set(read_dataset(Storage(), str(tmp_path / "off")).column("id").to_pylist()) == set(t.column("id").to_pylist())
     assert man["counts"]["in"] == 363  # warcinfo + 181 request + 181 response records
     # deterministic: a forced re-run gives the same ids and text
     again = run_stage(_no_url_filter(cfg_factory), "extract", str(warc), str(tmp_path / "again"))

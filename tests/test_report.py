@@ -105,9 +105,12 @@ def test_report_numbers_are_the_data(run, report):
         assert report["timings"][stage] == mans[stage]["timings"]["seconds"]
     # languages of the pages removed for their language, from the rejects' details
     rej = read_rejects(store, str(root / "extract")).to_pylist()
-    mismatched = Counter(json.loads(r["details"])["lang"] for r in rej if r["reason"] == "lang_mismatch")
-    assert report["languages"]["removed"]["extract: lang_mismatch"] == dict(mismatched)
-    assert {"de", "fr", "es", "ja", "zh", "ru"} <= set(mismatched)
+    seen = set()
+    for reason in ("lang_prescreen", "lang_mismatch"):  # before extraction (pre-screen) and after it
+        langs = Counter(json.loads(r["details"])["lang"] for r in rej if r["reason"] == reason)
+        assert report["languages"]["removed"].get(f"extract: {reason}", {}) == dict(langs)
+        seen |= set(langs)
+    assert {"de", "fr", "es", "ja", "zh", "ru"} <= seen
 
 
 def test_report_samples_and_domains_come_from_the_rejects(run, report):
@@ -258,7 +261,7 @@ def _one_reject(root: Path, stage: str, reason: str) -> dict:
 
 
 @pytest.mark.parametrize("reason,check", [
-    ("lang_mismatch", lambda d: d["lang"] != "en" and d["lang_score"] > 0.5),
+    ("lang_prescreen", lambda d: d["lang"] != "en" and d["lang_score"] >= 0.8 and d["target_score"] < 0.05),
     ("binary_payload", lambda d: "content_type" in d),
     ("http_status", lambda d: d["status"] in (301, 404)),
     ("url_blocklist_domain", lambda d: d),

@@ -172,17 +172,21 @@ class _CheckedIterator(ArchiveIterator):
 
 
 def process_warc(stream, warc_file: str, s: ExtractSettings, sink: Sink, url_filter=None,
-                 lang_model=None, languages: tuple[str, ...] = (), min_lang_score: float = 0.0) -> dict:
-    """Every record of one WARC stream to the sink; returns stats, with ``error`` when the file is broken."""
+                 lang_model=None, languages: tuple[str, ...] = (), min_lang_score: float = 0.0,
+                 prescreen: bool = False) -> dict:
+    """Every record of one WARC stream to the sink; returns stats, with ``error`` when the file is broken.
+    ``prescreen``: pages confidently in another language are dropped before extraction (``udfs.prescreen``)."""
     _use_working_brotli()
-    stats = {"records": 0, "extract_seconds": 0.0, "html_bytes": 0}
+    stats = {"records": 0, "extract_seconds": 0.0, "html_bytes": 0, "prescreen_seconds": 0.0, "prescreen_dropped": 0}
+    prescreen = bool(prescreen and lang_model is not None and languages)
     it = _CheckedIterator(stream, check_digests=False)
     try:
         for record in it:
             if stats["records"] == 0:
                 _check_first_record(record, warc_file)
             stats["records"] += 1
-            _process_record(record, warc_file, s, sink, url_filter, lang_model, languages, min_lang_score, stats)
+            _process_record(record, warc_file, s, sink, url_filter, lang_model, languages, min_lang_score, stats,
+                            prescreen)
     except NotAWarcError as e:
         stats["error"] = str(e)
     except OSError:
@@ -195,9 +199,10 @@ def process_warc(stream, warc_file: str, s: ExtractSettings, sink: Sink, url_fil
 
 
 def _process_record(record, warc_file: str, s: ExtractSettings, sink: Sink, url_filter, lang_model,
-                    languages: tuple[str, ...], min_lang_score: float, stats: dict) -> None:
+                    languages: tuple[str, ...], min_lang_score: float, stats: dict, prescreen: bool = False) -> None:
     """One record to the sink: kept as a document, or dropped with its reason."""
     from udfs.langid import identify, language_verdict
+    from udfs.prescreen import prescreen as prescreen_page
     h = record.rec_headers
     url = h.get_header("WARC-Target-URI")
     date = h.get_header("WARC-Date")
@@ -232,6 +237,14 @@ def _process_record(record, warc_file: str, s: ExtractSettings, sink: Sink, url_
         except DecodeError as e:
             sink.drop("decode_error", rid, url, {"error": str(e)})
             return
+        if prescreen:
+            t0 = time.perf_counter()
+            evidence = prescreen_page(html, lang_model, languages)
+            stats["prescreen_seconds"] += time.perf_counter() - t0
+            if evidence is not None:
+                stats["prescreen_dropped"] += 1
+                sink.drop("lang_prescreen", rid, url, evidence)
+                return
         t0 = time.perf_counter()
         try:
             text = clean_text(extract_text(html, url, s))

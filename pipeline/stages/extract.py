@@ -69,7 +69,8 @@ def _extract_file(store: Storage, s: ExtractSettings, url_filter_bc, langid: dic
         sink.fail(str(e))
         return
     with stream:
-        stats = process_warc(stream, uri, s, sink, url_filter, model, tuple(langid["languages"]), langid["min_score"])
+        stats = process_warc(stream, uri, s, sink, url_filter, model, tuple(langid["languages"]), langid["min_score"],
+                             langid["prescreen"])
     error = stats.pop("error", None)
     sink.stats.update(stats)
     if error:  # what was read before the damage is kept; the file is listed as failed
@@ -88,11 +89,11 @@ def run(ctx: StageContext) -> StageResult:
         from udfs.langid import load_model
         load_model(li.model_uri, ctx.store)
     langid = {"enabled": li.enabled, "model_uri": li.model_uri, "languages": list(li.languages),
-              "min_score": li.min_score}
+              "min_score": li.min_score, "prescreen": li.prescreen}
     fn = partial(_extract_file, ctx.store, settings(cfg), url_filter_bc, langid)
     result = run_file_tasks(ctx, fn, SCHEMA, label="WARC files")
     result.params = {"trafilatura": settings(cfg).__dict__, "languages": langid["languages"],
-                     "min_lang_score": langid["min_score"]}
+                     "min_lang_score": langid["min_score"], "lang_prescreen": li.enabled and li.prescreen}
     return result
 
 
