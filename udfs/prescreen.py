@@ -25,31 +25,40 @@ _TAG = re.compile(r"<[^<>]*>")   # [^<>]: one scan per '<', so hostile markup st
 _SPACE = re.compile(r"\s+")
 
 
-def _strip_invisible(s: str) -> str:
-    """Drop comments and script/style/... elements in one left-to-right pass (an unclosed one hides the rest)."""
-    out, pos = [], 0
-    while True:
+def _text_pieces(s: str, want: int):
+    """Visible text of ``s`` piece by piece, left to right, until about ``want`` characters: comments and
+    script/style/... elements are skipped whole (an unclosed one hides the rest, as in a browser), and the
+    rest is cut at tag starts into 16 kB windows, so a large page costs only as much as its first text."""
+    pos, got = 0, 0
+    while got < want:
         m = _OPEN.search(s, pos)
+        seg_end = m.start() if m else len(s)
+        i = pos
+        while i < seg_end and got < want:
+            j = min(seg_end, i + 16_384)
+            if j < seg_end:
+                k = s.rfind("<", i, j)  # no tag (and no entity) straddles two windows
+                j = k if k > i else j
+            piece = _SPACE.sub(" ", htmllib.unescape(_TAG.sub(" ", s[i:j])))
+            got += len(piece) - piece.count(" ")
+            yield piece
+            i = j
         if m is None:
-            out.append(s[pos:])
-            break
-        out.append(s[pos:m.start()])
+            return
         end = (_COMMENT_END if m.group(1) is None else _CLOSE[m.group(1).lower()]).search(s, m.end())
         if end is None:
-            break
+            return
         pos = end.end()
-        out.append(" ")
-    return "".join(out)
+        yield " "
 
 
 def visible_text(html: str, max_chars: int = _TEXT_CHARS) -> str:
     """Title plus the text outside tags, scripts, styles and comments, entities decoded, whitespace collapsed."""
     head = html[:_HEAD_CHARS]
     m = _TITLE.search(head)
-    title = m.group(1) if m else ""
-    body = _TAG.sub(" ", _strip_invisible(head))
-    text = _SPACE.sub(" ", htmllib.unescape(f"{title} {body}")).strip()
-    return text[:max_chars]
+    title = htmllib.unescape(m.group(1)) if m else ""
+    body = "".join(_text_pieces(head, max_chars))
+    return _SPACE.sub(" ", f"{title} {body}").strip()[:max_chars]
 
 
 @dataclass(frozen=True)
