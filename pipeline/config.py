@@ -40,7 +40,8 @@ class StorageConfig:
     s3_endpoint: str | None = doc("S3-compatible endpoint URL; default: AWS_ENDPOINT_URL(_S3) from the environment, else AWS", None)
     s3_region: str | None = doc("S3 region; default: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1", None)
     http_base_urls: list[str] = doc("HTTP(S) prefixes WARCs may be fetched from (nothing else is fetched)",
-                                    factory=lambda: ["https://data.commoncrawl.org/"])
+                                    factory=lambda: ["https://data.commoncrawl.org/",
+                                                     "https://index.commoncrawl.org/collinfo.json"])
     retries: int = doc("attempts for each object-storage or HTTP request before failing", 5, min=1, max=20)
 
 
@@ -136,6 +137,8 @@ class ExtractConfig:
     include_tables: bool = doc("trafilatura include_tables", True)
     fallback: bool = doc("let trafilatura run its fallback extractors (about 2x slower, no better F1 here)", False)
     deduplicate: bool = doc("trafilatura deduplicate (drops repeated text segments inside a page)", False)
+    drop_failed_files: bool = doc("a WARC that fails part-way gives no documents: those read from it are removed as "
+                                  "input_file_failed (mdr refresh sets it, so a failed file is retried whole)", False)
     url_filter: UrlFilterConfig = field(default_factory=UrlFilterConfig)
     langid: LangIdConfig = field(default_factory=LangIdConfig)
 
@@ -164,6 +167,8 @@ class DedupExactConfig:
         "word")
     min_chars_after_cut: int = doc("a cut document with fewer characters left (whitespace trimmed) is dropped (exact_substring_removed)", 1, min=0)
     min_tokens_after_cut: int = doc("a cut document with fewer tokens left is dropped (exact_substring_removed)", 5, min=0)
+    prior_index: str | None = doc("catalog of earlier releases' URL and text-hash indexes (mdr refresh sets it): a match "
+                                  "is removed as duplicate_url_prior / duplicate_text_prior; none: off", None)
 
 
 @dataclass
@@ -179,6 +184,9 @@ class DedupFuzzyConfig:
     keep: Literal["smallest_id", "longest", "earliest"] = doc(
         "which document a cluster keeps: smallest id, longest text, or earliest warc_date (no warc_date column: smallest id); "
         "ties: smallest id", "smallest_id")
+    prior_index: str | None = doc("catalog of earlier releases' MinHash band index (mdr refresh sets it): a document "
+                                  "sharing a band with one of them is removed as fuzzy_duplicate_prior, with its "
+                                  "whole cluster; none: off", None)
 
     def __post_init__(self) -> None:
         self.params()
@@ -314,6 +322,36 @@ class ClusterConfig:
 
 
 @dataclass
+class RefreshConfig:
+    """`mdr refresh`: a nightly run over the WARC files it has not processed yet, published as a new release."""
+    source: str = doc("base URL of the crawl data in Common Crawl's layout (crawl-data/<CRAWL-ID>/warc.paths.gz); "
+                      "an HTTP(S) base must be in storage.http_base_urls; s3://bucket/prefix for a mirror",
+                      "https://data.commoncrawl.org/")
+    follow: list[str] = doc("what to follow: crawl ids (CC-MAIN-2026-40), latest (newest crawl in collinfo.json), "
+                            "CC-NEWS/YYYY/MM, or CC-NEWS (this month and last, UTC)", factory=lambda: ["CC-NEWS"])
+    collinfo_uri: str | None = doc("crawl list for `latest`; none: https://index.commoncrawl.org/collinfo.json when the "
+                                   "source is data.commoncrawl.org, else <source>/collinfo.json", None)
+    state: str | None = doc("state root (s3://bucket/prefix; a local folder for trying it out): ledger, lock, "
+                            "cross-release indexes and releases/", None)
+    budget: int = doc("most WARC files one night takes", 100, min=1, max=1_000_000)
+    max_attempts: int = doc("a file that failed on this many nights (or whose night was interrupted this often) is "
+                            "given up (status gave_up) and reported", 3, min=1, max=1000)
+    lease_ttl_s: float = doc("the lock expires this long after its last renewal, so a crashed run blocks the next "
+                             "night no longer than this", 1800.0, min=2.0, max=7 * 86400.0)
+    heartbeat_s: float = doc("a running refresh renews its lock this often (at most a third of lease_ttl_s)",
+                             300.0, min=0.5, max=86400.0)
+    index_buckets: int = doc("hash buckets of each cross-release index; a night reads only the buckets its keys fall "
+                             "in (fixed when the first release is published)", 256, min=1, max=4096)
+    index_compact_files: int = doc("a bucket holding more files than this is merged into one at the next release",
+                                   32, min=1, max=100_000)
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_s * 3 > self.lease_ttl_s:
+            raise ConfigError(f"refresh.heartbeat_s: {self.heartbeat_s} is more than a third of refresh.lease_ttl_s="
+                              f"{self.lease_ttl_s}; a live run would lose its lock between renewals")
+
+
+@dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -325,6 +363,7 @@ class Config:
     dedup_exact: DedupExactConfig = field(default_factory=DedupExactConfig)
     quality: QualityModelConfig = field(default_factory=QualityModelConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    refresh: RefreshConfig = field(default_factory=RefreshConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -63,7 +63,7 @@ def run_stage(cfg: Config, name: str, input_uri: str, output_uri: str, *, force:
     ctx = StageContext(cfg, store, name, inp, output_uri, config_hash, force=force, _spark=spark, master=master)
     print(f"[{name}] {inp.uri} -> {output_uri} ({len(inp.parts)} input files, config {config_hash})", file=sys.stderr)
     try:
-        result = spec.run(ctx)
+        result = _empty_result(store, inp) if inp.rows == 0 and not inp.parts else spec.run(ctx)
     except (StageFailed, StorageError, ConfigError, KeyboardInterrupt):
         raise
     except Exception as e:  # a Spark/Ray job failed after its retries: one line saying why, never a Java trace
@@ -112,6 +112,21 @@ def job_error(stage: str, e: BaseException) -> Exception:
     msg = (f"stage {stage}: a task failed after its retries: {what[:1500]}; nothing was committed; fix the cause and "
            f"re-run the same command (finished tasks are kept)")
     return StorageError(msg) if storage else StageFailed(msg)
+
+
+def _empty_result(store: Storage, inp: InputDataset) -> StageResult:
+    """A committed input without documents (an earlier stage removed them all) commits an empty output."""
+    import pyarrow as pa
+    from pipeline.dataset import Counts
+
+    def arrow_type(name: str):
+        try:
+            return pa.type_for_alias(name)
+        except (ValueError, KeyError):
+            return pa.string()
+    fields = (read_manifest(store, inp.uri) or {}).get("schema", [])
+    schema = pa.schema([(f["name"], arrow_type(f["type"])) for f in fields])
+    return StageResult([], [], schema, Counts(), [], {"empty_input": True}, {})
 
 
 def _collect_garbage(store: Storage, root: str, manifest: dict) -> None:

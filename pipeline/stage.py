@@ -88,6 +88,24 @@ class TaskSink:
     def fail(self, error: str) -> None:
         self.error = error
 
+    def discard_kept(self, reason: str) -> None:
+        """Move every row kept so far to the rejects with ``reason`` (its input file failed part-way)."""
+        self._flush()  # every kept row is now in the part file
+        if self._writer is None:
+            return
+        self._writer.close()
+        from pipeline.dataset import read_part
+        table = read_part(self.store, self._writer.uri, ["id", "url", "text"])
+        self.store.delete(self._writer.uri)
+        self._writer = None
+        details = {"error": (self.error or "")[:300]}
+        for b in table.to_batches(max_chunksize=self.flush_rows):
+            self._rejects.extend(reject_row(r["id"], r["url"], reason, details, r["text"], self.audit, self.audit_rate)
+                                 for r in b.to_pylist())
+            self._flush()
+        self.counts.removed[reason] = self.counts.removed.get(reason, 0) + self.counts.kept
+        self.counts.kept = 0
+
     def _flush(self) -> None:
         try:
             self._write_buffers()
@@ -117,6 +135,7 @@ class TaskSink:
 # --------------------------------------------------------------------------- per-file engine
 
 FileTask = Callable[[str, TaskSink], None]
+FAILED_FILE_REASON = "input_file_failed"
 
 
 def _marker_uri(output: str, task: int) -> str:
@@ -124,7 +143,7 @@ def _marker_uri(output: str, task: int) -> str:
 
 
 def _run_one(store: Storage, output: str, schema: pa.Schema, audit: str, rate: float, fn: FileTask,
-             key: str, task: int, uri: str) -> dict:
+             key: str, task: int, uri: str, drop_failed: bool = False) -> dict:
     started = time.time()
     sink = TaskSink(store, output, task, schema, audit, rate)
     try:
@@ -133,6 +152,8 @@ def _run_one(store: Storage, output: str, schema: pa.Schema, audit: str, rate: f
         raise  # storage or disk failed (StorageError is an OSError): Spark retries the task
     except Exception as e:  # a broken input file: keep what was read, record the error
         sink.fail(f"{type(e).__name__}: {e}")
+    if sink.error and drop_failed:
+        sink.discard_kept(FAILED_FILE_REASON)
     part, rej = sink.close()
     marker = {"task": task, "input": uri, "key": key, "counts": sink.counts.to_dict(), "error": sink.error,
               "part": part.to_dict() if part else None, "rejects": rej.to_dict() if rej else None,
@@ -157,8 +178,10 @@ def _read_marker(store: Storage, output: str, task: int, key: str, uri: str) -> 
     return m
 
 
-def run_file_tasks(ctx: StageContext, fn: FileTask, schema: pa.Schema, label: str = "files") -> StageResult:
-    """One Spark task per input file; tasks finished by an earlier attempt of this stage are reused."""
+def run_file_tasks(ctx: StageContext, fn: FileTask, schema: pa.Schema, label: str = "files",
+                   drop_failed: bool = False) -> StageResult:
+    """One Spark task per input file; tasks finished by an earlier attempt of this stage are reused.
+    ``drop_failed``: a file that fails part-way keeps none of its rows (they become FAILED_FILE_REASON rejects)."""
     store, out = ctx.store, ctx.output
     key = f"{ctx.config_hash}:{ctx.input.fingerprint}"
     files = ctx.input.parts
@@ -179,7 +202,7 @@ def run_file_tasks(ctx: StageContext, fn: FileTask, schema: pa.Schema, label: st
 
         def task(item):
             i, uri = item
-            m = _run_one(store, out, schema, audit, rate, fn, key, i, uri)
+            m = _run_one(store, out, schema, audit, rate, fn, key, i, uri, drop_failed)
             docs_acc.add(m["counts"]["in"])
             return m
 

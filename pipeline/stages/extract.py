@@ -11,7 +11,7 @@ from pipeline.config import Config
 from pipeline.dataset import InputDataset
 from pipeline.runner import StageSpec
 from pipeline.stage import StageContext, StageResult, TaskSink, run_file_tasks
-from pipeline.storage import Storage, StorageError, is_remote, iter_lines, join, scheme
+from pipeline.storage import SourceError, Storage, StorageError, is_remote, iter_lines, join, scheme
 from udfs.extract import ExtractSettings, process_warc
 
 SCHEMA = pa.schema([
@@ -69,8 +69,12 @@ def _extract_file(store: Storage, s: ExtractSettings, url_filter_bc, langid: dic
         sink.fail(str(e))
         return
     with stream:
-        stats = process_warc(stream, uri, s, sink, url_filter, model, tuple(langid["languages"]), langid["min_score"],
-                             langid["prescreen"])
+        try:
+            stats = process_warc(stream, uri, s, sink, url_filter, model, tuple(langid["languages"]), langid["min_score"],
+                                 langid["prescreen"])
+        except SourceError as e:  # an HTTP(S) source kept failing mid-file: that file's error, not the storage's
+            sink.fail(str(e))
+            return
     error = stats.pop("error", None)
     sink.stats.update(stats)
     if error:  # what was read before the damage is kept; the file is listed as failed
@@ -91,7 +95,7 @@ def run(ctx: StageContext) -> StageResult:
     langid = {"enabled": li.enabled, "model_uri": li.model_uri, "languages": list(li.languages),
               "min_score": li.min_score, "prescreen": li.prescreen}
     fn = partial(_extract_file, ctx.store, settings(cfg), url_filter_bc, langid)
-    result = run_file_tasks(ctx, fn, SCHEMA, label="WARC files")
+    result = run_file_tasks(ctx, fn, SCHEMA, label="WARC files", drop_failed=cfg.extract.drop_failed_files)
     result.params = {"trafilatura": settings(cfg).__dict__, "languages": langid["languages"],
                      "min_lang_score": langid["min_score"], "lang_prescreen": li.enabled and li.prescreen}
     return result
