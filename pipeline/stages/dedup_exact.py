@@ -13,6 +13,12 @@
    ``min_chars_after_cut`` / ``min_tokens_after_cut`` is ``exact_substring_removed``.
 The manifest's stats carry Spark's shuffle bytes for the stage, per GB of input text and of input files.
 
+With ``dedup_exact.prior_index`` (``mdr refresh``), step 1 first removes documents whose normalized URL an
+earlier release holds (``duplicate_url_prior``) and step 2 those whose text hash one holds
+(``duplicate_text_prior``): a released document always wins, whatever ``url_keep`` says, since releases are
+never changed. Step 3 stays within this dataset: a window index over every release would cost a shuffle of all
+released text each night (``pipeline.prior_index``).
+
 Memory: the window shuffle is sorted by Spark (spilling to disk), never held by one process. All
 copies of one window hash meet in one task: boilerplate shared by millions of documents makes that
 task large (Spark's window buffer spills past spark.sql.windowExec.buffer.spill.threshold rows),
@@ -193,16 +199,30 @@ def apply_cuts(df, cfg: DedupExactConfig, acc):
     return df.mapInArrow(fn, StructType(out_fields))
 
 
-def plan(df, cfg: DedupExactConfig, acc):
-    """The whole stage as one DataFrame: rows with ``_reason`` null are kept."""
+def plan(df, cfg: DedupExactConfig, acc, prior=None):
+    """The whole stage as one DataFrame: rows with ``_reason`` null are kept. ``prior``: (catalog, storage) of the
+    cross-release index, checked before the in-dataset step of the same kind."""
     from pyspark.sql import functions as F
 
     df = prepare(df, cfg, acc)
     df = df.withColumn(REASON, F.lit(None).cast("string")).withColumn(DETAILS, F.lit(None).cast("string"))
     df = df.withColumn(LIVE, F.lit(True))
+    if prior is not None:
+        from pipeline.connected_components import cut_lineage
+        from pipeline.prior_index import mark_exact
+        df = cut_lineage(df)  # prepared once: the bucket lookups and the steps below all read it
+        catalog, store = prior
+        cols = dict(live=LIVE, reason_col=REASON, details_col=DETAILS)
     if cfg.url_dedup:
+        if prior is not None:
+            url_key = F.unhex(F.substring(F.sha2(F.col(URL_KEY), 256), 1, 32))
+            df = mark_exact(df, catalog, store, kind="url", key_expr=url_key, reason="duplicate_url_prior",
+                            extra={"url_key": F.col(URL_KEY)}, **cols)
         df = _mark_duplicates(df, URL_KEY, "duplicate_url", keep_order(df, cfg.url_keep), {"url_key": F.col(URL_KEY)})
     if cfg.doc_dedup:
+        if prior is not None:
+            df = mark_exact(df, catalog, store, kind="doc", key_expr=F.col(TEXT_HASH), reason="duplicate_text_prior",
+                            **cols)
         df = _mark_duplicates(df, TEXT_HASH, "duplicate_text", keep_order(df, cfg.url_keep), {})
     if not cfg.substring_dedup:
         return df.drop(*INTERNAL).withColumn(REMOVED_CHARS, F.lit(0).cast("long"))
@@ -247,17 +267,23 @@ def shuffle_metrics(sc, group: str, wait_s: float = 10.0) -> dict:
 def run(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg.dedup_exact
     check_tokenizer(cfg.tokenizer)
+    prior = None
+    if cfg.prior_index:  # before any work: a catalog made with other URL / hash rules fails here
+        from pipeline.prior_index import load_checked
+        prior = (load_checked(ctx.store, cfg.prior_index, ctx.cfg, ("url", "doc")), ctx.store)
     sc = ctx.spark.sparkContext
     acc = {n: sc.accumulator(0) for n in ("tokens", "windows", "marked_windows", "removed_chars")}
     acc["text_bytes"] = sc.accumulator({}, PerPartition())
     group = f"mdr-dedup_exact-{secrets.token_hex(4)}"
     sc.setJobGroup(group, f"mdr dedup_exact: {len(ctx.input.parts)} parts")
     try:
-        df = plan(read_dataframe(ctx), cfg, acc)
+        df = plan(read_dataframe(ctx), cfg, acc, prior)
         params = {"k": cfg.k, "tokenizer": cfg.tokenizer, "hash_bits": 64, "stride": 1,
                   "steps": [s for s, on in (("url", cfg.url_dedup), ("doc", cfg.doc_dedup),
                                             ("substring", cfg.substring_dedup)) if on],
                   "name": f"{cfg.k}k_{cfg.tokenizer}_64b_s1"}
+        if prior is not None:
+            params["prior_index"] = cfg.prior_index
         result = write_dataframe(ctx, df, params=params)
     finally:
         sc.setLocalProperty("spark.jobGroup.id", None)

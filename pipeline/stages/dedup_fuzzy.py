@@ -6,7 +6,10 @@
    the key, spilling to disk), so a bucket of a million copies gives a million edges, not 5e11 pairs;
 3. connected components of those edges (``pipeline.connected_components``, large/small star);
 4. one keeper per component by ``dedup_fuzzy.keep``; the others get reason ``fuzzy_duplicate``
-   with ``duplicate_of`` (the keeper's id) and ``component_size`` in their details;
+   with ``duplicate_of`` (the keeper's id) and ``component_size`` in their details; with
+   ``dedup_fuzzy.prior_index`` (``mdr refresh``), a component holding a document that shares a band key
+   with an earlier release's document is removed whole as ``fuzzy_duplicate_prior``
+   (``pipeline.prior_index.fuzzy_prior``);
 5. one task per input part again reads the part, gets that part's decisions (partitioned by
    the part index) and writes survivors and rejects (Arrow, survivors never become Python rows): texts never enter the JVM and
    each task needs one Python worker, which keeps a small machine's memory low.
@@ -33,6 +36,7 @@ from pipeline.storage import Storage
 from udfs.minhash import MinHashParams, minhasher, threshold_50
 
 REASON_NAME = "fuzzy_duplicate"
+PRIOR_REASON = "fuzzy_duplicate_prior"
 NODE = "node"
 DATE_COLUMN = "warc_date"
 DOCS_PER_CALL = 64  # documents per signature batch: (64 x num_hashes) uint32 = 2.3 MB at 9000 hashes
@@ -148,7 +152,8 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 def _write_part(store: Storage, out: str, part: int, uri: str, dup: dict, schema: pa.Schema, audit: str,
                 rate: float) -> dict:
-    """Survivors of one input part as Arrow (no per-row Python), the removed as reject rows."""
+    """Survivors of one input part as Arrow (no per-row Python), the removed as reject rows
+    (``dup``: id -> (reason, details))."""
     table = read_part(store, uri)
     removed = pc.fill_null(pc.is_in(table.column("id").cast(pa.string()), value_set=pa.array(list(dup), pa.string())),
                            False)
@@ -160,10 +165,11 @@ def _write_part(store: Storage, out: str, part: int, uri: str, dup: dict, schema
         w = PartWriter(store, out, part_path(part, token), schema)
         w.write(_conform(kept, schema))
         meta["part"] = w.close().to_dict()
-    rows = [reject_row(r["id"], r["url"], REASON_NAME, dup[r["id"]], r["text"], audit, rate)
+    rows = [reject_row(r["id"], r["url"], *dup[r["id"]], r["text"], audit, rate)
             for r in table.filter(removed).select(["id", "url", "text"]).to_pylist()]
     if rows:
-        counts.drop(REASON_NAME, len(rows))
+        for r in rows:
+            counts.drop(r["reason"])
         w = PartWriter(store, out, part_path(part, token, rejects=True), REJECT_SCHEMA)
         w.write(pa.Table.from_pylist(rows, schema=REJECT_SCHEMA))
         meta["rejects"] = w.close().to_dict()
@@ -181,17 +187,21 @@ def write_parts(ctx: StageContext, removed, schema: pa.Schema) -> tuple[Counts, 
 
     def write(items):
         uris, dup = {}, {}
-        for part, (uri, doc_id, dup_of, size) in items:
+        for part, (uri, doc_id, dup_of, size, reason, release) in items:
             if uri is not None:
                 uris[part] = uri
             else:
-                dup[doc_id] = {"duplicate_of": dup_of, "component_size": size}
+                details = {"duplicate_of": dup_of, "component_size": size}
+                if release is not None:
+                    details["prior_release"] = release
+                dup[doc_id] = (reason, details)
         for part, uri in uris.items():  # exactly one part per task
             yield _write_part(store, out, part, uri, dup, schema, audit, rate)
 
     sc = ctx.spark.sparkContext
-    tasks = sc.parallelize([(i, (u, None, None, None)) for i, u in enumerate(parts)], len(parts))
-    decided = removed.rdd.map(lambda r: (r["part"], (None, r["id"], r["duplicate_of"], r["component_size"])))
+    tasks = sc.parallelize([(i, (u, None, None, None, None, None)) for i, u in enumerate(parts)], len(parts))
+    decided = removed.rdd.map(lambda r: (r["part"], (None, r["id"], r["duplicate_of"], r["component_size"],
+                                                     r["reason"], r["prior_release"])))
     metas = tasks.union(decided).partitionBy(len(parts), lambda part: part).mapPartitions(write).collect()
     counts, kept, rejects = Counts(), [], []
     for m in metas:
@@ -204,21 +214,36 @@ def write_parts(ctx: StageContext, removed, schema: pa.Schema) -> tuple[Counts, 
 
 
 def run(ctx: StageContext) -> StageResult:
+    from pyspark.sql import functions as F
     cfg = ctx.cfg.dedup_fuzzy
     params = cfg.params()
+    prior = None
+    if cfg.prior_index:  # before any work: a catalog made with other MinHash numbers fails here, naming both
+        from pipeline import prior_index
+        prior = prior_index.load_checked(ctx.store, cfg.prior_index, ctx.cfg, ("minhash",))
     schema = input_schema(ctx.store, ctx.input.parts)
     rule = cfg.keep if (cfg.keep != "earliest" or DATE_COLUMN in schema.names) else "smallest_id"
 
     no_shingles = ctx.spark.sparkContext.accumulator(0)
-    cc = connected_components(bucket_stars(band_keys(ctx, params, no_shingles)))
-    removed, comps = pick_keepers(cc.labels, doc_attrs(ctx, rule == "earliest"), rule)
+    bands = band_keys(ctx, params, no_shingles)
+    if prior is not None:
+        bands = cut_lineage(bands)  # hashed once: the graph and the prior lookup both read it
+    cc = connected_components(bucket_stars(bands))
+    attrs = doc_attrs(ctx, rule == "earliest")
+    removed, comps = pick_keepers(cc.labels, attrs, rule)
+    removed = removed.withColumn("reason", F.lit(REASON_NAME)).withColumn("prior_release", F.lit(None).cast("string"))
     stats = {"minhash": params.name, "preset": cfg.preset, "keep": rule,
              "threshold_50": round(threshold_50(params.bands, params.rows), 4),
              "candidate_edges": cc.edges, "cc_rounds": cc.rounds, **component_stats(comps),
              "docs_without_shingles": no_shingles.value}
+    if prior is not None:
+        removed, stats["prior_matched_docs"] = prior_index.fuzzy_prior(
+            bands, cc.labels, attrs, removed, prior, ctx.store, node=NODE, reason=PRIOR_REASON)
+        stats["prior_releases"] = len(prior.releases)
     counts, kept, rejects = write_parts(ctx, removed, schema)
     return StageResult(kept, rejects, schema, counts, [], stats,
-                       {"minhash": params.name, "keep": rule, "seed": params.seed})
+                       {"minhash": params.name, "keep": rule, "seed": params.seed,
+                        **({"prior_index": cfg.prior_index} if prior is not None else {})})
 
 
 SPEC = StageSpec("dedup_fuzzy", ("dedup_fuzzy",), resolve_input, run)

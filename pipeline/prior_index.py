@@ -1,0 +1,210 @@
+"""Cross-release indexes: what earlier releases hold, so that a new release adds no duplicate of them.
+
+Three indexes, one row per released document and key (Parquet: ``key``, ``id``, ``release``):
+
+- ``url``: the first 16 bytes of sha256 of the normalized URL (``udfs.urlnorm`` with the dedup_exact URL options);
+- ``doc``: the 16-byte text hash of dedup_exact (``udfs.dochash``);
+- ``band``: every MinHash LSH band key of dedup_fuzzy (``udfs.minhash``, the same parameters).
+
+Each index is split by key hash into ``buckets``; a bucket is a few files, each sorted by key. A *catalog*
+(``<index root>/_catalogs/<release>.json``) lists every live file per index and bucket, with the parameters the
+keys were made with. A catalog is live only once ``releases/_index.json`` names it (``pipeline.releases``, the
+refresh's one commit point), so files written by a night that did not commit are never read. A stage given a
+catalog (``dedup_fuzzy.prior_index``, ``dedup_exact.prior_index``) reads only the buckets its own keys fall in.
+Building and extending the indexes is ``pipeline.prior_build``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from pipeline.config import Config, ConfigError
+from pipeline.storage import Storage, StorageError, join
+
+FORMAT = "mdr.prior-index/1"
+KINDS = ("url", "doc", "band")
+CATALOGS = "_catalogs"
+KEY_TYPES = {"url": pa.binary(), "doc": pa.binary(), "band": pa.int64()}
+
+
+def file_schema(kind: str) -> pa.Schema:
+    return pa.schema([("key", KEY_TYPES[kind]), ("id", pa.string()), ("release", pa.string())])
+
+
+# --------------------------------------------------------------------------- keys (pure)
+
+def url_index_key(url_key: str) -> bytes:
+    """16 bytes of sha256 of a normalized URL (Spark computes the same with ``sha2(col, 256)``)."""
+    return hashlib.sha256(url_key.encode("utf-8", "surrogatepass")).digest()[:16]
+
+
+def bytes_bucket(key: bytes, buckets: int) -> int:
+    return int.from_bytes(key[:4], "big") % buckets
+
+
+def long_bucket(key: int, buckets: int) -> int:
+    return ((key & 0xFFFFFFFFFFFFFFFF) >> 32) % buckets
+
+
+def index_params(cfg: Config) -> dict:
+    """What the keys depend on: a catalog built with other values cannot be compared with this config's keys."""
+    mh, ex = cfg.dedup_fuzzy.params(), cfg.dedup_exact
+    return {"minhash": {"name": mh.name, "seed": mh.seed},
+            "url": {"ignore_scheme": ex.url_ignore_scheme, "strip_www": ex.url_strip_www,
+                    "drop_params": sorted(ex.url_drop_params)},
+            "doc": {"casefold": ex.doc_casefold},
+            "keys": "url=sha256[:16] doc=blake2b-128 band=int64"}
+
+
+# --------------------------------------------------------------------------- catalogs
+
+@dataclass
+class Catalog:
+    uri: str
+    data: dict
+
+    @classmethod
+    def load(cls, store: Storage, uri: str) -> "Catalog":
+        try:
+            data = json.loads(store.read_text(uri))
+        except json.JSONDecodeError as e:
+            raise StorageError(f"{uri}: prior-index catalog is not valid JSON ({e})") from None
+        if data.get("format") != FORMAT:
+            raise StorageError(f"{uri}: not an mdr prior-index catalog (format {data.get('format')!r})")
+        return cls(uri, data)
+
+    @property
+    def root(self) -> str:
+        return self.uri.rsplit(f"/{CATALOGS}/", 1)[0]
+
+    @property
+    def buckets(self) -> int:
+        return int(self.data["buckets"])
+
+    @property
+    def releases(self) -> list[str]:
+        return list(self.data.get("releases", []))
+
+    def entries(self, kind: str) -> dict[str, list[dict]]:
+        return self.data.get("files", {}).get(kind, {})
+
+    def files(self, kind: str, buckets=None) -> list[str]:
+        """Absolute URIs of the live files of ``kind``, only of the given buckets when given."""
+        by_bucket = self.entries(kind)
+        wanted = by_bucket.keys() if buckets is None else [str(b) for b in sorted(buckets)]
+        return [join(self.root, f["path"]) for b in wanted for f in by_bucket.get(b, [])]
+
+    def paths(self) -> set[str]:
+        return {f["path"] for kind in KINDS for fs in self.entries(kind).values() for f in fs}
+
+
+def check_params(catalog: Catalog, cfg: Config, parts: tuple[str, ...] = ("minhash", "url", "doc")) -> None:
+    """A catalog made with other MinHash / URL / text-hash settings: fail, naming both and the fix."""
+    now, then = index_params(cfg), catalog.data.get("params", {})
+    for part in parts:
+        if then.get(part) != now[part]:
+            keys = {"minhash": "dedup_fuzzy.preset/num_hashes/bands/rows/ngram/seed",
+                    "url": "dedup_exact.url_ignore_scheme/url_strip_www/url_drop_params",
+                    "doc": "dedup_exact.doc_casefold"}[part]
+            raise ConfigError(f"{keys}: the cross-release index {catalog.uri} was built with {part} "
+                              f"{json.dumps(then.get(part), sort_keys=True)}, this configuration gives "
+                              f"{json.dumps(now[part], sort_keys=True)}; keys made with other settings cannot be "
+                              f"compared. Set them back, or start a new refresh state root")
+
+
+def load_checked(store: Storage, uri: str, cfg: Config, parts: tuple[str, ...]) -> Catalog:
+    cat = Catalog.load(store, uri)
+    check_params(cat, cfg, parts)
+    return cat
+
+
+# --------------------------------------------------------------------------- lookups in Spark
+
+def bucket_expr(col, kind: str, buckets: int):
+    """The bucket of a key column, as ``bytes_bucket`` / ``long_bucket`` compute it."""
+    from pyspark.sql import functions as F
+    if kind == "band":
+        return F.pmod(F.shiftrightunsigned(col, 32), F.lit(buckets))
+    return F.pmod(F.conv(F.hex(F.substring(col, 1, 4)), 16, 10).cast("long"), F.lit(buckets))
+
+
+def read_files(spark, store: Storage, files: list[str], kind: str):
+    """DataFrame (key, prior_id, prior_release) of index files: one task per file, read through the storage layer."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+    out = pa.schema([("key", KEY_TYPES[kind]), ("prior_id", pa.string()), ("prior_release", pa.string())])
+    if not files:
+        return spark.createDataFrame([], from_arrow_schema(out))
+
+    def read(batches):
+        import io
+
+        import pyarrow.parquet as pq
+        for b in batches:
+            for uri in b.column("uri").to_pylist():
+                with store.open_read(uri) as f:
+                    t = pq.ParquetFile(io.BytesIO(f.read())).read(columns=["key", "id", "release"])
+                yield from t.rename_columns(out.names).cast(out).to_batches(max_chunksize=100_000)
+
+    uris = spark.sparkContext.parallelize([(u,) for u in files], len(files))
+    return spark.createDataFrame(uris, "uri string").mapInArrow(read, from_arrow_schema(out))
+
+
+def prior_matches(keys, catalog: Catalog, store: Storage, kind: str):
+    """(key, prior_id, prior_release) for the keys of ``keys`` (a DataFrame with a ``key`` column) that an earlier
+    release holds: the earliest release, then the smallest id. Reads only the buckets those keys fall in."""
+    from pyspark.sql import functions as F
+    buckets = [r[0] for r in keys.select(bucket_expr(F.col("key"), kind, catalog.buckets).alias("b"))
+               .distinct().collect()]
+    files = catalog.files(kind, buckets)
+    prior = read_files(keys.sparkSession, store, files, kind)
+    first = F.min(F.struct("prior_release", "prior_id")).alias("p")
+    return (prior.join(keys.select("key").distinct(), "key", "left_semi").groupBy("key").agg(first)
+            .select("key", F.col("p.prior_id").alias("prior_id"), F.col("p.prior_release").alias("prior_release")))
+
+
+def mark_exact(df, catalog: Catalog, store: Storage, *, kind: str, key_expr, reason: str, live: str,
+               reason_col: str, details_col: str, extra: dict | None = None):
+    """Among rows still ``live``, those whose key an earlier release holds get ``reason`` and
+    ``{"duplicate_of": <its id>, "prior_release": <its release>, ...extra}``."""
+    from pyspark.sql import functions as F
+    df = df.withColumn("_pk", key_expr)
+    keys = df.where(F.col(live) & F.col("_pk").isNotNull()).select(F.col("_pk").alias("key"))
+    found = prior_matches(keys, catalog, store, kind).withColumnRenamed("key", "_pk")
+    df = df.join(found, "_pk", "left")
+    hit = F.col(live) & F.col("prior_id").isNotNull()
+    info = F.to_json(F.struct(F.col("prior_id").alias("duplicate_of"), F.col("prior_release").alias("prior_release"),
+                              *[c.alias(n) for n, c in (extra or {}).items()]))
+    return (df.withColumn(reason_col, F.when(hit, F.lit(reason)).otherwise(F.col(reason_col)))
+              .withColumn(details_col, F.when(hit, info).otherwise(F.col(details_col)))
+              .withColumn(live, F.col(reason_col).isNull())
+              .drop("_pk", "prior_id", "prior_release"))
+
+
+def fuzzy_prior(bands, labels, attrs, removed, catalog: Catalog, store: Storage, *, node: str, reason: str):
+    """Near duplicates of earlier releases, with their whole cluster.
+
+    A document sharing a band key with a released one is *tainted*; every member of a tainted component of this
+    night's graph is removed with ``reason`` and ``duplicate_of`` the released document (the earliest release's,
+    then the smallest id): the same outcome as clustering everything together with the released copy kept,
+    since a release is never changed. ``removed`` (part, id, duplicate_of, component_size, reason,
+    prior_release) loses those documents' in-night decisions and gets these. Returns (removed, tainted count)."""
+    from pyspark.sql import functions as F
+    found = prior_matches(bands.select("key"), catalog, store, "band")
+    first = F.min(F.struct("prior_release", "prior_id")).alias("p")
+    tainted = bands.join(found, "key").groupBy(node).agg(first)
+    n_tainted = tainted.count()
+    if not n_tainted:
+        return removed, 0
+    comp = (tainted.join(labels, node, "left").select(F.coalesce(F.col("root"), F.col(node)).alias("root"), "p")
+            .groupBy("root").agg(F.min("p").alias("p")))
+    members = labels.select(node, "root").unionByName(
+        tainted.join(labels, node, "left_anti").select(node, F.col(node).alias("root")))
+    sizes = members.groupBy("root").agg(F.count("*").alias("component_size"))
+    hit = (members.join(comp, "root").join(sizes, "root").join(attrs.select(node, "part", "id"), node)
+           .select("part", "id", F.col("p.prior_id").alias("duplicate_of"), "component_size",
+                   F.lit(reason).alias("reason"), F.col("p.prior_release").alias("prior_release")))
+    kept_decisions = removed.join(hit.select("part", "id"), ["part", "id"], "left_anti")
+    return kept_decisions.unionByName(hit), n_tainted
