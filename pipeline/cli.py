@@ -30,6 +30,7 @@ examples:
   mdr explain out/ https://example.org/page.html
   mdr export out/ --output out-jsonl/
   mdr submit --target k8s --input s3://bucket/crawl/warc.paths.gz --output s3://bucket/runs/r1 --dry-run
+  mdr refresh --state s3://bucket/cc-refresh --follow CC-NEWS --budget 200
 """
 
 
@@ -167,6 +168,38 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--context", default=None, help="kubeconfig context (default: the current one, or in-cluster)")
     g.add_argument("--templates", type=Path, default=None, help="folder of the stage templates (default: k8s/stages)")
     _common(p)
+    p = sub.add_parser("refresh", help="nightly: process the crawl files not processed yet, publish a new release",
+                       description="One night of the incremental pipeline: take the lock in the state root, list\n"
+                                   "the followed crawls, take the next files not processed yet (up to the budget; an\n"
+                                   "interrupted night is resumed first), run run.stages on them with dedup against\n"
+                                   "every earlier release (URL, text hash, MinHash bands), publish releases/<run id>/\n"
+                                   "and list it in releases/_index.json, then record each file as done or failed in\n"
+                                   "the ledger (failed files are retried on later nights, up to refresh.max_attempts).\n"
+                                   "A night with nothing new exits at once. `mdr config` documents the refresh.* keys.\n"
+                                   "Exit codes: 0 done (failed files are in the ledger), 1 a stage failed (the next\n"
+                                   "night resumes), 2 configuration, 3 storage, 4 another refresh holds the lock.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="examples:\n"
+                              "  mdr refresh --state s3://bucket/cc --follow CC-NEWS --budget 200\n"
+                              "  mdr refresh --state s3://bucket/cc --follow CC-MAIN-2026-40,latest --target k8s "
+                              "--config my-run.yaml\n"
+                              "  mdr refresh --state s3://bucket/cc --status\n"
+                              "  mdr refresh --state s3://bucket/cc --source https://mirror.example.org/cc/ "
+                              "--set 'storage.http_base_urls=[https://mirror.example.org/cc/]' --dry-run")
+    p.add_argument("--source", default=None, help="base URL of the crawl data: https://data.commoncrawl.org/ "
+                                                  "(default, refresh.source), an HTTP(S) mirror, or s3://bucket/prefix")
+    p.add_argument("--follow", "--crawls", dest="follow", default=None, metavar="LIST",
+                   help="comma-separated: crawl ids (CC-MAIN-2026-40), latest, CC-NEWS/YYYY/MM, CC-NEWS "
+                        "(this month and last); default: refresh.follow")
+    p.add_argument("--state", default=None, help="state root: ledger, lock, indexes, releases/ (refresh.state)")
+    p.add_argument("--budget", type=int, default=None, help="most WARC files this night takes (refresh.budget)")
+    p.add_argument("--target", choices=["local", "k8s"], default="local",
+                   help="local: stages run here (Spark --master); k8s: each stage is submitted as `mdr submit "
+                        "--target k8s` does (the CronJob in k8s/refresh/)")
+    p.add_argument("--dry-run", action="store_true", help="list what the next night would take; take no lock, write nothing")
+    p.add_argument("--status", action="store_true", help="print the ledger's counts, failed and given-up files, the "
+                                                         "lock and the latest releases")
+    _common(p)
     return parser
 
 
@@ -244,6 +277,30 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_refresh(args) -> int:
+    from pipeline.lease import LeaseHeld
+    from pipeline.refresh import dry_run, refresh, status
+    keys = {"source": "refresh.source", "state": "refresh.state", "budget": "refresh.budget"}
+    args.overrides = [*args.overrides, *(f"{k}={getattr(args, a)}" for a, k in keys.items()
+                                         if getattr(args, a) is not None)]
+    if args.follow:
+        args.overrides.append(f"refresh.follow=[{args.follow}]")
+    if args.ray_address:
+        args.overrides.append(f"ray.address={args.ray_address}")
+    cfg = _load(args)
+    if args.status:
+        return status(cfg)
+    if args.dry_run:
+        dry_run(cfg)
+        return 0
+    try:
+        refresh(cfg, target=args.target, master=args.master, force=args.force)
+    except LeaseHeld as e:
+        print(f"mdr refresh: {e}", file=sys.stderr)
+        return 4
+    return 0
+
+
 def cmd_submit(args) -> int:
     from pipeline.submit import cli_submit
     return cli_submit(args)
@@ -309,7 +366,7 @@ def cmd_train_quality(args) -> int:
 
 COMMANDS = {"run": cmd_run, "stage": cmd_stage, "status": cmd_status, "config": cmd_config, "sample": cmd_sample,
             "train-quality": cmd_train_quality, "report": cmd_report, "explain": cmd_explain, "export": cmd_export,
-            "submit": cmd_submit}
+            "submit": cmd_submit, "refresh": cmd_refresh}
 
 
 def main(argv: list[str] | None = None) -> int:

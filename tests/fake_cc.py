@@ -75,10 +75,17 @@ def nearly(text: str, seed: int, changes: int = 2) -> str:
     return " ".join(words)
 
 
-def warc_bytes(tmp_path, name: str, pages: list[tuple[str, str, str]], date: str = "2099-01-15T00:00:00Z") -> bytes:
-    """A WARC of 200 responses, one per (url, title, text)."""
+def warc_bytes(tmp_path, name: str, pages: list[tuple[str, str, str]], date: str = "2099-01-15T00:00:00Z",
+               filler_bytes: int = 0) -> bytes:
+    """A WARC of 200 responses, one per (url, title, text); ``filler_bytes``: an incompressible image record in the
+    middle (not HTML: dropped at once), so that a cut at half the file falls after the first pages were read."""
     path = tmp_path / name
-    write_warc(str(path), [response_record(u, html(t, x), date=date) for u, t, x in pages])
+    records = [response_record(u, html(t, x), date=date) for u, t, x in pages]
+    if filler_bytes:
+        blob = random.Random(0).randbytes(filler_bytes)
+        records.insert(len(records) // 2, response_record("https://img.example.org/big.jpg", blob,
+                                                          content_type="image/jpeg", date=date))
+    write_warc(str(path), records)
     return path.read_bytes()
 
 

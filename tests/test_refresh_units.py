@@ -1,0 +1,154 @@
+"""The refresh's parts without Spark, on real servers (moto S3, an HTTP server on 127.0.0.1): the lease (two
+refreshes at once, expiry and takeover, heartbeat), the ledger's order and outcomes, Common Crawl listings,
+and the refresh's configuration checks."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+
+import pytest
+
+from pipeline.ccsource import expand, list_source, news_months
+from pipeline.config import ConfigError, RefreshConfig, load_config
+from pipeline.lease import Lease, LeaseHeld, LeaseLost
+from pipeline.ledger import DONE, FAILED, GAVE_UP, PENDING, Ledger
+from pipeline.storage import Storage, StorageError
+from tests.fake_cc import FakeCC
+
+
+@pytest.fixture(scope="module")
+def roots(s3_server, tmp_path_factory):
+    s3_server.make_bucket("units")
+    return {"s3": "s3://units/state", "local": str(tmp_path_factory.mktemp("state"))}
+
+
+@pytest.fixture(scope="module")
+def fake_cc():
+    cc = FakeCC().start()
+    yield cc
+    cc.stop()
+
+
+@pytest.mark.parametrize("where", ["s3", "local"])
+def test_two_refreshes_at_once_one_gets_the_lock(roots, where):
+    store, uri = Storage(), f"{roots[where]}/race/_lock.json"
+    won, lost, go = [], [], threading.Barrier(6)
+
+    def take(i):
+        go.wait()
+        try:
+            won.append(Lease(store, uri, 60, f"run-{i}").acquire())
+        except LeaseHeld as e:
+            lost.append(str(e))
+
+    threads = [threading.Thread(target=take, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1 and len(lost) == 5
+    assert all(f"locked by run {won[0].run_id} since " in m and "expires in" in m for m in lost)
+    won[0].release()
+    assert store.read_versioned(uri) is None
+    Lease(store, uri, 60, "after").acquire().release()  # free again
+
+
+def test_expired_lease_is_taken_over_and_the_old_holder_cannot_commit(roots):
+    store, uri = Storage(), f"{roots['s3']}/expiry/_lock.json"
+    old = Lease(store, uri, 2, "crashed-run").acquire()
+    with pytest.raises(LeaseHeld, match="locked by run crashed-run"):
+        Lease(store, uri, 2, "too-early").acquire()
+    time.sleep(3.2)  # S3 Last-Modified has 1-second resolution
+    new = Lease(store, uri, 60, "next-night").acquire()
+    assert new.taken_over["run_id"] == "crashed-run"
+    with pytest.raises(LeaseLost, match="now held by next-night"):
+        old.check()   # the old run wakes up: it must not commit
+    old.release()     # a lost lease is never deleted by its old holder
+    assert json.loads(store.read_versioned(uri).data)["run_id"] == "next-night"
+    new.renew()
+    new.release()
+
+
+def test_heartbeat_keeps_a_long_run_locked(roots):
+    store, uri = Storage(), f"{roots['s3']}/beat/_lock.json"
+    lease = Lease(store, uri, 3, "long-run").acquire()
+    with lease.heartbeat(0.5):
+        time.sleep(4.5)  # longer than the ttl: renewals keep it
+        with pytest.raises(LeaseHeld):
+            Lease(store, uri, 3, "other").acquire()
+    lease.check()
+    lease.release()
+
+
+def test_ledger_order_outcomes_and_limits(roots):
+    store = Storage()
+    led = Ledger.load(store, f"{roots['s3']}/ledger.parquet")
+    big = [("CC-MAIN-2099-05", f"crawl-data/CC-MAIN-2099-05/w{i:03d}.warc.gz") for i in range(50)]
+    news = [("CC-NEWS/2099/01", f"crawl-data/CC-NEWS/2099/01/n{i}.warc.gz") for i in range(3)]
+    assert led.add_listed(list(reversed(big)) + news) == 53
+    assert led.add_listed(news) == 0
+    picked = [e.path for e in led.select(6)]   # sources in turn, each in path order: the big crawl starves nobody
+    assert picked == [big[0][1], news[0][1], big[1][1], news[1][1], big[2][1], news[2][1]]
+    batch = led.select(2)
+    led.start(batch, "r1")
+    led.finish("r1", "r1", {batch[0].path: {"error": None, "documents": 7},
+                            batch[1].path: {"error": "HTTP 404 Not Found"}}, max_attempts=2)
+    led.save(store)
+    again = Ledger.load(store, led.uri)
+    assert again.entries[batch[0].path].status == DONE and again.entries[batch[0].path].documents == 7
+    e = again.entries[batch[1].path]
+    assert (e.status, e.attempts, e.error) == (FAILED, 1, "HTTP 404 Not Found")
+    assert batch[1].path in [x.path for x in again.select(100)]  # retried on a later night
+    again.start([e], "r2")
+    again.finish("r2", "r2", {e.path: {"error": "HTTP 404 Not Found"}}, max_attempts=2)
+    assert again.entries[e.path].status == GAVE_UP and e.path not in [x.path for x in again.select(100)]
+    stale = again.select(1)
+    again.start(stale, "r3")
+    assert again.interrupt(stale, max_attempts=1) == [] and again.entries[stale[0].path].status == GAVE_UP
+    again.save(store)
+    with pytest.raises(StorageError, match="changed by another run"):
+        led.save(store)  # written from a stale read: refused
+    assert again.counts()[PENDING] == 50
+
+
+def test_listings_latest_and_news_months(fake_cc):
+    fake_cc.set_collinfo(["CC-MAIN-2099-05", "CC-MAIN-2098-50", "CC-NEWS"])
+    fake_cc.publish("CC-MAIN-2099-05", "m.warc.gz", b"x")
+    fake_cc.publish("CC-NEWS/2099/03", "n.warc.gz", b"x")
+    cfg = load_config(None, [f"storage.http_base_urls=[{fake_cc.base}]", f"refresh.source={fake_cc.base}",
+                             "refresh.follow=[latest, CC-NEWS/2099/03, CC-NEWS/2099/04]"])
+    store, warnings = Storage(cfg.storage), []
+    items = expand(store, cfg.refresh, dt.date(2099, 3, 10), warnings.append)
+    assert items == ["CC-MAIN-2099-05", "CC-NEWS/2099/03", "CC-NEWS/2099/04"]
+    listed = list_source(store, cfg.refresh.source, items, warnings.append)
+    assert listed == [("CC-MAIN-2099-05", "crawl-data/CC-MAIN-2099-05/segments/1/warc/m.warc.gz"),
+                      ("CC-NEWS/2099/03", "crawl-data/CC-NEWS/2099/03/n.warc.gz")]
+    assert len(warnings) == 1 and "CC-NEWS/2099/04: cannot read its listing" in warnings[0] and "404" in warnings[0]
+    assert news_months(dt.date(2099, 1, 3)) == ["CC-NEWS/2098/12", "CC-NEWS/2099/01"]
+    assert RefreshConfig().source == "https://data.commoncrawl.org/"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("refresh.follow=[CC-NEWS/2099/13]", "is not a crawl to follow"),
+    ("refresh.heartbeat_s=700", "more than a third of refresh.lease_ttl_s"),
+    ("refresh.budget=0", "refresh.budget: 0 is out of range"),
+])
+def test_refresh_config_is_checked(override, message):
+    from pipeline.refresh import check_config
+    with pytest.raises(ConfigError, match=message):
+        check_config(load_config(None, ["refresh.state=s3://b/s", override]), "local")
+
+
+def test_refresh_refuses_sources_and_stage_lists_it_cannot_use():
+    from pipeline.ccsource import check_source
+    from pipeline.refresh import check_config
+    with pytest.raises(ConfigError, match="needs dedup_fuzzy and dedup_exact"):
+        check_config(load_config(None, ["refresh.state=s3://b/s", "run.stages=[extract, filter]"]), "local")
+    with pytest.raises(ConfigError, match="no state root"):
+        check_config(load_config(), "local")
+    with pytest.raises(ConfigError, match="cluster cannot reach"):
+        check_config(load_config(None, ["refresh.state=/tmp/state"]), "k8s")
+    with pytest.raises(ConfigError, match=r"add it: --set 'storage.http_base_urls=\[http://mirror.example/\]'"):
+        check_source(Storage(), "http://mirror.example/")
