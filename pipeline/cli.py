@@ -278,7 +278,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_refresh(args) -> int:
-    from pipeline.lease import LeaseHeld
+    from pipeline.lease import LeaseHeld, LeaseLost
     from pipeline.refresh import dry_run, refresh, status
     keys = {"source": "refresh.source", "state": "refresh.state", "budget": "refresh.budget"}
     args.overrides = [*args.overrides, *(f"{k}={getattr(args, a)}" for a, k in keys.items()
@@ -295,7 +295,7 @@ def cmd_refresh(args) -> int:
         return 0
     try:
         refresh(cfg, target=args.target, master=args.master, force=args.force)
-    except LeaseHeld as e:
+    except (LeaseHeld, LeaseLost) as e:  # another refresh holds the lock, or took it over from this one
         print(f"mdr refresh: {e}", file=sys.stderr)
         return 4
     return 0

@@ -145,6 +145,10 @@ def _pick(store: Storage, cfg: Config, paths: Paths, ledger: Ledger, releases: R
             man = read_release_manifest(store, paths.release(run_id)) or {"files": []}
             ledger.finish(run_id, run_id, {f["path"]: f for f in man["files"]}, r.max_attempts)
             log(f"release {run_id} was committed but its files were still in progress: recorded {len(entries)} files")
+            if write and releases.catalog():
+                from pipeline.prior_build import collect_garbage
+                from pipeline.prior_index import Catalog
+                collect_garbage(store, Catalog.load(store, join(paths.state, releases.catalog())))
 
     def warn(w: str) -> None:
         night.warnings.append(w)

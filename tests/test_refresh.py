@@ -292,3 +292,17 @@ def test_night_through_the_k8s_target(world, spark, tmp_path):
     assert f"prior_index: {STATE}/index/_catalogs/" in shipped and "drop_failed_files: true" in shipped
     store = Storage(w.cfg().storage)
     assert {d["url"] for d in released(store, night.run_id)} == {url("news", 700), url("news", 701)}
+
+
+def test_night_where_every_file_fails_publishes_nothing(world, spark):
+    w = world
+    w.publish("CC-NEWS/2099/02", "gone.warc.gz", None, "missing")
+    cfg = w.cfg("refresh.state=s3://refresh/allfail", "refresh.follow=[CC-NEWS/2099/02]")
+    store = Storage(cfg.storage)
+    night = refresh(cfg, spark=spark)
+    assert night.status == "no_release" and list(night.failed) == [w.paths["gone.warc.gz"]]
+    led = Ledger.load(store, "s3://refresh/allfail/ledger.parquet")
+    assert (led.entries[w.paths["gone.warc.gz"]].status, led.entries[w.paths["gone.warc.gz"]].attempts) == ("failed", 1)
+    assert store.read_versioned("s3://refresh/allfail/releases/_index.json") is None
+    assert store.list_files("s3://refresh/allfail/releases") == [] and store.list_files("s3://refresh/allfail/index") == []
+

@@ -152,3 +152,36 @@ def test_refresh_refuses_sources_and_stage_lists_it_cannot_use():
         check_config(load_config(None, ["refresh.state=/tmp/state"]), "k8s")
     with pytest.raises(ConfigError, match=r"add it: --set 'storage.http_base_urls=\[http://mirror.example/\]'"):
         check_source(Storage(), "http://mirror.example/")
+
+
+def test_release_committed_but_ledger_not_updated_is_repaired_next_night(s3_server, fake_cc):
+    """A night that died between its commit and its ledger update: the next night records the files' outcomes
+    from the release's _release.json, deletes the release's unused index files, and finds nothing new."""
+    from pipeline.prior_index import CATALOGS, FORMAT, index_params
+    from pipeline.refresh import refresh
+    from pipeline.releases import ReleaseIndex, write_release_manifest
+    p1 = fake_cc.publish("CC-NEWS/2099/05", "a.warc.gz", b"x")
+    p2 = fake_cc.publish("CC-NEWS/2099/05", "b.warc.gz", None, "missing")
+    state = "s3://units/repair"
+    cfg = load_config(None, [f"storage.http_base_urls=[{fake_cc.base}]", f"refresh.source={fake_cc.base}",
+                             "refresh.follow=[CC-NEWS/2099/05]", f"refresh.state={state}", "refresh.max_attempts=1"])
+    store = Storage(cfg.storage)
+    led = Ledger.load(store, f"{state}/ledger.parquet")
+    led.add_listed([("CC-NEWS/2099/05", p1), ("CC-NEWS/2099/05", p2)])
+    led.start(list(led.entries.values()), "R1")
+    led.save(store)
+    write_release_manifest(store, f"{state}/releases/R1", {"files": [
+        {"path": p1, "error": None, "documents": 3}, {"path": p2, "error": "HTTP 404 Not Found", "documents": None}]})
+    catalog = f"index/{CATALOGS}/R1.json"
+    store.write_text(f"{state}/{catalog}", json.dumps({"format": FORMAT, "release": "R1", "buckets": 1,
+                                                       "params": index_params(cfg), "releases": ["R1"], "files": {}}))
+    orphan = f"{state}/index/R1/url/b=0000-dead.parquet"
+    store.write_bytes(orphan, b"left by an earlier attempt")
+    ReleaseIndex.load(store, f"{state}/releases").commit(store, {"id": "R1"}, catalog)
+
+    night = refresh(cfg)
+    assert night.status == "nothing_new"
+    led = Ledger.load(store, f"{state}/ledger.parquet")
+    assert (led.entries[p1].status, led.entries[p1].release, led.entries[p1].documents) == (DONE, "R1", 3)
+    assert (led.entries[p2].status, led.entries[p2].error) == (GAVE_UP, "HTTP 404 Not Found")
+    assert not store.exists(orphan)
