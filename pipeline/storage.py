@@ -335,7 +335,7 @@ class Storage:
         """The object with its version tag (S3 ETag; a content hash on local disk); None when absent."""
         s = scheme(uri)
         if s in ("s3", "s3a"):
-            from botocore.exceptions import ClientError
+            from botocore.exceptions import BotoCoreError, ClientError
             bucket, key = self._bucket_key(uri)
             try:
                 r = self._boto().get_object(Bucket=bucket, Key=key)
@@ -343,7 +343,9 @@ class Storage:
             except ClientError as e:
                 if _s3_code(e) in ("NoSuchKey", "404", "NotFound"):
                     return None
-                raise StorageError(f"{uri}: cannot read: {e}") from None
+                raise StorageError(f"{uri}: cannot read: {e}{hint(e)}") from None
+            except BotoCoreError as e:
+                raise _boto_error(uri, e) from None
             date = r["ResponseMetadata"].get("HTTPHeaders", {}).get("date")
             now = email.utils.parsedate_to_datetime(date).timestamp() if date else time.time()
             return Versioned(data, r["ETag"], r["LastModified"].timestamp(), now)
@@ -362,14 +364,16 @@ class Storage:
         version tag, or None when the condition failed (someone else wrote it first)."""
         s = scheme(uri)
         if s in ("s3", "s3a"):
-            from botocore.exceptions import ClientError
+            from botocore.exceptions import BotoCoreError, ClientError
             bucket, key = self._bucket_key(uri)
             cond = {"IfNoneMatch": "*"} if etag is None else {"IfMatch": etag}
             try:
                 return self._boto().put_object(Bucket=bucket, Key=key, Body=data, **cond)["ETag"]
             except ClientError as e:
                 if _s3_code(e) not in _S3_CONDITION_FAILED:
-                    raise StorageError(f"{uri}: cannot write: {e}") from None
+                    raise StorageError(f"{uri}: cannot write: {e}{hint(e)}") from None
+            except BotoCoreError as e:
+                raise _boto_error(uri, e) from None
             cur = self.read_versioned(uri)  # a retried request whose first attempt did succeed reads back as ours
             return cur.etag if cur is not None and cur.data == data else None
         path = self._local_cas_path(uri)
@@ -384,7 +388,7 @@ class Storage:
         """Delete the object only if it still has version ``etag``; False when it changed or is gone."""
         s = scheme(uri)
         if s in ("s3", "s3a"):
-            from botocore.exceptions import ClientError
+            from botocore.exceptions import BotoCoreError, ClientError
             bucket, key = self._bucket_key(uri)
             try:
                 self._boto().delete_object(Bucket=bucket, Key=key, IfMatch=etag)
@@ -392,7 +396,9 @@ class Storage:
             except ClientError as e:
                 if _s3_code(e) in _S3_CONDITION_FAILED:
                     return False
-                raise StorageError(f"{uri}: cannot delete: {e}") from None
+                raise StorageError(f"{uri}: cannot delete: {e}{hint(e)}") from None
+            except BotoCoreError as e:
+                raise _boto_error(uri, e) from None
         path = self._local_cas_path(uri)
         with _local_lock(path):
             cur = self.read_versioned(uri)
@@ -432,6 +438,13 @@ class Versioned:
 
 
 _S3_CONDITION_FAILED = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409", "NoSuchKey", "404")
+
+
+def _boto_error(uri: str, e: BaseException) -> StorageError:
+    """No credentials, endpoint unreachable, ...: a StorageError naming the object and the fix."""
+    fix = (" (no credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or an instance role)"
+           if type(e).__name__ == "NoCredentialsError" else hint(e))
+    return StorageError(f"{uri}: cannot reach it: {e}{fix}")
 
 
 def _s3_code(e) -> str:

@@ -185,3 +185,14 @@ def test_release_committed_but_ledger_not_updated_is_repaired_next_night(s3_serv
     assert (led.entries[p1].status, led.entries[p1].release, led.entries[p1].documents) == (DONE, "R1", 3)
     assert (led.entries[p2].status, led.entries[p2].error) == (GAVE_UP, "HTTP 404 Not Found")
     assert not store.exists(orphan)
+
+
+def test_dry_run_lists_the_next_files_and_writes_nothing(s3_server, fake_cc):
+    from pipeline.refresh import dry_run
+    paths = [fake_cc.publish("CC-NEWS/2099/06", f"d{i}.warc.gz", b"x") for i in (2, 0, 1)]
+    state = "s3://units/dry"
+    cfg = load_config(None, [f"storage.http_base_urls=[{fake_cc.base}]", f"refresh.source={fake_cc.base}",
+                             "refresh.follow=[CC-NEWS/2099/06]", f"refresh.state={state}", "refresh.budget=2"])
+    night = dry_run(cfg)
+    assert night.files == sorted(paths)[:2] and night.run_id is None
+    assert Storage(cfg.storage).list_files(state) == []  # no ledger, no lock, nothing
