@@ -403,3 +403,27 @@ def test_output_names_never_come_from_urls_or_file_names(spark, tmp_path):
     assert all(pattern.match(p) for p in written), [p for p in written if not pattern.match(p)]
     assert sorted(p.name for p in inp.iterdir()) == sorted(names)  # the input folder is untouched
     assert not Path("/tmp/pwned").exists()
+
+
+def test_a_failed_spark_job_is_reported_as_one_line():
+    """What a Spark job that failed after its retries raises (the JVM's message with the worker's traceback inside)
+    becomes one line naming the worker's own error: a storage error exits 3, anything else 1."""
+    from pipeline.runner import StageFailed, job_error
+    from pipeline.storage import StorageError
+    jvm = ("An error occurred while calling o412.collectAndServe.\n: org.apache.spark.SparkException: Job aborted due "
+           "to stage failure: Task 0 in stage 3.0 failed 4 times, most recent failure: Lost task 0.3 in stage 3.0 "
+           "(TID 9) (127.0.0.1 executor driver): org.apache.spark.api.python.PythonException: Traceback (most recent "
+           "call last):\n  File \"/work/main/pipeline/stage.py\", line 95, in _flush\n    raise StorageError(msg) "
+           "from e\n{error}\n\n\tat org.apache.spark.api.python.BasePythonRunner$ReaderIterator.handlePythonException"
+           "(PythonRunner.scala:641)\n\tat scala.collection.Iterator.foreach(Iterator.scala:943)\n")
+    e = job_error("extract", RuntimeError(jvm.format(error="pipeline.storage.StorageError: s3://b/out/extract: cannot "
+                                                          "write task 0's part: AWS Error NO_SUCH_BUCKET")))
+    assert isinstance(e, StorageError) and "\n" not in str(e)
+    assert str(e).startswith("stage extract: a task failed after its retries: StorageError: s3://b/out/extract: "
+                             "cannot write task 0's part") and "re-run the same command" in str(e)
+    e = job_error("filter", RuntimeError(jvm.format(error="ValueError: bad row")))
+    assert isinstance(e, StageFailed) and "ValueError: bad row" in str(e) and "\n" not in str(e)
+    e = job_error("dedup_fuzzy", RuntimeError("org.apache.spark.SparkException: Job aborted: Task 2 failed 4 times: "
+                                              "org.apache.spark.SparkException: Python worker exited unexpectedly "
+                                              "(crashed)\n\tat org.apache.spark.api.python.BasePythonRunner"))
+    assert isinstance(e, StageFailed) and "a Python worker kept crashing" in str(e)
