@@ -163,9 +163,9 @@ def _tree(root: int) -> list[int]:
     return out
 
 
-def run_stage_measured(src: Path, out: Path, driver_memory: str, lean: bool) -> dict:
+def run_stage_measured(src: Path, out: Path, driver_memory: str, lean: bool, sets: list[str] = ()) -> dict:
     """Run the stage in a child process; wall time and peak PSS of the child's process tree."""
-    cmd = [sys.executable, __file__, "_stage", str(src), str(out), driver_memory, "lean" if lean else ""]
+    cmd = [sys.executable, __file__, "_stage", str(src), str(out), driver_memory, "lean" if lean else "", *sets]
     t0 = time.time()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0]
@@ -186,13 +186,13 @@ def run_stage_measured(src: Path, out: Path, driver_memory: str, lean: bool) -> 
             "counts": man["counts"], "stats": man["stats"]}
 
 
-def _stage_child(src: str, out: str, driver_memory: str, lean: str = "") -> None:
+def _stage_child(src: str, out: str, driver_memory: str, lean: str = "", *extra: str) -> None:
     from pipeline.config import load_config
     from pipeline.runner import run_stage
     sets = ["spark.master=local[2]", f"spark.driver_memory={driver_memory}", "run.audit=none"]
     if lean:
         sets += [f"spark.conf={json.dumps(LEAN)}"]
-    cfg = load_config(None, sets)
+    cfg = load_config(None, sets + list(extra))
     man = run_stage(cfg, "dedup_fuzzy", src, out, force=True)
     print(json.dumps(man))
 
@@ -201,7 +201,7 @@ def _stage_child(src: str, out: str, driver_memory: str, lean: str = "") -> None
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "_stage":
-        _stage_child(*sys.argv[2:6])
+        _stage_child(*sys.argv[2:])
         return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", nargs="+", type=int, default=[10_000, 20_000, 40_000])
@@ -210,6 +210,8 @@ def main() -> int:
     ap.add_argument("--default-memory-settings", action="store_true", help="run (2) without the LEAN settings")
     ap.add_argument("--repeat", type=int, default=1, help="runs per size: the fastest counts (load on a shared machine "
                                                          "only slows runs down), the highest memory peak counts")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override for the stage runs (repeatable), e.g. spark.quick_jit=false")
     ap.add_argument("--skip-stage", action="store_true")
     ap.add_argument("--skip-signatures", action="store_true")
     ap.add_argument("--work", default=None, help="work folder (default: a new temporary folder)")
@@ -240,7 +242,8 @@ def main() -> int:
             src = work / f"in-{n}"
             if not src.exists():
                 write_pages(src, make_pages(n))
-            runs = [run_stage_measured(src, work / f"out-{n}", args.driver_memory, lean) for _ in range(args.repeat)]
+            runs = [run_stage_measured(src, work / f"out-{n}", args.driver_memory, lean, args.set)
+                    for _ in range(args.repeat)]
             r = min(runs, key=lambda x: x["stage_s"])
             r["peak_mb"] = max(x["peak_mb"] for x in runs)
             res[n] = r

@@ -55,6 +55,9 @@ class SparkConfig:
     class_cache: bool = doc("local mode: start the driver JVM from a class-data-sharing archive of the classes Spark "
                             "loads at start-up (made once, ~15 s, under $XDG_CACHE_HOME/mdr or ~/.cache/mdr); "
                             "saves several seconds per run", True)
+    quick_jit: bool = doc("local mode: the driver JVM (executor too, in local mode) compiles with the C1 JIT only "
+                          "(-XX:TieredStopAtLevel=1): about half its start-up CPU, which the Python workers get on a "
+                          "small machine; off for long local dedup runs, whose JVM-side sorts gain from C2", True)
     conf: dict[str, str] = doc("extra Spark configuration, passed as is", factory=dict)
 
 

@@ -35,12 +35,17 @@ def get_spark(cfg: Config, master: str | None = None):
     conf = dict(cfg.spark.conf)
     if master.startswith("local"):
         builder = builder.config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
-        if cfg.spark.class_cache and SparkSession.getActiveSession() is None:
-            from pipeline.jvm_class_cache import java_options
-            opts = java_options()
-            key = "spark.driver.extraJavaOptions"
-            if opts:
-                conf[key] = f"{opts} {conf[key]}" if conf.get(key) else opts
+        opts = []
+        if SparkSession.getActiveSession() is None:
+            if cfg.spark.quick_jit:
+                opts.append("-XX:TieredStopAtLevel=1")
+            if cfg.spark.class_cache:
+                from pipeline.jvm_class_cache import java_options
+                opts.append(java_options())
+        key = "spark.driver.extraJavaOptions"
+        opts = " ".join(o for o in opts if o)
+        if opts:
+            conf[key] = f"{opts} {conf[key]}" if conf.get(key) else opts
     for k, v in conf.items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
