@@ -76,7 +76,8 @@ def world(s3_server, spark, tmp_path_factory):
             f"refresh.follow=[latest, {NEWS}]", f"refresh.state={STATE}", "refresh.budget=10",
             "refresh.max_attempts=2", "refresh.lease_ttl_s=6", "refresh.heartbeat_s=1", "refresh.index_buckets=4",
             "refresh.index_compact_files=1", "run.stages=[extract, filter, dedup_fuzzy, dedup_exact]",
-            "dedup_fuzzy.preset=fineweb", "spark.master=local[2]", "spark.driver_memory=1g",
+            "dedup_fuzzy.preset=fineweb", "dedup_exact.substring_dedup=false",  # no cross-release part; its
+            "spark.master=local[2]", "spark.driver_memory=1g",                  # shuffles: test_refresh_prior
             "spark.shuffle_partitions=4"]
     w = World(cc, tmp_path_factory.mktemp("cc"), [f"--set={s}" for s in sets])
     saved = spark.conf.get("spark.sql.shuffle.partitions")

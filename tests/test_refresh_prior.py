@@ -57,12 +57,11 @@ def test_dedup_exact_removes_urls_and_texts_of_earlier_releases(spark, cfg_facto
            {"id": "n4", "url": "https://www.new.example.org/c.html", "text": _text(51)}]
     src = _jsonl(prior["tmp"] / "new-exact" / "docs.jsonl", new)
     out = str(prior["tmp"] / "out-exact")
-    cfg = cfg_factory("dedup_fuzzy.preset=fineweb", f"dedup_exact.prior_index={prior['catalog']}",
-                      "dedup_exact.substring_dedup=false")
+    cfg = cfg_factory("dedup_fuzzy.preset=fineweb", f"dedup_exact.prior_index={prior['catalog']}")
     man = run_stage(cfg, "dedup_exact", src, out, spark=spark)
     assert man["counts"] == {"in": 4, "kept": 1, "removed": {"duplicate_text": 1, "duplicate_text_prior": 1,
                                                              "duplicate_url_prior": 1}}
-    assert man["params"]["prior_index"] == prior["catalog"]
+    assert man["params"]["prior_index"] == prior["catalog"] and "substring" in man["params"]["steps"]
     rej = {r["id"]: (r["reason"], json.loads(r["details"])) for r in read_rejects(STORE, out).to_pylist()}
     assert rej["n1"][0] == "duplicate_url_prior" and rej["n1"][1]["duplicate_of"] == old[0]["id"]
     assert rej["n1"][1]["prior_release"] == "r1"
