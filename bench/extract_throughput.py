@@ -5,7 +5,8 @@
 Input: ../shared/data/warc/news-articles-181.warc.gz copied into as many WARC files as needed to reach
 --pages HTML pages (one Spark task per file). The job is `mdr stage extract` in a fresh process,
 timed from launch to exit, so Spark's start-up is counted. The loop calls trafilatura.extract with
-the same settings on the same pages (already decoded) in one Python process. Target: the job's
+the same settings on the same pages (already decoded) in one Python process, half of the copies before
+the job and half after it, so a change in the machine's load weighs on both sides. Target: the job's
 pages/s per core within 15% of the loop's pages/s.
 """
 from __future__ import annotations
@@ -47,6 +48,24 @@ def main() -> None:
             shutil.copyfile(src, dst)
     print(f"input: {copies} WARC files x {len(pages)} HTML pages = {total:,} pages ({work})", flush=True)
 
+    s = ExtractSettings()
+    decoded = [(url, decode_payload(payload, ctype)[0]) for url, payload, ctype in pages]
+
+    def loop(n_copies: int) -> tuple[int, float]:
+        """trafilatura alone, same settings, same pages, one plain loop on one core."""
+        t0 = time.perf_counter()
+        n = 0
+        for _ in range(n_copies):
+            for url, html in decoded:
+                extract_text(html, url, s)
+                n += 1
+        return n, time.perf_counter() - t0
+
+    # the loop runs half before and half after the job (the copies are the same pages), so a change in the
+    # machine's load during the run weighs on both sides alike
+    print(f"load average at start: {os.getloadavg()[0]:.2f}", flush=True)
+    n1, s1 = loop(copies // 2)
+
     # 1. the extract job, Spark start-up included; langid on, URL filter off (it has no lists here)
     cmd = [sys.executable, "-m", "pipeline.cli", "stage", "extract", "--input", str(inp), "--output",
            str(work / "out"), "--master", f"local[{args.cores}]", "--set", "extract.url_filter.enabled=false",
@@ -61,18 +80,11 @@ def main() -> None:
     print(f"job:  {job_s:7.1f} s wall, {kids.ru_utime + kids.ru_stime:7.1f} s CPU (Python side), "
           f"{job_rate:6.1f} pages/s on {args.cores} cores = {job_rate / args.cores:5.1f} pages/s per core", flush=True)
 
-    # 2. trafilatura alone, same settings, same pages, one plain loop on one core
-    s = ExtractSettings()
-    decoded = [(url, decode_payload(payload, ctype)[0]) for url, payload, ctype in pages]
-    t0 = time.perf_counter()
-    n = 0
-    for _ in range(copies):
-        for url, html in decoded:
-            extract_text(html, url, s)
-            n += 1
-    loop_s = time.perf_counter() - t0
-    loop_rate = n / loop_s
-    print(f"loop: {loop_s:7.1f} s wall, {loop_rate:6.1f} pages/s on 1 core", flush=True)
+    # 2. the rest of the loop
+    n2, s2 = loop(copies - copies // 2)
+    loop_rate = (n1 + n2) / (s1 + s2)
+    print(f"loop: {s1 + s2:7.1f} s wall, {loop_rate:6.1f} pages/s on 1 core (before the job {n1 / max(s1, 1e-9):.1f}, "
+          f"after it {n2 / s2:.1f}); load average at end: {os.getloadavg()[0]:.2f}", flush=True)
 
     ratio = (job_rate / args.cores) / loop_rate
     print(f"\njob pages/s per core / loop pages/s = {ratio:.3f}  (overhead {100 * (1 - ratio):.1f}%; "
