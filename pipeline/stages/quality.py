@@ -33,6 +33,7 @@ SCORE, LABEL = "quality_score", "quality_label"
 # kills one mid-stage). A re-run unit writes new files (a new attempt token); only the files of the reports that
 # came back are committed, so a retried unit is never counted twice.
 REASON = "low_quality"
+PROGRESS_EVERY_S = 5.0
 EMPTY_SCHEMA = pa.schema([("id", pa.string()), ("url", pa.string()), ("text", pa.string()),
                           (SCORE, pa.float64()), (LABEL, pa.string())])
 
@@ -151,16 +152,29 @@ def run(ctx: StageContext) -> StageResult:
     from pipeline.ray_session import init_ray
     startup = init_ray(cfg)
     t0, job_started = time.perf_counter(), time.time()
+    data_ctx = ray.data.DataContext.get_current()  # our own progress lines: Ray's progress logging costs the
+    data_ctx.enable_progress_bars = False           # driver CPU that the actors need on a small machine
+    data_ctx.print_on_execution_start = False
     units = plan_units(ctx.input.parts, rc.actors)
     ds = ray.data.from_items(units, override_num_blocks=len(units))
     ds = ds.map_batches(ScoreParts, batch_size=1, batch_format="pyarrow",
                         fn_constructor_kwargs={"spec": spec, "store": store, "root": ctx.output,
                                                "threshold": cfg.quality.threshold, "batch_size": rc.batch_size,
                                                "audit": cfg.run.audit, "rate": cfg.run.audit_sample_rate},
-                        compute=ray.data.ActorPoolStrategy(size=rc.actors, max_tasks_in_flight_per_actor=1),  # idle actors pull
+                        # two units in flight per actor: the next one is queued when one ends, so an actor never waits on the driver
+                        compute=ray.data.ActorPoolStrategy(size=rc.actors, max_tasks_in_flight_per_actor=2),
                         num_cpus=rc.cpus_per_actor, num_gpus=rc.gpus_per_actor or None)
+    total_docs = ctx.input.rows
     try:
-        rows = ds.take_all()
+        rows, last = [], time.perf_counter()
+        for r in ds.iter_rows():  # one row per finished work unit, as units finish
+            rows.append(r)
+            if time.perf_counter() - last >= PROGRESS_EVERY_S:
+                last = time.perf_counter()
+                done = sum(json.loads(x["info"])["in"] for x in rows)
+                of = f" of {total_docs:,}" if total_docs is not None else ""
+                print(f"[quality] {len(rows)}/{len(units)} work units, {done:,}{of} documents, "
+                      f"{done / (last - t0):,.0f} docs/s, {last - t0:.0f}s", file=sys.stderr, flush=True)
     except Exception as e:  # a unit failed after its retries: say which stage and why, commit nothing
         cause = e
         while getattr(cause, "__cause__", None) is not None:
