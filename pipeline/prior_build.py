@@ -19,9 +19,9 @@ import pyarrow as pa
 
 from pipeline.config import Config
 from pipeline.dataset import attempt_token, open_input, read_part
-from pipeline.prior_index import (CATALOGS, FORMAT, KINDS, Catalog, bytes_bucket, file_schema, index_params,
-                                  url_index_key)
+from pipeline.prior_index import CATALOGS, FORMAT, KINDS, Catalog, file_schema, index_params
 from pipeline.storage import Storage, StorageError, join
+from udfs.prior_keys import bytes_bucket, long_buckets, url_index_key
 
 KIND_CODE = {k: i for i, k in enumerate(KINDS)}
 ENTRY_DDL = "kind int, bucket int, bkey binary, lkey long, id string"
@@ -51,7 +51,7 @@ def doc_entries(table: pa.Table, cfg: Config, buckets: int) -> pa.RecordBatch:
     for s in range(0, len(texts), DOCS_PER_CALL):
         idx, keys = mh.doc_band_keys([t or "" for t in texts[s:s + DOCS_PER_CALL]])
         if keys.size:
-            b = ((keys.view(np.uint64) >> np.uint64(32)) % np.uint64(buckets)).astype(np.int32)
+            b = long_buckets(keys, buckets)
             band_parts.append(pa.record_batch(
                 [pa.array(np.full(keys.size, KIND_CODE["band"], np.int32)), pa.array(b), pa.nulls(keys.size, pa.binary()),
                  pa.array(keys), pa.array(np.asarray(ids[s:s + DOCS_PER_CALL], dtype=object)[idx], pa.string())],

@@ -15,7 +15,6 @@ Building and extending the indexes is ``pipeline.prior_build``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ import pyarrow as pa
 
 from pipeline.config import Config, ConfigError
 from pipeline.storage import Storage, StorageError, join
+from udfs.prior_keys import bytes_bucket, long_bucket, url_index_key  # noqa: F401  (the keys, re-exported)
 
 FORMAT = "mdr.prior-index/1"
 KINDS = ("url", "doc", "band")
@@ -34,20 +34,7 @@ def file_schema(kind: str) -> pa.Schema:
     return pa.schema([("key", KEY_TYPES[kind]), ("id", pa.string()), ("release", pa.string())])
 
 
-# --------------------------------------------------------------------------- keys (pure)
-
-def url_index_key(url_key: str) -> bytes:
-    """16 bytes of sha256 of a normalized URL (Spark computes the same with ``sha2(col, 256)``)."""
-    return hashlib.sha256(url_key.encode("utf-8", "surrogatepass")).digest()[:16]
-
-
-def bytes_bucket(key: bytes, buckets: int) -> int:
-    return int.from_bytes(key[:4], "big") % buckets
-
-
-def long_bucket(key: int, buckets: int) -> int:
-    return ((key & 0xFFFFFFFFFFFFFFFF) >> 32) % buckets
-
+# --------------------------------------------------------------------------- keys (udfs.prior_keys)
 
 def index_params(cfg: Config) -> dict:
     """What the keys depend on: a catalog built with other values cannot be compared with this config's keys."""

@@ -110,3 +110,22 @@ def test_stage_after_one_that_removed_everything_commits_an_empty_output(cfg_fac
         assert man["rows"] == 0 and man["counts"] == {"in": 0, "kept": 0, "removed": {}}
         assert read_manifest(STORE, out)["stats"] == {"empty_input": True}
         root = out
+
+
+def test_spark_and_python_compute_the_same_keys_and_buckets(spark):
+    """The index is written with udfs.prior_keys and looked up with Spark expressions: they must agree."""
+    import numpy as np
+    from pyspark.sql import functions as F
+
+    from pipeline.prior_index import bucket_expr
+    from udfs.prior_keys import bytes_bucket, long_bucket, long_buckets, url_index_key
+    urls = ["https://example.org/", "http://x.example/a?b=1", "https://例え.jp/パス"]
+    bands = [-1, 0, 2**63 - 1, -(2**63), 123456789012345678]
+    df = spark.createDataFrame([(u, b) for u, b in zip(urls + urls[:2], bands)], "u string, b long")
+    key = F.unhex(F.substring(F.sha2(F.col("u"), 256), 1, 32))
+    rows = df.select(key.alias("k"), bucket_expr(key, "url", 7).alias("ub"), bucket_expr(F.col("b"), "band", 7)
+                     .alias("bb"), "u", "b").collect()
+    for r in rows:
+        assert bytes(r["k"]) == url_index_key(r["u"]) and r["ub"] == bytes_bucket(url_index_key(r["u"]), 7)
+        assert r["bb"] == long_bucket(r["b"], 7)
+    assert list(long_buckets(np.array(bands, dtype=np.int64), 7)) == [long_bucket(b, 7) for b in bands]
