@@ -135,7 +135,8 @@ class Ledger:
             e.updated = now
             if e.interrupted >= max_attempts:
                 e.status, e.run_id = GAVE_UP, None
-                e.error = f"the nights that took it were interrupted {e.interrupted} times (last: {e.error or 'no error'})"
+                e.error = (f"the nights that took it were interrupted {e.interrupted} times "
+                           f"(last error: {e.error or 'none'})")
             else:
                 keep.append(e)
         return keep

@@ -53,8 +53,9 @@ def doc_entries(table: pa.Table, cfg: Config, buckets: int) -> pa.RecordBatch:
         if keys.size:
             b = long_buckets(keys, buckets)
             band_parts.append(pa.record_batch(
-                [pa.array(np.full(keys.size, KIND_CODE["band"], np.int32)), pa.array(b), pa.nulls(keys.size, pa.binary()),
-                 pa.array(keys), pa.array(np.asarray(ids[s:s + DOCS_PER_CALL], dtype=object)[idx], pa.string())],
+                [pa.array(np.full(keys.size, KIND_CODE["band"], np.int32)), pa.array(b),
+                 pa.nulls(keys.size, pa.binary()), pa.array(keys),
+                 pa.array(np.asarray(ids[s:s + DOCS_PER_CALL], dtype=object)[idx], pa.string())],
                 names=["kind", "bucket", "bkey", "lkey", "id"]))
     batches = [pa.record_batch(cols, names=["kind", "bucket", "bkey", "lkey", "id"])] if n else []
     table = pa.Table.from_batches(batches + band_parts,
@@ -77,8 +78,6 @@ def _write_group(store: Storage, root: str, release: str, kind: str, bucket: int
 def write_entries(spark, store: Storage, cfg: Config, parts: list[str], release: str, root: str,
                   buckets: int) -> list[dict]:
     """Compute and write the index rows of a dataset's parts; returns the written files."""
-    from pyspark.sql import functions as F
-
     def compute(batches):
         for b in batches:
             for uri in b.column("uri").to_pylist():

@@ -94,7 +94,8 @@ def check_config(cfg: Config, target: str) -> Paths:
     stages = list(cfg.run.stages)
     if not stages or stages[0] != "extract" or not {"dedup_fuzzy", "dedup_exact"} <= set(stages):
         raise ConfigError(f"run.stages: {stages}: a refresh starts with extract and needs dedup_fuzzy and dedup_exact "
-                          f"(cross-release dedup happens there), e.g. [extract, filter, dedup_fuzzy, dedup_exact, quality]")
+                          f"(cross-release dedup happens there), e.g. "
+                          f"[extract, filter, dedup_fuzzy, dedup_exact, quality]")
     if target == "k8s":
         for what, uri in (("refresh.state", r.state), ("refresh.source", r.source)):
             if scheme(uri) == "file":
@@ -181,7 +182,8 @@ def dry_run(cfg: Config) -> Night:
     resume, batch = _pick(store, cfg, paths, ledger, releases, night, write=False)
     night.run_id, night.files = resume, [e.path for e in batch]
     log(("would resume run " + resume if resume else f"would take {len(batch)} files (budget {cfg.refresh.budget})")
-        + "".join(f"\n  {e.path} ({e.status}{', attempt ' + str(e.attempts + 1) if e.attempts else ''})" for e in batch))
+        + "".join(f"\n  {e.path} ({e.status}{', attempt ' + str(e.attempts + 1) if e.attempts else ''})"
+                  for e in batch))
     return night
 
 
@@ -266,7 +268,8 @@ def _night(cfg: Config, store: Storage, paths: Paths, lease: Lease, target: str,
         "code_version": __version__, "source": r.source, "documents": final["rows"],
         "dataset": f"{run_id}/{final['stage']}", "stages": {m["stage"]: m["counts"] for m in manifests},
         "files": [outcomes[p] for p in sorted(outcomes)],
-        "prior": {"releases": prior.releases if prior else [], "catalog": prior.uri[len(paths.state) + 1:] if prior else None},
+        "prior": {"releases": prior.releases if prior else [],
+                  "catalog": prior.uri[len(paths.state) + 1:] if prior else None},
         "index": {"catalog": rel_catalog, "added": catalog.data["added"], "rows": catalog.data["rows"]},
         "dedup_across_releases": RULES,
         "config_hash": ncfg.section_hash(*[s for s in ("extract", "filter", "dedup_fuzzy", "dedup_exact", "quality")]),
@@ -281,7 +284,8 @@ def _night(cfg: Config, store: Storage, paths: Paths, lease: Lease, target: str,
     log(f"committed release {run_id}: {final['rows']:,} documents ({paths.releases}/_index.json)")
     ledger.finish(run_id, run_id, outcomes, r.max_attempts)
     ledger.save(store)
-    night.gave_up.update({p: ledger.entries[p].error or "" for p in night.failed if ledger.entries[p].status == GAVE_UP})
+    night.gave_up.update({p: ledger.entries[p].error or "" for p in night.failed
+                          if ledger.entries[p].status == GAVE_UP})
     removed = collect_garbage(store, catalog)
     if removed:
         log(f"deleted {removed} index files no live catalog lists")
@@ -295,8 +299,9 @@ def _run_stages(cfg: Config, store: Storage, listing: str, root: str, run_id: st
     if target == "k8s":
         from pipeline.submit import plan_run, submit_run
         from pipeline.submit_k8s import K8S_MASTER, K8sTarget
-        plan = plan_run(cfg, store, input_uri=listing, root=root, stages=stages, run_name=f"mdr-r-{run_id.lower()}"[:30],
-                        force=force, spark_master=K8S_MASTER, ray_address="auto", needs_remote=True)
+        plan = plan_run(cfg, store, input_uri=listing, root=root, stages=stages,
+                        run_name=f"mdr-r-{run_id.lower()}"[:30], force=force, spark_master=K8S_MASTER,
+                        ray_address="auto", needs_remote=True)
         return submit_run(cfg, store, plan, K8sTarget(cfg, api=k8s_api))
     from pipeline.runner import run_stage, stage_output
     manifests, src = [], listing
@@ -336,7 +341,8 @@ def status(cfg: Config) -> int:
                 extra = f" run {e.run_id}" if st == IN_PROGRESS else f" after {e.attempts} attempts: {e.error}"
                 print(f"  {e.path}{extra}")
     lock = store.read_versioned(paths.lock)
-    print(f"lock: {json.loads(lock.data).get('run_id')} since {json.loads(lock.data).get('acquired')}" if lock else "lock: free")
+    held = json.loads(lock.data) if lock else None
+    print(f"lock: held by run {held.get('run_id')} since {held.get('acquired')}" if held else "lock: free")
     for rel in releases.releases[-5:]:
         print(f"release {rel['id']}: {rel['documents']:,} documents from {rel['warc_files']} files "
               f"({rel['failed_files']} failed) -> {join(paths.releases, rel['dataset'])}")

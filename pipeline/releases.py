@@ -62,7 +62,8 @@ class ReleaseIndex:
         tag = store.write_if(self.uri, json.dumps(data, indent=1).encode(), self.etag)
         if tag is None:
             raise ReleaseConflict(f"{self.uri}: changed since this run read it (another run committed a release); "
-                                  f"release {entry['id']} is not published; its files are taken again by the next night")
+                                  f"release {entry['id']} is not published; its files are taken again by the next "
+                                  f"night")
         return ReleaseIndex(self.uri, data, tag)
 
 

@@ -305,5 +305,6 @@ def test_night_where_every_file_fails_publishes_nothing(world, spark):
     led = Ledger.load(store, "s3://refresh/allfail/ledger.parquet")
     assert (led.entries[w.paths["gone.warc.gz"]].status, led.entries[w.paths["gone.warc.gz"]].attempts) == ("failed", 1)
     assert store.read_versioned("s3://refresh/allfail/releases/_index.json") is None
-    assert store.list_files("s3://refresh/allfail/releases") == [] and store.list_files("s3://refresh/allfail/index") == []
+    assert store.list_files("s3://refresh/allfail/releases") == []
+    assert store.list_files("s3://refresh/allfail/index") == []
 
