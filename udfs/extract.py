@@ -157,10 +157,38 @@ def _use_working_brotli() -> None:
     BufferedReader.DECOMPRESSORS["br"] = _BrotliDecompressor
 
 
+class DamagedGzipError(ValueError):
+    """A gzip member of the WARC does not decompress (bad CRC, corrupt deflate data): the file is damaged there."""
+
+
 class _CheckedIterator(ArchiveIterator):
-    """warcio's ArchiveIterator that notices records cut short (truncated file or lying Content-Length)."""
+    """warcio's ArchiveIterator that notices records cut short (truncated file or lying Content-Length), a gzip
+    member that fails to decompress (warcio prints the zlib error and ends the file as if it were complete), and a
+    file that ends inside a gzip member. A file cut exactly between two members looks like a shorter, whole file:
+    nothing in the WARC format tells them apart."""
     INC_RECORD = ""  # warcio prints a warning per such record; we report the file instead
     truncated = ""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        reader = self.reader
+        fallback = reader._decompress  # warcio's: on the first bytes of the file, "not gzip" means plain WARC
+
+        def decompress(data: bytes) -> bytes:
+            if reader.decompressor is not None and data and reader.num_read:
+                try:
+                    return reader.decompressor.decompress(data)
+                except Exception as e:  # noqa: BLE001 - zlib.error and friends
+                    raise DamagedGzipError(f"a gzip member does not decompress after {reader.num_read:,} bytes of "
+                                           f"WARC data ({e})") from None
+            return fallback(data)
+        reader._decompress = decompress
+
+    def close(self):
+        dec = self.reader.decompressor if self.reader is not None else None
+        if dec is not None and getattr(dec, "eof", True) is False and not self.truncated:
+            self.truncated = "the file ends inside a gzip member (cut short)"
+        super().close()
 
     def read_to_end(self, record=None):
         rec = self.record
