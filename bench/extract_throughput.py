@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.proctree import run_measured
 from bench.warcs import ROOT, html_pages, shared
 from udfs.decode import decode_payload
 from udfs.extract import ExtractSettings, extract_text
@@ -75,15 +74,14 @@ def main() -> None:
            str(work / "out"), "--master", f"local[{args.cores}]", "--set", "extract.url_filter.enabled=false",
            "--set", "extract.langid.languages=[]", "--set", f"extract.langid.enabled={str(args.langid).lower()}"]
     print(f"job: language ID {'on (identified, nothing dropped)' if args.langid else 'off (--langid turns it on)'}")
-    t0 = time.perf_counter()
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    job_s = time.perf_counter() - t0
-    if r.returncode != 0:
-        sys.exit(f"job failed:\n{r.stderr[-3000:]}")
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    m = run_measured(cmd, cwd=str(ROOT), interval=1.0)  # whole process tree: driver, JVM, Python workers
+    job_s = m.wall_s
+    if m.rc != 0:
+        sys.exit(f"job failed:\n{m.stderr[-3000:]}")
     job_rate = total / job_s
-    print(f"job:  {job_s:7.1f} s wall, {kids.ru_utime + kids.ru_stime:7.1f} s CPU (Python side), "
-          f"{job_rate:6.1f} pages/s on {args.cores} cores = {job_rate / args.cores:5.1f} pages/s per core", flush=True)
+    print(f"job:  {job_s:7.1f} s wall, {m.cpu_s:7.1f} s CPU (driver, JVM and Python workers), peak PSS "
+          f"{m.peak_pss_mb:,.0f} MB, {job_rate:6.1f} pages/s on {args.cores} cores = {job_rate / args.cores:5.1f} "
+          f"pages/s per core", flush=True)
 
     # 2. the rest of the loop
     n2, s2 = loop(copies - copies // 2)

@@ -148,7 +148,7 @@ def test_train_quality_refuses_a_split_without_heldout_documents(tmp_path, capsy
     pos = _write_jsonl(tmp_path / "p.jsonl", ["good text here"] * 3)
     neg = _write_jsonl(tmp_path / "n.jsonl", ["bad text"] * 3)
     rc = main(["train-quality", "--positive", pos, "--negative", neg, "--output", str(tmp_path / "m.ftz"),
-               "--holdout", "0"])
+               "--holdout", "0.01"])  # a valid share that holds out none of these four groups
     assert rc == 2
     assert "no held-out documents" in capsys.readouterr().err
     assert not (tmp_path / "m.ftz").exists()

@@ -121,6 +121,9 @@ def test_spark_submit_runs_extract_on_a_standalone_cluster(standalone, s3_server
 
 def test_spark_submit_failure_stops_with_the_stage_error(standalone, s3_server, tmp_path):
     bucket = s3_server.make_bucket("cluster-fail")
+    # it exists, so the checks before submitting pass; it is not a WARC, so the stage fails on the cluster
+    Storage(load_config(None, [f"storage.s3_endpoint={s3_server.endpoint}"]).storage).write_bytes(
+        f"{bucket}/crawl/missing.warc.gz", b"<html>not a WARC file</html>" * 10)
     proc = _submit(standalone, "--input", f"{bucket}/crawl/missing.warc.gz", "--output", f"{bucket}/runs/f",
                    "--stages", "extract,filter", "--staging-dir", str(tmp_path / "staging"),
                    "--set", f"storage.s3_endpoint={s3_server.endpoint}")
