@@ -8,8 +8,8 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import errno
-import http.client
 import hashlib
+import http.client
 import io
 import os
 import posixpath
