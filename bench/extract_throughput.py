@@ -8,9 +8,9 @@ and writes Parquet; language ID (stage 3, folded into the same job) only with --
 `mdr stage extract` in a fresh process, timed from launch to exit, so Spark's start-up is counted. The
 baseline is trafilatura.extract with the same settings on the same pages (already decoded) in plain loops:
 one loop process per core, all at once, half of the copies before the job and half after it (so a change in
-the machine's load weighs on both sides). On this VM the two vCPUs slow each other (two loops at
-once do ~1.2x one loop alone), so one loop alone on an idle machine is not what a core gives when every
-core is busy; that figure is printed too, with the ceiling it implies. Target: the job's pages/s per core
+the machine's load weighs on both sides). Cores of a VM share caches,
+memory bandwidth and the host, so one loop alone on an idle machine is not quite what each core gives when
+all are busy: that figure is printed too, with the ceiling it implies. Target: the job's pages/s per core
 within 15% of the loops' pages/s per core.
 """
 from __future__ import annotations
