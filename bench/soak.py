@@ -29,7 +29,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.s3server import S3Server
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ["extract", "filter", "dedup_fuzzy", "dedup_exact", "quality"]
@@ -48,39 +49,13 @@ ACCESS_KEY, SECRET_KEY = "AKIAMDRSOAK000000001", "soak/secret+key/0123456789abcd
 
 # --------------------------------------------------------------------------- S3 server
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class S3:
-    """moto's S3 server on 127.0.0.1 in this process; stop() and start() keep the buckets (an outage)."""
+class S3(S3Server):
+    """The shared moto server (tests/s3server.py) with the soak's keys and a lock that fault injection holds
+    while the server is down."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self._server = None
+        super().__init__(ACCESS_KEY, SECRET_KEY)
         self.lock = threading.Lock()
-
-    def start(self) -> None:
-        from moto.server import ThreadedMotoServer
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._server.start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-    @property
-    def up(self) -> bool:
-        return self._server is not None
-
-    def client(self):
-        import boto3
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
-                            aws_secret_access_key=SECRET_KEY)
 
 
 # --------------------------------------------------------------------------- inputs and runs

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.s3server import S3Server
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -57,38 +58,13 @@ def spark(s3_server):
     session.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class S3Server:
-    """moto's real S3 HTTP endpoint on 127.0.0.1, with stop()/start() for fault tests."""
-
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self._server = None
-
-    def start(self) -> None:
-        from moto.server import ThreadedMotoServer
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._server.start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-    def client(self):
-        import boto3
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
-
-    def make_bucket(self, name: str) -> str:
-        self.client().create_bucket(Bucket=name)
-        return f"s3://{name}"
+@pytest.fixture(scope="module")
+def fake_cc():
+    """A fake Common Crawl (collinfo.json, warc.paths.gz, WARC files) over HTTP on 127.0.0.1."""
+    from tests.fake_cc import FakeCC
+    cc = FakeCC().start()
+    yield cc
+    cc.stop()
 
 
 @pytest.fixture(scope="session")

@@ -15,20 +15,12 @@ from pipeline.config import ConfigError, RefreshConfig, load_config
 from pipeline.lease import Lease, LeaseHeld, LeaseLost
 from pipeline.ledger import DONE, FAILED, GAVE_UP, PENDING, Ledger
 from pipeline.storage import Storage, StorageError
-from tests.fake_cc import FakeCC
 
 
 @pytest.fixture(scope="module")
 def roots(s3_server, tmp_path_factory):
     s3_server.make_bucket("units")
     return {"s3": "s3://units/state", "local": str(tmp_path_factory.mktemp("state"))}
-
-
-@pytest.fixture(scope="module")
-def fake_cc():
-    cc = FakeCC().start()
-    yield cc
-    cc.stop()
 
 
 @pytest.mark.parametrize("where", ["s3", "local"])

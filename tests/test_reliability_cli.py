@@ -23,21 +23,16 @@ import pyarrow as pa
 import pytest
 
 from tests.conftest import ROOT
+from tests.s3server import free_port
 
 BUCKET = "clidata"
 GOOD_MODEL = ROOT / "udfs" / "models" / "quality-demo.ftz"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def auth_s3():
     """A moto S3 server that checks signatures against its (empty) IAM: any access key is refused."""
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="0")
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -82,7 +77,7 @@ def world(s3_server, auth_s3, tmp_path_factory):
     commit(store, root, build_manifest(stage="dedup_exact", config_hash="x", input_desc={}, parts=[w.close()],
                                        rejects=[], schema=schema, counts=Counts(2, 2), failed_inputs=[],
                                        started=time.time()))
-    return {"d": d, "s3": s3_server, "auth": auth_s3, "dead": f"http://127.0.0.1:{_free_port()}"}
+    return {"d": d, "s3": s3_server, "auth": auth_s3, "dead": f"http://127.0.0.1:{free_port()}"}
 
 
 def mdr(world, argv: list[str], store: str = "good", timeout: int = 300) -> subprocess.CompletedProcess:

@@ -9,20 +9,12 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.storage import SourceError, Storage, StorageError
-from tests.fake_cc import FakeCC
 
 
 @pytest.fixture(scope="module")
 def roots(s3_server, tmp_path_factory):
     s3_server.make_bucket("cas")
     return {"s3": "s3://cas/state", "local": str(tmp_path_factory.mktemp("state"))}
-
-
-@pytest.fixture(scope="module")
-def fake_cc():
-    cc = FakeCC().start()
-    yield cc
-    cc.stop()
 
 
 @pytest.mark.parametrize("where", ["s3", "local"])
