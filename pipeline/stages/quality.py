@@ -166,14 +166,15 @@ def run(ctx: StageContext) -> StageResult:
                         num_cpus=rc.cpus_per_actor, num_gpus=rc.gpus_per_actor or None)
     total_docs = ctx.input.rows
     try:
-        rows, last = [], time.perf_counter()
+        reports, done, last = [], 0, time.perf_counter()
         for r in ds.iter_rows():  # one row per finished work unit, as units finish
-            rows.append(r)
+            info = json.loads(r["info"])
+            reports.append((info, r["schema"]))
+            done += info["in"]
             if time.perf_counter() - last >= PROGRESS_EVERY_S:
                 last = time.perf_counter()
-                done = sum(json.loads(x["info"])["in"] for x in rows)
                 of = f" of {total_docs:,}" if total_docs is not None else ""
-                print(f"[quality] {len(rows)}/{len(units)} work units, {done:,}{of} documents, "
+                print(f"[quality] {len(reports)}/{len(units)} work units, {done:,}{of} documents, "
                       f"{done / (last - t0):,.0f} docs/s, {last - t0:.0f}s", file=sys.stderr, flush=True)
     except Exception as e:  # a unit failed after its retries: say which stage and why, commit nothing
         cause = e
@@ -181,7 +182,7 @@ def run(ctx: StageContext) -> StageResult:
             cause = cause.__cause__
         raise StageFailed(f"stage quality: Ray job failed: {type(cause).__name__}: {str(cause)[:1000]}") from e
     seconds = time.perf_counter() - t0
-    infos = sorted(((json.loads(r["info"]), r["schema"]) for r in rows), key=lambda x: (x[0]["task"], x[0]["slice"]))
+    infos = sorted(reports, key=lambda x: (x[0]["task"], x[0]["slice"]))
     got = [(i["task"], i["slice"]) for i, _ in infos]
     if sorted(got) != sorted((u["task"], u["slice"]) for u in units):  # each unit exactly once, retried or not
         raise StageFailed(f"stage quality: {len(units)} work units but {len(infos)} reports came back "
