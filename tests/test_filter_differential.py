@@ -1,7 +1,7 @@
 """Differential test: our Gopher repetition + quality filters against datatrove's on every shared WARC page.
 
-The pages are extracted here with trafilatura directly (HTTP-200 HTML responses read with warcio), so
-the test depends only on the shared data, trafilatura and datatrove. Both sides use the same
+The documents are the extraction job's own (its per-WARC code, default RefinedWeb settings, language ID
+off so every language is compared), produced here without Spark. Both sides use the same
 thresholds (Gopher's, datatrove's defaults) and must agree on keep/drop for at least 99% of pages;
 on the shared data they agree on every page and on the reason too.
 
@@ -39,37 +39,44 @@ REASONS = {
 }
 
 
-def extract_pages(warc_dir: str) -> list[tuple[str, str, str]]:
-    """(file, url, text) for every HTTP-200 HTML response trafilatura finds text in, from every WARC."""
-    import trafilatura
-    from warcio.archiveiterator import ArchiveIterator
+class _Docs:
+    """The extraction job's sink, keeping (file, url, text) of every document it produces."""
 
+    def __init__(self, file: str):
+        self.file, self.pages = file, []
+
+    def keep(self, row: dict) -> None:
+        self.pages.append((self.file, row["url"], row["text"]))
+
+    def drop(self, *args, **kwargs) -> None:
+        pass
+
+    def fail(self, error: str) -> None:
+        pass
+
+
+def extract_pages(warc_dir: str) -> list[tuple[str, str, str]]:
+    """(file, url, text) of every document the extraction job produces from every WARC: the stage's own
+    per-file code (``udfs.extract.process_warc``) with the default (RefinedWeb) extraction settings, run here
+    without Spark. Language ID is off so that documents in every language are compared (a stricter test than
+    the English-only output of the default job), and no URL lists are loaded."""
+    from pipeline.config import load_config
+    from pipeline.stages.extract import settings
+    from udfs.extract import process_warc
+
+    s = settings(load_config("refinedweb"))
     pages = []
     for path in sorted(glob.glob(os.path.join(warc_dir, "*.warc*"))):
-        try:
-            with open(path, "rb") as f:
-                for rec in ArchiveIterator(f, arc2warc=True):
-                    if rec.rec_type != "response" or rec.http_headers is None:
-                        continue
-                    if rec.http_headers.get_statuscode() != "200":
-                        continue
-                    if "html" not in (rec.http_headers.get_header("Content-Type") or "").lower():
-                        continue
-                    try:
-                        text = trafilatura.extract(rec.content_stream().read())
-                    except Exception:  # a page trafilatura cannot parse is no document
-                        continue
-                    if text:
-                        pages.append((os.path.basename(path), rec.rec_headers.get_header("WARC-Target-URI"), text))
-        except Exception:  # a truncated WARC (clipped-record) keeps what was read
-            continue
+        sink = _Docs(os.path.basename(path))
+        with open(path, "rb") as f:
+            process_warc(f, path, s, sink)  # a truncated WARC keeps what was read, as in the job
+        pages += sink.pages
     return pages
 
 
 @pytest.fixture(scope="module")
 def pages():
     warc_dir = shared_path("warc")
-    pytest.importorskip("trafilatura")
     return extract_pages(str(warc_dir))
 
 
