@@ -196,6 +196,26 @@ def test_duplicated_5_gram_share():
     assert v.reason == "gopher_dup_5_gram" and v.scores["dup_5_gram_char_frac"] == pytest.approx(20 / 129)
 
 
+@pytest.mark.parametrize("n", range(5, 11))
+def test_duplicated_n_gram_share_at_gophers_thresholds(n):
+    # each of the 5- to 10-gram rules at its default (Gopher) threshold, alone: one n-gram of n 4-letter
+    # words repeated once (4n characters counted), and the fewest filler words that keep the share within it
+    limit = RepetitionConfig().max_dup_ngram_char_frac[str(n)]
+    cfg = only(max_dup_ngram_char_frac={str(n): limit})
+    a = uniq(n, "a")
+
+    def text(m: int) -> str:
+        return " ".join(a + uniq(m, "q") + a)
+
+    m = next(m for m in range(1000) if 4 * n / len(text(m)) <= limit)
+    v = gopher_repetition(text(m), cfg)
+    assert v.keep and v.scores[f"dup_{n}_gram_char_frac"] == pytest.approx(4 * n / len(text(m)))
+    v = gopher_repetition(text(m - 1), cfg)
+    assert v.reason == f"gopher_dup_{n}_gram"
+    assert v.scores[f"dup_{n}_gram_char_frac"] == pytest.approx(4 * n / len(text(m - 1)))
+    assert 4 * n / len(text(m - 1)) > limit
+
+
 def test_duplicated_10_gram_share_counts_non_overlapping_repeats():
     cfg = only(max_dup_ngram_char_frac={"10": 0.10})
     a = uniq(10, "a")                                       # 40 characters
