@@ -15,44 +15,60 @@ BODY = " ".join(["the", "quiet", "river", "carried", "small", "boats", "past", "
 
 
 def lines_kept(*lines: str, cfg: LineFilterConfig = L) -> list[str]:
+    return correct(*lines, cfg=cfg)[0]
+
+
+def correct(*lines: str, cfg: LineFilterConfig = L) -> tuple[list[str], dict[str, int]]:
+    """(the lines kept after BODY, removed lines per rule) for BODY followed by ``lines``."""
     text, verdict = correct_lines("\n".join((BODY,) + lines), dataclasses.replace(cfg, max_removed_words_share=1.0))
     assert verdict.keep
-    return text.split("\n")[1:]
+    return text.split("\n")[1:], verdict.scores["lines_removed_by"]
 
 
-@pytest.mark.parametrize("line, kept", [
-    ("Contents", []),                                   # one word
-    ("Contents here", ["Contents here"]),
-    ("12,345 / 2021-03-04 12:30", []),                  # only numbers
-    ("12 apples", ["12 apples"]),
-    ("12 likes", []),                                   # counters
-    ("1.2K Views", []),
-    ("Comments: 3", []),
-    ("3 comments 14 shares", []),
-    ("I like 3 dogs", ["I like 3 dogs"]),
-    ("BREAKING NEWS tonight", []),                      # 12 of 19 letters uppercase
-    ("NASA and ESA launch", ["NASA and ESA launch"]),   # 7 of 15: not mostly
+@pytest.mark.parametrize("line, rule", [
+    ("Contents", "few_words"),                          # one word
+    ("Contents here", None),
+    ("12,345 / 2021-03-04 12:30", "numeric"),           # only numbers
+    ("12 apples", None),
+    ("12 likes", "counter"),                            # counters
+    ("1.2K Views", "counter"),
+    ("Comments: 3", "counter"),
+    ("3 comments 14 shares", "counter"),
+    ("I like 3 dogs", None),
+    ("BREAKING NEWS tonight", "uppercase"),             # 12 of 19 letters uppercase
+    ("NASA and ESA launch", None),                      # 7 of 15: not mostly
 ])
-def test_line_removal_rules(line, kept):
-    assert lines_kept(line) == kept
+def test_line_removal_rules(line, rule):
+    # each line is removed by exactly the rule named, or kept as it is
+    assert correct(line) == (([], {rule: 1}) if rule else ([line], {}))
 
 
 def test_uppercase_share_boundary():
-    assert lines_kept("ABCD efgh") == ["ABCD efgh"]     # 4 of 8 letters: not more than half
-    assert lines_kept("ABCDE fgh") == []                # 5 of 8
+    assert correct("ABCD efgh") == (["ABCD efgh"], {})          # 4 of 8 letters: not more than half
+    assert correct("ABCDE fgh") == ([], {"uppercase": 1})       # 5 of 8
 
 
-@pytest.mark.parametrize("line, kept", [
-    ("Sign in to see your orders", ["to see your orders"]),
-    ("Great match last night. Read more »", ["Great match last night."]),
-    ("You have 3 items in cart now", ["You have 3 now"]),
-    ("Read more", []),                                  # nothing left: the line goes
-    ("Sign in | Register", []),
-    ("Copyright 2024 Example Ltd. All rights reserved.", ["Copyright 2024 Example Ltd."]),
-    ("Signing information for the new program is here", ["Signing information for the new program is here"]),
+def test_counter_and_navigation_rules_stop_at_max_pattern_line_words():
+    ten = "12 likes 3 shares 4 comments 5 views 6 replies"          # 10 words: a counter line
+    assert correct(ten) == ([], {"counter": 1})
+    assert correct(ten + " 7 votes") == ([ten + " 7 votes"], {})  # 12 words: past the limit, kept
+    nine = " ".join(["word"] * 9)
+    assert correct("Sign in " + nine[5:]) == (["word " * 7 + "word"], {})  # 10 words: edited
+    assert correct("Sign in " + nine) == (["Sign in " + nine], {})        # 11 words: not edited
+
+
+@pytest.mark.parametrize("line, kept, removed_by", [
+    ("Sign in to see your orders", ["to see your orders"], {}),
+    ("Great match last night. Read more »", ["Great match last night."], {}),
+    ("You have 3 items in cart now", ["You have 3 now"], {}),
+    ("Read more", [], {"navigation": 1}),               # nothing left: the line goes
+    ("Sign in | Register", [], {"few_words": 1}),       # the start fragment goes, one word is left
+    ("Subscribe now", [], {"few_words": 1}),            # one word left after the edit
+    ("Copyright 2024 Example Ltd. All rights reserved.", ["Copyright 2024 Example Ltd."], {}),
+    ("Signing information for the new program is here", ["Signing information for the new program is here"], {}),
 ])
-def test_navigation_fragments_are_edited_out_of_short_lines(line, kept):
-    assert lines_kept(line) == kept
+def test_navigation_fragments_are_edited_out_of_short_lines(line, kept, removed_by):
+    assert correct(line) == (kept, removed_by)
 
 
 def test_long_lines_are_not_edited():
@@ -68,6 +84,7 @@ def test_document_dropped_past_five_percent_of_words():
     text, v = correct_lines(outside, L)
     assert v.reason == "line_filter_removed_too_much"
     assert v.scores["line_removed_words_share"] == pytest.approx(6 / 101) and v.scores["lines_removed"] == 6
+    assert v.scores["lines_removed_by"] == {"few_words": 6}
 
 
 def test_edited_words_count_towards_the_threshold():
@@ -97,17 +114,18 @@ C4 = dataclasses.replace(L, min_line_words=3, require_terminal_punct=True, remov
                          remove_counters=False, start_patterns=[], end_patterns=[], anywhere_patterns=[])
 
 
-@pytest.mark.parametrize("line, kept", [
-    ("Two words.", []),                                  # C4: at least 3 words
-    ("Three words here.", ["Three words here."]),
-    ("No full stop at the end", []),                     # C4: terminal punctuation
-    ('He said "stop here."', ['He said "stop here."']),
-    ("It trails off like this...", []),
-    ("Please enable JavaScript to view this page.", []),
+@pytest.mark.parametrize("line, rule", [
+    ("Two words.", "few_words"),                         # C4: at least 3 words
+    ("Three words here.", None),
+    ("No full stop at the end", "no_terminal_punct"),    # C4: terminal punctuation
+    ('He said "stop here."', None),
+    ("It trails off like this...", "no_terminal_punct"),
+    ("Please enable JavaScript to view this page.", "substring"),
 ])
-def test_c4_line_rules(line, kept):
+def test_c4_line_rules(line, rule):
     text, v = correct_lines(f"{BODY}.\n{line}", dataclasses.replace(C4, max_removed_words_share=1.0))
-    assert v.keep and text.split("\n")[1:] == kept
+    assert v.keep and text.split("\n")[1:] == ([] if rule else [line])
+    assert v.scores["lines_removed_by"] == ({rule: 1} if rule else {})
 
 
 def test_c4_document_substrings():

@@ -5,6 +5,7 @@ for its start, end or anywhere (``Sign in``, ``Read more``, ``items in cart``); 
 when what is left is a single word, only numbers, a social-media counter (``12 likes``) or mostly
 uppercase. When the corrections remove more than ``max_removed_words_share`` of the document's words,
 the document is dropped: it was mostly boilerplate. Words here are whitespace-separated, as in the paper.
+Each removed line is counted under the rule that removed it (``lines_removed_by`` in the scores).
 C4's line rules (terminal punctuation, at least 3 words, javascript/policy lines, ``lorem ipsum``
 and ``{`` documents) are options, off by default, for the c4 preset.
 """
@@ -80,16 +81,23 @@ def _edit(line: str, rules: _Rules) -> str:
     return line
 
 
-def _is_boilerplate(line: str, n_words: int, cfg: "LineFilterConfig", rules: _Rules) -> bool:
-    """A line removed whole: too few words, only numbers, a counter, mostly uppercase (or C4's line rules)."""
-    return bool(
-        n_words < cfg.min_line_words
-        or (cfg.require_terminal_punct and (not line.endswith(_TERMINAL) or line.endswith("...")))
-        or (rules.line_substrings and any(s in line.lower() for s in rules.line_substrings))
-        or (cfg.remove_numeric and not _LETTER.search(line) and _DIGIT.search(line))
-        or (cfg.remove_counters and rules.counter is not None and n_words <= cfg.max_pattern_line_words
-            and rules.counter.fullmatch(line))
-        or (cfg.max_uppercase_share is not None and _mostly_upper(line, cfg.max_uppercase_share)))
+def _line_rule(line: str, n_words: int, cfg: "LineFilterConfig", rules: _Rules) -> str | None:
+    """The rule that removes a line whole (too few words, only numbers, a counter, mostly uppercase, or C4's
+    line rules), or None: the rule's name is counted in the verdict's ``lines_removed_by``."""
+    if n_words < cfg.min_line_words:
+        return "few_words"
+    if cfg.require_terminal_punct and (not line.endswith(_TERMINAL) or line.endswith("...")):
+        return "no_terminal_punct"
+    if rules.line_substrings and any(s in line.lower() for s in rules.line_substrings):
+        return "substring"
+    if cfg.remove_numeric and not _LETTER.search(line) and _DIGIT.search(line):
+        return "numeric"
+    if (cfg.remove_counters and rules.counter is not None and n_words <= cfg.max_pattern_line_words
+            and rules.counter.fullmatch(line)):
+        return "counter"
+    if cfg.max_uppercase_share is not None and _mostly_upper(line, cfg.max_uppercase_share):
+        return "uppercase"
+    return None
 
 
 def correct_lines(text: str, cfg: "LineFilterConfig") -> tuple[str, Verdict]:
@@ -103,6 +111,7 @@ def correct_lines(text: str, cfg: "LineFilterConfig") -> tuple[str, Verdict]:
                 return text, Verdict.drop("line_filter_doc_substring", substring=s)
     total = removed = 0
     n_removed_lines = n_edited_lines = 0
+    removed_by: dict[str, int] = {}
     out: list[str] = []
     for line in text.split("\n"):
         n = len(line.split())
@@ -113,10 +122,14 @@ def correct_lines(text: str, cfg: "LineFilterConfig") -> tuple[str, Verdict]:
         stripped = line.strip()
         edited = _edit(stripped, rules) if n <= cfg.max_pattern_line_words else stripped
         left = edited.split()
-        if (not left or (edited != stripped and not edited.strip(_SEPARATORS))
-                or _is_boilerplate(edited, len(left), cfg, rules)):
+        if not left or (edited != stripped and not edited.strip(_SEPARATORS)):
+            rule = "navigation"  # nothing but navigation fragments and separators
+        else:
+            rule = _line_rule(edited, len(left), cfg, rules)
+        if rule is not None:
             removed += n
             n_removed_lines += 1
+            removed_by[rule] = removed_by.get(rule, 0) + 1
             continue
         if edited != stripped:
             removed += n - len(left)
@@ -124,7 +137,8 @@ def correct_lines(text: str, cfg: "LineFilterConfig") -> tuple[str, Verdict]:
             line = " ".join(left)
         out.append(line)
     share = removed / total if total else 0.0
-    scores = {"line_removed_words_share": share, "lines_removed": n_removed_lines, "lines_edited": n_edited_lines}
+    scores = {"line_removed_words_share": share, "lines_removed": n_removed_lines, "lines_edited": n_edited_lines,
+              "lines_removed_by": removed_by}
     corrected = "\n".join(out).strip("\n")
     if share > cfg.max_removed_words_share:
         return corrected, Verdict.drop("line_filter_removed_too_much", **scores)
