@@ -105,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "--preset", dest="preset", default=None, help="preset name or YAML file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
+    p = sub.add_parser("scurve", help="print the fuzzy-dedup S-curve: the chance that a pair of documents at Jaccard "
+                                      "similarity J shares a MinHash band, and the 50%% point, for the configured "
+                                      "dedup_fuzzy preset (e.g. --config fineweb, or --set dedup_fuzzy.bands=...)")
+    p.add_argument("--config", "--preset", dest="preset", default=None, help="preset name or YAML file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--jaccard", type=float, nargs="+", help="similarities to print (default: 0.3 to 1.0)")
+
     p = sub.add_parser("sample", help="write the bundled sample WARC (generated, deterministic) and a small "
                                       "UT1-format blocklist beside it, for local mode")
     p.add_argument("output", nargs="?", default="samples/sample.warc.gz", help="where to write it")
@@ -312,6 +319,13 @@ def cmd_config(args) -> int:
     return 0
 
 
+def cmd_scurve(args) -> int:
+    from udfs.minhash import format_scurve
+    fuzzy = _load(args).dedup_fuzzy
+    print(format_scurve(fuzzy.params(), fuzzy.preset, args.jaccard))
+    return 0
+
+
 def cmd_sample(args) -> int:
     from pipeline.sample import write_sample_blocklist, write_sample_warc
     from pipeline.storage import Storage, join
@@ -366,7 +380,7 @@ def cmd_train_quality(args) -> int:
 
 COMMANDS = {"run": cmd_run, "stage": cmd_stage, "status": cmd_status, "config": cmd_config, "sample": cmd_sample,
             "train-quality": cmd_train_quality, "report": cmd_report, "explain": cmd_explain, "export": cmd_export,
-            "submit": cmd_submit, "refresh": cmd_refresh}
+            "submit": cmd_submit, "refresh": cmd_refresh, "scurve": cmd_scurve}
 
 
 def main(argv: list[str] | None = None) -> int:

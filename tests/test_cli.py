@@ -58,3 +58,14 @@ def test_config_prints_every_key_with_doc():
     r = mdr("config", "--set", "extract.timeout_s=3")
     assert r.returncode == 0
     assert "timeout_s: 3.0  # per-page extraction time limit" in r.stdout
+
+
+def test_scurve_prints_the_configured_presets_curve_and_50_percent_point():
+    r = mdr("scurve")
+    assert r.returncode == 0
+    assert "5ng_450b_20r_9000h" in r.stdout and "50% point: J = 0.7234" in r.stdout and "0.80     0.9946" in r.stdout
+    r = mdr("scurve", "--config", "fineweb", "--jaccard", "0.5", "0.8")
+    assert r.returncode == 0 and "5ng_14b_8r_112h" in r.stdout and "50% point: J = 0.6847" in r.stdout
+    assert r.stdout.count("\n") == 5  # title, header, two points, 50% point
+    r = mdr("scurve", "--set", "dedup_fuzzy.bands=20")
+    assert r.returncode == 2 and "bands x rows must equal num_hashes" in r.stderr

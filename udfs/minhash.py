@@ -4,7 +4,7 @@ Pipeline per document: ``normalize`` (lowercase, punctuation removed, whitespace
 word n-gram ``shingles`` (32-bit ids) -> ``MinHasher.signatures`` (``num_hashes`` minima) ->
 ``MinHasher.band_keys`` (one 64-bit key per band of ``rows`` minima). Two documents are candidate
 duplicates when they share a band key; the S-curve ``p(J) = 1 - (1 - J**rows)**bands`` gives the
-chance of that for Jaccard similarity ``J`` of their shingle sets (``python -m udfs.minhash scurve``).
+chance of that for Jaccard similarity ``J`` of their shingle sets (``mdr scurve``, ``python -m udfs.minhash scurve``).
 
 Rule for empty and short documents (documented, tested): a document with no word after
 normalization has no shingles and no band keys, so it is never a fuzzy duplicate (the quality
@@ -103,7 +103,7 @@ def scurve(params: MinHashParams, sims: Iterable[float] | None = None) -> list[t
 
 
 def format_scurve(params: MinHashParams, title: str = "", sims: Iterable[float] | None = None) -> str:
-    """The S-curve as a table, for ``mdr`` and ``python -m udfs.minhash scurve``."""
+    """The S-curve as a table, for ``mdr scurve`` and ``python -m udfs.minhash scurve``."""
     head = f"MinHash LSH {title + ' ' if title else ''}({params.name}): P(caught) = 1 - (1 - J^{params.rows})^{params.bands}"
     lines = [head, "  Jaccard  P(caught)"]
     sims = sims or [0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0]
