@@ -84,6 +84,8 @@ def test_filter_stage_counts_reasons_and_corrects_text(spark, cfg_factory, tmp_p
         "b2": "gopher_below_alpha_threshold", "b3": "line_filter_removed_too_much"}
     assert json.loads(rejects["a3"]["details"])["dup_line_frac"] == 7 / 8
     assert json.loads(rejects["b3"]["details"])["line_removed_words_share"] > 0.05
+    # each removed navigation line is counted under its rule ("Login" is a navigation fragment, the rest single words)
+    assert json.loads(rejects["b3"]["details"])["lines_removed_by"] == {"few_words": 7, "navigation": 1}
     assert rejects["b3"]["text"] == DOCS["part-b.parquet"][2][2] and rejects["b3"]["url"] == "https://example.org/nav"
 
     # the same input and config: nothing to do; another threshold: a new run with other counts
