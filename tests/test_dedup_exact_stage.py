@@ -257,3 +257,24 @@ def test_substring_step_alone(spark, cfg_factory, tmp_path):
     assert any(r.removed_chars for r in got.values())
     assert manifest["stats"]["text_bytes"] == sum(len((d["text"] or "").encode()) for d in docs)
     assert manifest["stats"]["tokens"] == sum(len(tokens_regex(d["text"] or "")) for d in docs)
+
+
+def test_url_keep_rule_default_latest_and_configurable(spark, cfg_factory, tmp_path):
+    """One page under four spellings of its URL: the default keeps the latest crawl, the others as configured;
+    a page without a crawl date never wins a date rule."""
+    docs = [{"id": "u1", "url": "http://ex.example/p", "warc_date": "2023-01-01T00:00:00Z", "text": "one " * 10},
+            {"id": "u2", "url": "https://EX.example/p/?utm_source=x", "warc_date": "2025-01-01T00:00:00Z",
+             "text": "two " * 10},
+            {"id": "u3", "url": "http://ex.example:80/p#top", "warc_date": "2024-01-01T00:00:00Z",
+             "text": "three is the longest " * 10},
+            {"id": "u4", "url": "http://ex.example/p", "warc_date": None, "text": "four " * 10},
+            {"id": "other", "url": "http://ex.example/q", "warc_date": "2020-01-01T00:00:00Z", "text": "five " * 10}]
+    for rule, keeper in ((None, "u2"), ("earliest", "u1"), ("longest", "u3")):
+        sets = ["run.audit=full", "dedup_exact.substring_dedup=false"] + ([f"dedup_exact.url_keep={rule}"] if rule else [])
+        cfg = cfg_factory(*sets)
+        assert cfg.dedup_exact.url_keep == (rule or "latest")
+        got, manifest = run_and_compare(spark, cfg, docs, tmp_path / (rule or "default"), n_parts=2)
+        assert sorted(i for i, r in got.items() if r.reason is None) == sorted([keeper, "other"]), rule
+        assert manifest["counts"]["removed"] == {"duplicate_url": 3}
+        rej = read_rejects(Storage(cfg.storage), str(tmp_path / (rule or "default") / "out")).to_pylist()
+        assert {json.loads(r["details"])["duplicate_of"] for r in rej} == {keeper}
