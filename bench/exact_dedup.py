@@ -128,21 +128,34 @@ def reference_child(n: int, k: int, out: str) -> None:
 
 # --------------------------------------------------------------------------- measuring
 
+def _pss_kb(pid: int) -> int:
+    """Proportional set size of one process in kB (0 for one gone)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 class TreeUsage:
     """Peak resident memory and CPU seconds of this process and its descendants (driver, JVM, Python workers).
 
     The machine is shared, so wall time depends on the neighbours; CPU seconds do much less."""
 
     def __init__(self, every: float = 0.25) -> None:
-        self.peak = 0
+        self.peak = self.peak_pss = 0
         self.cpu_seconds = 0.0
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._loop, daemon=True)
         self.every = every
 
     @staticmethod
-    def sample() -> tuple[int, float]:
-        """(resident bytes, CPU seconds incl. reaped children) summed over the process tree."""
+    def sample() -> tuple[int, float, int]:
+        """(resident bytes, CPU seconds incl. reaped children, proportional bytes) summed over the process tree.
+        RSS counts the pages that forked Python workers share once per process; PSS splits them between them."""
         parent: dict[int, int] = {}
         usage: dict[int, tuple[int, int]] = {}
         page, tick = os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_CLK_TCK")
@@ -159,28 +172,30 @@ class TreeUsage:
         children: dict[int, list[int]] = {}
         for pid, pp in parent.items():
             children.setdefault(pp, []).append(pid)
-        rss, ticks, todo = 0, 0, [os.getpid()]
+        rss, ticks, pss, todo = 0, 0, 0, [os.getpid()]
         while todo:
             pid = todo.pop()
             r, t = usage.get(pid, (0, 0))
             rss, ticks = rss + r, ticks + t
+            pss += _pss_kb(pid) * 1024
             todo.extend(children.get(pid, []))
-        return rss, ticks / tick
+        return rss, ticks / tick, pss
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every):
-            self.peak = max(self.peak, self.sample()[0])
+            rss, _, pss = self.sample()
+            self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
 
     def __enter__(self) -> "TreeUsage":
-        self.peak, self._cpu0 = self.sample()
+        self.peak, self._cpu0, self.peak_pss = self.sample()
         self._t.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._t.join()
-        rss, cpu = self.sample()
-        self.peak = max(self.peak, rss)
+        rss, cpu, pss = self.sample()
+        self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
         self.cpu_seconds = cpu - self._cpu0
 
 
@@ -205,7 +220,8 @@ def run_spark(spark, cfg, docs: list[dict], work: Path, parts: int) -> dict:
     got = {r["id"]: (None, r["exact_removed_chars"], digest(r["text"])) for r in read_dataset(store, str(out)).to_pylist()}
     for r in read_rejects(store, str(out)).to_pylist():
         got[r["id"]] = (r["reason"], json.loads(r["details"])["exact_removed_chars"], None)
-    return {"seconds": seconds, "cpu_seconds": mem.cpu_seconds, "peak_rss_bytes": mem.peak, "manifest": manifest,
+    return {"seconds": seconds, "cpu_seconds": mem.cpu_seconds, "peak_rss_bytes": mem.peak,
+            "peak_pss_bytes": mem.peak_pss, "manifest": manifest,
             "docs": got}
 
 
@@ -260,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                 "shuffle_bytes_per_input_text_byte": round(st["shuffle_write_bytes"] / st["text_bytes"], 3),
                 "shuffle_bytes_per_input_file_byte": round(st["shuffle_write_bytes"] / st["input_file_bytes"], 3),
                 "spark_peak_rss_mb": round(sp["peak_rss_bytes"] / 2 ** 20),
+                "spark_peak_pss_mb": round(sp["peak_pss_bytes"] / 2 ** 20),
                 "spark_peak_execution_memory_mb": round(st["peak_execution_memory"] / 2 ** 20, 1),
                 "ref_peak_rss_mb": round(ref["peak_rss_bytes"] / 2 ** 20),
                 "removed_chars_share": round(st["removed_chars"] / max(1, sum(len(d["text"]) for d in docs)), 4),
@@ -274,13 +291,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nexact-substring dedup, k={args.k}, Spark local[{args.cores}] vs one Python process "
           f"(machine shared with other jobs: absolute figures are noisy)")
     head = ("docs", "tokens", "spark s", "spark tok/s/core", "spark tok/cpu-s", "ref s", "ref tok/s/core",
-            "ref tok/cpu-s", "shuffle B/text B", "spark peak MB", "ref peak MB", "same")
+            "ref tok/cpu-s", "shuffle B/text B", "spark peak RSS MB", "spark peak PSS MB", "ref peak RSS MB", "same")
     print(" | ".join(head))
     for r in rows:
         print(" | ".join(str(r[x]) for x in (
             "docs", "tokens", "spark_seconds", "spark_tokens_per_s_per_core", "spark_tokens_per_cpu_s", "ref_seconds",
             "ref_tokens_per_s_per_core", "ref_tokens_per_cpu_s", "shuffle_bytes_per_input_text_byte",
-            "spark_peak_rss_mb", "ref_peak_rss_mb", "same_output")))
+            "spark_peak_rss_mb", "spark_peak_pss_mb", "ref_peak_rss_mb", "same_output")))
     if len(rows) >= 2:
         a, b = rows[0], rows[-1]
         size = b["docs"] / a["docs"]
@@ -291,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                   "ref_cpu_growth": round(b["ref_cpu_seconds"] / a["ref_cpu_seconds"], 2),
                   "shuffle_growth": round(b["shuffle_write_bytes"] / a["shuffle_write_bytes"], 2),
                   "spark_peak_rss_growth": round(b["spark_peak_rss_mb"] / a["spark_peak_rss_mb"], 2),
+                  "spark_peak_pss_growth": round(b["spark_peak_pss_mb"] / a["spark_peak_pss_mb"], 2),
                   "ref_peak_rss_growth": round(b["ref_peak_rss_mb"] / a["ref_peak_rss_mb"], 2)}
         print("growth " + json.dumps(growth))
         rows.append({"growth": growth})
