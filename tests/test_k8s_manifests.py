@@ -94,10 +94,75 @@ def test_orchestrator_role_covers_what_submit_calls():
     assert ("", "pods/log", "get") in allowed
 
 
+def test_orchestrator_role_allows_every_call_the_client_makes():
+    """Every Kubernetes client call KubeApi can make, recorded as (API group, resource, RBAC verb), is allowed."""
+    client = pytest.importorskip("kubernetes.client", reason="the k8s extra is not installed: pip install -e '.[k8s]'")
+    from pipeline.submit_k8s import API, KubeApi
+    calls = []
+
+    class Recorder:
+        def __init__(self, real: type) -> None:
+            self.real = real
+
+        def __getattr__(self, method: str):
+            assert hasattr(self.real, method), f"{self.real.__name__} has no {method}"  # the real client's names
+
+            def call(*args, **kwargs):
+                calls.append((method, args))
+                if method == "get_namespaced_custom_object":
+                    return {"kind": "x", "metadata": {}}
+                if method == "read_namespaced_config_map":
+                    return client.V1ConfigMap(data={})
+                return "log line" if method == "read_namespaced_pod_log" else None
+            return call
+
+    api = object.__new__(KubeApi)
+    api.core, api.custom = Recorder(client.CoreV1Api), Recorder(client.CustomObjectsApi)
+    api.core.api_client = client.ApiClient()
+    api._error = client.exceptions.ApiException
+    for kind in ("ConfigMap", *API):
+        obj = {"kind": kind, "metadata": {"namespace": "mdr", "name": "r"}}
+        api.get(obj)
+        api.create(obj)
+        api.delete(obj)
+        if kind == "ConfigMap":
+            api.replace(obj)
+    api.pod_log("mdr", "r-driver", 10)
+    verbs = {"read": "get", "get": "get", "create": "create", "replace": "update", "delete": "delete",
+             "patch": "patch", "list": "list"}
+    needed = set()
+    for method, args in calls:
+        verb = verbs[method.split("_", 1)[0]]
+        if method.endswith("_custom_object"):
+            needed.add((args[0], args[3], verb))   # group, version, namespace, plural
+        elif method.endswith("_pod_log"):
+            needed.add(("", "pods/log", verb))
+        else:
+            assert method.endswith("_config_map"), method
+            needed.add(("", "configmaps", verb))
+    role = next(o for o in yaml.safe_load_all((K8S / "rbac.yaml").read_text())
+                if o and o["kind"] == "Role" and o["metadata"]["name"] == "mdr-orchestrator")
+    allowed = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+               for v in rule["verbs"]}
+    assert len(needed) == 11 and needed <= allowed, sorted(needed - allowed)
+
+
 @pytest.mark.parametrize("stage", sorted(TEMPLATE_FILES))
 def test_stage_templates_validate(stage):
     obj = yaml.safe_load((K8S / "stages" / TEMPLATE_FILES[stage]).read_text())
     validate_stage_object(obj)
+
+
+def test_stage_templates_name_our_spark_and_ray_versions():
+    """The operators start the Spark/Ray version the templates name: the one the images and pyproject pin."""
+    import importlib.metadata
+    for stage, file in TEMPLATE_FILES.items():
+        obj = yaml.safe_load((K8S / "stages" / file).read_text())
+        if obj["kind"] == "SparkApplication":
+            assert obj["spec"]["sparkVersion"] == importlib.metadata.version("pyspark"), stage
+        else:
+            assert obj["spec"]["rayClusterSpec"]["rayVersion"] == importlib.metadata.version("ray"), stage
+            assert obj["spec"]["shutdownAfterJobFinishes"] is True
 
 
 def _plan(stages: list[str]) -> RunPlan:
