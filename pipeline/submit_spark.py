@@ -149,6 +149,13 @@ class SparkSubmitTarget:
             confs["spark.pyspark.driver.python"] = self.driver_python
         confs.update(self.cfg.spark.conf)   # settings read when the JVMs start must be given here
         confs.update(self.conf)
+        if self.master.startswith("k8s://") and self.deploy_mode == "cluster" \
+                and "spark.kubernetes.file.upload.path" not in confs:
+            raise ConfigError("--master k8s://... --deploy-mode cluster: spark-submit uploads the local config file "
+                              "(and code archive) for the driver pod to spark.kubernetes.file.upload.path; pass "
+                              "--conf spark.kubernetes.file.upload.path=s3a://bucket/prefix (this machine's Spark "
+                              "then needs hadoop-aws, as the mdr-spark image has), or use --deploy-mode client, "
+                              "or --target k8s")
         for k, v in confs.items():
             cmd += ["--conf", f"{k}={v}"]
         cmd += [main, "--config", self._config_arg(plan), "--input", stage.input, "--output", stage.output]

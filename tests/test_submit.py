@@ -86,13 +86,20 @@ def test_spark_submit_dry_run_with_image_on_kubernetes(capsys, s3_server, bucket
                       "--deploy-mode", "cluster", "--package", "image", "--spark-image", "reg.example/mdr-spark:9",
                       "--input", f"{bucket}/crawl/", "--output", f"{bucket}/runs/r2", "--stages", "extract",
                       "--set", f"storage.s3_endpoint={s3_server.endpoint}", "--set", "cluster.driver_cores=2",
-                      "--dry-run")
+                      "--conf", "spark.kubernetes.file.upload.path=s3a://deps/uploads", "--dry-run")
     assert rc == 0
     st = yaml.safe_load(out)["stages"][0]
     o = _opts(st["command"])
     assert "--archives" not in o and o["--deploy-mode"] == ["cluster"] and o["--driver-cores"] == ["2"]
     assert {"spark.kubernetes.container.image=reg.example/mdr-spark:9", "spark.kubernetes.namespace=mdr",
-            "spark.kubernetes.authenticate.driver.serviceAccountName=mdr-spark"} <= set(o["--conf"])
+            "spark.kubernetes.authenticate.driver.serviceAccountName=mdr-spark",
+            "spark.kubernetes.file.upload.path=s3a://deps/uploads"} <= set(o["--conf"])
+    # without an upload location, Spark on Kubernetes cannot ship the local config file to the driver pod
+    rc, _, err = _run(capsys, "submit", "--target", "spark-submit", "--master", "k8s://https://10.0.0.1:443",
+                      "--deploy-mode", "cluster", "--package", "image", "--input", f"{bucket}/crawl/",
+                      "--output", f"{bucket}/runs/r2", "--stages", "extract", "--dry-run",
+                      "--set", f"storage.s3_endpoint={s3_server.endpoint}")
+    assert rc == 2 and "spark.kubernetes.file.upload.path" in err
     assert o["_app"][:3] == ["local:///opt/mdr/jobs/extract.py", "--config", "mdr-config.yaml"]
 
 
