@@ -75,6 +75,14 @@ def test_charsets_and_languages_on_real_pages(all_shared):
     cc = by_file["cc-main-2020-34-excerpt.warc.gz"]
     langs = sorted(r["lang"] for r in cc)
     assert langs.count("zh") >= 9 and "de" in langs and "ru" in langs
+    # page by page: the German, Russian, Dutch and English pages of the excerpt, and its Chinese pages
+    by_url = {r["url"]: r["lang"] for r in cc}
+    assert by_url["http://06.live-radsport.ch/tippspiel/stats_140_petzi.html"] == "de"
+    assert by_url["http://01spb.ru/company/"] == "ru" and by_url["http://0900-hovenier.nl/gelderland/oosterbeek/"] == "nl"
+    assert by_url["http://037426.cn/"] == "en"
+    for url in ("http://003338.cn/l41/481397.html", "http://035.psb556.com/24/i/u_1090813/article.html",
+                "http://0755krk.com/76104/list_4_1.html", "http://096355.com/video/11073.html?11073-0-2"):
+        assert by_url[url] == "zh", url
     news = by_file["news-articles-181.warc.gz"]
     assert sum(r["lang"] == "en" for r in news) >= 155
     for r in t:
