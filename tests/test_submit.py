@@ -387,6 +387,36 @@ def test_k8s_failed_rayjob_raises_its_message(cfg_factory):
     assert api.created[0]["kind"] == "RayJob" and api.created[0]["spec"]["shutdownAfterJobFinishes"] is True
 
 
+@pytest.mark.parametrize("gone", [False, True])
+def test_k8s_stage_without_a_committed_manifest_stops_the_run(cfg_factory, tmp_path, gone):
+    """The operator reports success (or the resource vanishes) but no manifest is committed: the run stops there,
+    naming the stage and its output, and the next stage is never created."""
+    cfg = cfg_factory("cluster.poll_s=0.05")
+    store = Storage(cfg.storage)
+    root = str(tmp_path / "runs" / "r")
+    names = ["filter", "dedup_exact"]
+    stages = [StagePlan(n, "spark", f"{root}/{a}", f"{root}/{n}", cfg.section_hash(*registry()[n].sections), False)
+              for a, n in zip(["extract", *names], names)]
+    plan = RunPlan("mdr-nocommit1", root, stages[0].input, stages, "run: {}\n")
+
+    class Api(FakeOperator):
+        def _finish(self, obj):  # the driver "succeeds" without committing anything
+            obj["status"] = {"applicationState": {"state": "COMPLETED"}}
+            obj["gone"] = gone   # removed by its TTL or by hand right after
+
+        def get(self, obj):
+            cur = super().get(obj)
+            return None if cur and cur.get("gone") else cur
+
+    api = Api(None, tmp_path, polls=1)
+    with pytest.raises(StageFailed) as e:
+        submit_run(cfg, store, plan, K8sTarget(cfg, api=api, sleep=lambda s: None))
+    assert "stage filter" in str(e.value) and f"{root}/filter" in str(e.value)
+    assert ("disappeared" in str(e.value)) == gone
+    assert [o["kind"] for o in api.created] == ["ConfigMap", "SparkApplication"]
+    assert api.created[1]["metadata"]["name"] == "mdr-nocommit1-filter"
+
+
 def test_k8s_stage_timeout(cfg_factory):
     cfg = cfg_factory("cluster.poll_s=1", "cluster.stage_timeout_s=5")
     plan, st = _ray_plan("s3://b/runs/r")
