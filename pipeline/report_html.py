@@ -184,7 +184,7 @@ def _samples(data: dict) -> str:
             out.append(f"<h4>{_esc(reason)} <small>({n:,} removed)</small></h4><ul class='samples'>")
             for r in rows:
                 text = "\n".join((r["text"] or "").splitlines()[:SAMPLE_LINES]) if r["text"] else None
-                body = f"<pre>{_esc(text)}</pre>" if text else "<p class='muted'>(text not kept: run.audit)</p>"
+                body = f"<pre>{_esc(text)}</pre>" if text else "<p class='muted'>(no text: removed before extraction, or not kept by run.audit)</p>"
                 out.append(f"<li><a href='{_esc(r['url'] or '')}'>{_esc(r['url'] or r['id'])}</a> "
                            f"<code>{_esc(r['id'])}</code><br><code>{_esc(json.dumps(r['details'], sort_keys=True))}"
                            f"</code>{body}</li>")

@@ -9,42 +9,52 @@ import shutil
 import subprocess
 import tempfile
 from collections import Counter
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pyarrow as pa
-import pyarrow.compute as pc
 import pytest
 
 from pipeline.cli import main as mdr
 from pipeline.config import load_config
 from pipeline.dataset import read_dataset, read_manifest, read_rejects
 from pipeline.explain import explain
-from pipeline.profile import NOT_DOCUMENTS, length_bin
-from pipeline.report import write_report
+from pipeline.profile import NOT_DOCUMENTS, SAMPLE_CHARS, length_bin
+from pipeline.report import STAGE_ORDER, write_report
 from pipeline.runner import registry, run_stage
 from pipeline.storage import Storage
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-STAGES = [s for s in ("extract", "filter", "dedup_fuzzy", "dedup_exact") if s in registry()]
+STAGES = [s for s in ("extract", "filter", "dedup_fuzzy", "dedup_exact", "quality") if s in registry()]
+# every chart the report of a full run must draw (issue 9), checked in report.json and in Chromium
+FULL_RUN_CHARTS = ("chart-funnel", "chart-removed", "chart-languages", "chart-lengths", "chart-clusters",
+                   "chart-score-quality-quality_score", "chart-domains", "chart-timings")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
 def run(spark, tmp_path_factory):
-    """`mdr run` on the bundled sample through every Spark stage there is; returns (root, stdout)."""
+    """`mdr run` on the bundled sample through all five stages (quality on a local Ray, the bundled demo model);
+    returns (root, stdout)."""
     d = tmp_path_factory.mktemp("report")
     assert mdr(["sample", str(d / "sample.warc.gz")]) == 0
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         rc = mdr(["run", "--config", "sample", "--set", f"extract.url_filter.blocklist_uri={d}/blocklist",
-                  "--set", f"run.stages=[{','.join(STAGES)}]", "--input", str(d / "sample.warc.gz"),
-                  "--output", str(d / "out")])
+                  "--set", f"run.stages=[{','.join(STAGES)}]",
+                  # every rejected document keeps its text, so each reason's examples show their first lines;
+                  # the demo model scores the sample's pages 0.76-0.99, so at 0.8 quality removes a few
+                  "--set", "run.audit=full", "--set", "quality.threshold=0.8",
+                  "--input", str(d / "sample.warc.gz"), "--output", str(d / "out")])
     assert rc == 0
-    return d / "out", out.getvalue()
+    yield d / "out", out.getvalue()
+    if "quality" in STAGES:
+        import ray
+        if ray.is_initialized():
+            ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +126,9 @@ def test_report_numbers_are_the_data(run, report):
 def test_report_samples_and_domains_come_from_the_rejects(run, report):
     root, _ = run
     store = Storage()
+    page = (root / "report.html").read_text()
     by_domain: Counter = Counter()
+    with_text = 0
     for stage in STAGES:
         rows = read_rejects(store, str(root / stage)).to_pylist()
         by_id = {r["id"]: r for r in rows}
@@ -129,7 +141,13 @@ def test_report_samples_and_domains_come_from_the_rejects(run, report):
             for s in got:  # each sample is a real reject of that reason, with its details
                 assert by_id[s["id"]]["reason"] == reason and by_id[s["id"]]["url"] == s["url"]
                 assert s["details"] == (json.loads(by_id[s["id"]]["details"]) if by_id[s["id"]]["details"] else {})
+                assert s["text"] == ((by_id[s["id"]]["text"] or "")[:SAMPLE_CHARS] or None)
+            if any(r["text"] for r in rows if r["reason"] == reason):   # documents with text show their first lines
+                first = next(line for line in got[0]["text"].splitlines() if line.strip())
+                assert escape(first, quote=True) in page, (stage, reason)
+                with_text += 1
         by_domain.update(urlsplit(r["url"]).hostname for r in rows if r["url"] and r["reason"] not in NOT_DOCUMENTS)
+    assert with_text >= 8          # run.audit=full: filter, dedup and quality reasons all show text
     top = report["top_removed_domains"]
     assert top and [d["removed"] for d in top] == sorted((d["removed"] for d in top), reverse=True)
     for d in top:
@@ -145,6 +163,10 @@ def test_report_charts_cover_every_stage(report):
     charts = report["charts"]
     for c in ("chart-funnel", "chart-removed", "chart-languages", "chart-lengths", "chart-domains", "chart-timings"):
         assert c in charts
+    if STAGES == list(STAGE_ORDER):                         # a full run draws every chart issue 9 lists
+        assert set(FULL_RUN_CHARTS) <= set(charts)
+        assert {"extract", "filter"} <= set(report["lengths"])   # lengths before and after filtering
+        assert all(s["chars"] is not None for s in report["funnel"][2:])  # characters beside documents
     if "dedup_fuzzy" in STAGES:
         assert "chart-clusters" in charts
         c = report["duplicate_clusters"]
@@ -176,32 +198,25 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-class _Charts(HTMLParser):
-    """Counts, inside each chart div, the SVG roots and trace groups plotly drew."""
+def _chart_doms(dom: str) -> dict[str, str]:
+    """The rendered DOM of each chart, cut at the wrappers report_html puts around them."""
+    at = [(m.start(), m.group(1)) for m in re.finditer(r'<div class="mdr-chart" data-chart="([^"]+)"', dom)]
+    return {cid: dom[a:b] for (a, cid), (b, _) in zip(at, at[1:] + [(dom.find("<h2>", at[-1][0]), None)])}
 
-    def __init__(self, ids):
-        super().__init__()
-        self.ids, self.stack, self.found = set(ids), [], {i: Counter() for i in ids}
 
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        current = next((s for s in reversed(self.stack) if s), None)
-        if tag == "div" and a.get("id") in self.ids:
-            current = a["id"]
-            self.found[current]["div"] += 1
-        if current:
-            classes = (a.get("class") or "").split()
-            if tag == "svg" and "main-svg" in classes:
-                self.found[current]["svg"] += 1
-            if tag == "g" and ("trace" in classes or "shapelayer" in classes):
-                self.found[current]["trace"] += 1
-        if tag not in ("br", "img", "input", "meta", "link", "hr", "path", "rect", "line", "circle", "image"):
-            self.stack.append(a.get("id") if tag == "div" and a.get("id") in self.ids else None)
-
-    def handle_endtag(self, tag):
-        if tag not in ("br", "img", "input", "meta", "link", "hr", "path", "rect", "line", "circle", "image") \
-                and self.stack:
-            self.stack.pop()
+def _expected_traces(report: dict) -> dict[str, int]:
+    """How many traces plotly must draw in each chart, from the numbers (legend-only traces are not drawn)."""
+    from pipeline.report_html import HIDDEN_BY_DEFAULT
+    reasons = {r for by in report["removed"].values() for r in by if r not in HIDDEN_BY_DEFAULT}
+    langs = report["languages"]
+    want = {"chart-funnel": 1 + any(s["chars"] is not None for s in report["funnel"]),
+            "chart-removed": len(reasons),
+            "chart-languages": len(langs["kept"]) + len(langs["removed"]),
+            "chart-lengths": len(report["lengths"]), "chart-clusters": 1, "chart-timings": 1,
+            "chart-domains": len({k for d in report["top_removed_domains"] for k in d["by_reason"]})}
+    for sc in report["scores"]:
+        want[f"chart-score-{sc['stage']}-{sc['score']}"] = 1 + len(sc["removed"])
+    return {c: n for c, n in want.items() if c in report["charts"]}
 
 
 def test_report_renders_in_headless_chromium(run, report):
@@ -217,11 +232,27 @@ def test_report_renders_in_headless_chromium(run, report):
     assert dom.returncode == 0, dom.stderr[-2000:]
     console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
     assert console == [], "console messages while rendering report.html:\n" + "\n".join(console)
-    parser = _Charts(report["charts"])
-    parser.feed(dom.stdout)
-    for chart, seen in parser.found.items():
-        assert seen["div"] == 1, f"{chart}: no chart div"
-        assert seen["svg"] >= 1 and seen["trace"] >= 1, f"{chart}: plotly drew nothing ({dict(seen)})"
+    drawn = _chart_doms(dom.stdout)
+    assert list(drawn) == report["charts"]
+    want = _expected_traces(report)
+    for chart, seg in drawn.items():
+        assert seg.count(f'id="{chart}"') == 1, f"{chart}: no chart div"
+        assert 'class="main-svg"' in seg, f"{chart}: plotly drew no SVG"
+        traces = re.findall(r'<g class="trace (\w+)[ "]', seg)
+        assert len(traces) == want[chart] > 0, f"{chart}: {len(traces)} traces drawn, {want[chart]} expected"
+        assert 'class="point"' in seg or 'class="js-line"' in seg, f"{chart}: no bar or line drawn"
+    timings = re.findall(r'<g class="point"', drawn["chart-timings"])
+    assert len(timings) == len(STAGES)                                   # one bar per stage
+    for sc in report["scores"]:                                          # the threshold line and its label
+        seg = drawn[f"chart-score-{sc['stage']}-{sc['score']}"]
+        if sc["threshold"] is None:
+            assert 'class="shape-group"' not in seg
+            continue
+        assert re.search(r'<g class="shape-group"[^>]*><path[^>]*stroke: rgb\(220, 20, 60\)', seg), sc["score"]
+        assert f'data-unformatted="threshold {sc["threshold"]:g}"' in seg, sc["score"]
+    if STAGES == list(STAGE_ORDER):
+        assert set(FULL_RUN_CHARTS) <= set(drawn)
+        assert 'data-unformatted="threshold 0.8"' in drawn["chart-score-quality-quality_score"]
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "report.png"
     if shot.exists():
@@ -398,8 +429,10 @@ def test_dataset_card(run):
     assert "Common Crawl crawl ids: none found" in card                   # the sample is not a CC path
     assert "sample.warc.gz" in card and "Terms of Use" in card and "ODC-By" in card
     assert f"| en | {mans[final]['rows']:,} | 100.0% |" in card
-    for field in mans[final]["schema"]:
-        assert f"| `{field['name']}` |" in card
+    for stage in STAGES:                                                  # stages and their parameters
+        assert json.dumps(mans[stage]["params"], indent=1, sort_keys=True) in card, stage
+    for field in mans[final]["schema"]:                                   # the Parquet schema, every column explained
+        assert re.search(rf"^\| `{field['name']}` \| {re.escape(field['type'])} \| \S.* \|$", card, re.M), field
     # the loading code in the card runs, and finds every document of the final stage
     for marker, module in (("pyarrow", "pyarrow"), ("pandas", "pandas"), ("Hugging Face `datasets`", "datasets"),
                            ("DuckDB", "duckdb")):
@@ -465,57 +498,31 @@ def test_export_to_object_storage(run, s3_server):
     assert summary["stage"] == "extract" and summary["rows"] == len(lines)
 
 
-def test_quality_scores_in_the_report_and_explain(run, tmp_path):
-    """A quality stage output written the way the quality stage writes it (shared PartWriter, quality_score
-    column, low_quality rejects with score, label and threshold; threshold in params), with known scores and
-    no model or Ray: the report draws quality_score against the threshold, and explain names the failed score."""
-    if "quality" not in registry():
-        pytest.skip("no quality stage yet")
-    from pipeline.dataset import REJECT_SCHEMA, Counts, PartWriter, build_manifest, commit, reject_row
-    from pipeline.stages import quality
+@pytest.mark.skipif("quality" not in STAGES, reason="no quality stage yet")
+def test_quality_scores_in_the_report_and_explain(run, report):
+    """The run's quality stage (Ray, demo model, threshold 0.8): the report draws quality_score against the
+    threshold, and explain names the failed score of a document it removed."""
     root, _ = run
-    copy = tmp_path / "run"
-    shutil.copytree(root, copy)
     store = Storage()
-    docs = read_dataset(store, str(copy / STAGES[-1]))
-    ids = docs.column("id").to_pylist()
-    scores = [round((int(i[:8], 16) % 1000) / 1000, 3) for i in ids]
-    table = (docs.append_column(quality.SCORE, pa.array(scores, pa.float64()))
-             .append_column(quality.LABEL, pa.array(["hq" if s >= 0.5 else "lq" for s in scores])))
-    keep = pa.array([s >= 0.5 for s in scores])
-    out = str(copy / "quality")
-    w = PartWriter(store, out, "part-00000-t.parquet", table.schema)
-    w.write(table.filter(keep))
-    drop = table.filter(pc.invert(keep)).to_pylist()
-    rw = PartWriter(store, out, "_rejects/part-00000-t.parquet", REJECT_SCHEMA)
-    rw.write(pa.Table.from_pylist([reject_row(r["id"], r["url"], quality.REASON,
-                                              {quality.SCORE: r[quality.SCORE], quality.LABEL: r[quality.LABEL],
-                                               "threshold": 0.5}, r["text"], "sample", 0.02) for r in drop],
-                                  schema=REJECT_SCHEMA))
-    n, kept = len(scores), len(scores) - len(drop)
-    assert 0 < kept < n
-    man = build_manifest(stage="quality", config_hash="q", input_desc={"uri": str(copy / STAGES[-1])},
-                         parts=[w.close()], rejects=[rw.close()], schema=table.schema,
-                         counts=Counts(n_in=n, kept=kept, removed={quality.REASON: n - kept}), failed_inputs=[],
-                         started=0.0, params={"threshold": 0.5, "model": {"backend": "fasttext"}})
-    commit(store, out, man)
-    write_report(store, str(copy))
-    rep = json.loads((copy / "report.json").read_text())
-    assert "chart-score-quality-quality_score" in rep["charts"]
-    q = next(s for s in rep["scores"] if s["stage"] == "quality")
-    assert q["score"] == "quality_score" and q["threshold"] == 0.5
-    assert sum(q["kept"]) == kept and all(i >= 10 for i, c in enumerate(q["kept"]) if c)
-    assert sum(q["removed"]["low_quality"]) == n - kept
-    assert all(i < 10 for i, c in enumerate(q["removed"]["low_quality"]) if c)
-    assert not any(s["stage"] == "quality" and s["score"] == "lang_score" for s in rep["scores"])  # not its decision
-    low = next(i for i, s in zip(ids, scores) if s < 0.5)
-    doc = explain(store, str(copy), low)["documents"][0]
+    kept = read_dataset(store, str(root / "quality"))
+    rej = read_rejects(store, str(root / "quality")).to_pylist()
+    scores = kept.column("quality_score").to_pylist()
+    assert rej and all(json.loads(r["details"])["quality_score"] < 0.8 <= min(scores) for r in rej)
+    assert "chart-score-quality-quality_score" in report["charts"]
+    q = next(s for s in report["scores"] if s["stage"] == "quality")
+    assert q["score"] == "quality_score" and q["threshold"] == 0.8
+    assert sum(q["kept"]) == kept.num_rows and all(i >= 16 for i, c in enumerate(q["kept"]) if c)
+    assert sum(q["removed"]["low_quality"]) == len(rej) == report["removed"]["quality"]["low_quality"]
+    assert all(i < 16 for i, c in enumerate(q["removed"]["low_quality"]) if c)
+    assert not any(s["stage"] == "quality" and s["score"] == "lang_score" for s in report["scores"])  # not its decision
+    low = sorted(rej, key=lambda r: r["id"])[0]
+    doc = explain(store, str(root), low["id"])["documents"][0]
     step = doc["steps"][-1]
     assert (doc["outcome"], step["stage"], step["reason"]) == ("removed", "quality", "low_quality")
     lim = next(x for x in step["limits"] if x["score"] == "quality_score")
-    assert lim["limit"] == 0.5 and lim["failed"] and lim["value"] < 0.5
-    assert [s["outcome"] for s in doc["steps"]] == ["kept"] * len(STAGES) + ["removed"]
-    assert step["text_head"]  # rejects keep a 2% sample of texts: the text comes from the stage before
+    assert lim["limit"] == 0.8 and lim["failed"] and lim["value"] == json.loads(low["details"])["quality_score"]
+    assert [s["outcome"] for s in doc["steps"]] == ["kept"] * (len(STAGES) - 1) + ["removed"]
+    assert step["text_head"] == low["text"][:400]
 
 
 def test_report_card_and_explain_on_object_storage(run, s3_server, capsys):

@@ -174,8 +174,10 @@ def run(ctx: StageContext) -> StageResult:
             if time.perf_counter() - last >= PROGRESS_EVERY_S:
                 last = time.perf_counter()
                 of = f" of {total_docs:,}" if total_docs is not None else ""
+                eta = (f", ETA {(total_docs - done) * (last - t0) / done:.0f}s"
+                       if total_docs is not None and 0 < done < total_docs else "")
                 print(f"[quality] {len(reports)}/{len(units)} work units, {done:,}{of} documents, "
-                      f"{done / (last - t0):,.0f} docs/s, {last - t0:.0f}s", file=sys.stderr, flush=True)
+                      f"{done / (last - t0):,.0f} docs/s, {last - t0:.0f}s{eta}", file=sys.stderr, flush=True)
     except Exception as e:  # a unit failed after its retries: say which stage and why, commit nothing
         cause = e
         while getattr(cause, "__cause__", None) is not None:
