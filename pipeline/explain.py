@@ -65,9 +65,10 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
-# scores whose limit is not called min_/max_<score> in the stage's params (the Gopher filters' names)
+# scores whose limit is not called min_/max_<score> in the stage's params (the Gopher filters' and dedup_exact's names)
 SCORE_ALIASES = {"n_words": "words", "hash_ratio": "symbol_word_ratio", "ellipsis_ratio": "symbol_word_ratio",
-                 "line_removed_words_share": "removed_words_share"}
+                 "line_removed_words_share": "removed_words_share", "chars_left": "chars_after_cut",
+                 "tokens_left": "tokens_after_cut"}
 NGRAM_SCORE = re.compile(r"(top|dup)_(\d+)_gram_char_frac")
 
 

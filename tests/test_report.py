@@ -381,21 +381,25 @@ def test_explain_a_kept_document_and_the_cli(run, capsys):
 
 @pytest.mark.skipif("dedup_exact" not in STAGES, reason="no dedup_exact stage yet")
 def test_explain_documents_removed_by_exact_dedup(spark, tmp_path):
-    """The sample has no exact duplicates left by dedup_exact's turn, so a small corpus of its own."""
+    """The sample has no exact duplicates left by dedup_exact's turn, so a small corpus of its own: one document
+    removed by each of its three steps (URL, text hash, 50-token spans)."""
     words = " ".join(f"w{i}" for i in range(120))
+    span = " ".join(f"v{i}" for i in range(60))
     docs = [
         {"id": "a1", "url": "https://ex.example/p?utm_source=x", "text": "first copy " + words},
         {"id": "a2", "url": "https://ex.example/p", "text": "second copy " + words + " more"},
-        {"id": "b1", "url": "https://b.example/1", "text": "same text everywhere " * 20},
-        {"id": "b2", "url": "https://b.example/2", "text": "same text everywhere " * 20},
+        {"id": "b1", "url": "https://b.example/1", "text": "same text " + " ".join(f"t{i}" for i in range(40))},
+        {"id": "b2", "url": "https://b.example/2", "text": "same text " + " ".join(f"t{i}" for i in range(40))},
         {"id": "c1", "url": "https://c.example/1", "text": "unique words " + " ".join(f"u{i}" for i in range(80))},
+        {"id": "d1", "url": "https://d.example/1", "text": span},
+        {"id": "d2", "url": "https://d.example/2", "text": span + " tail"},   # whichever comes later is cut to < 5 tokens
     ]
     src = tmp_path / "docs.jsonl"
     src.write_text("".join(json.dumps(d) + "\n" for d in docs))
     root = tmp_path / "run"
-    cfg = load_config(None, ["dedup_exact.substring_dedup=false"])
+    cfg = load_config(None, [])
     m = run_stage(cfg, "dedup_exact", str(src), str(root / "dedup_exact"), spark=spark)
-    assert m["counts"]["removed"] == {"duplicate_url": 1, "duplicate_text": 1}
+    assert m["counts"]["removed"] == {"duplicate_url": 1, "duplicate_text": 1, "exact_substring_removed": 1}
     by_url = explain(Storage(), str(root), "https://ex.example/p")["documents"]
     removed = next(d for d in by_url if d["outcome"] == "removed")
     step = removed["steps"][-1]
@@ -405,6 +409,14 @@ def test_explain_documents_removed_by_exact_dedup(spark, tmp_path):
     b = explain(Storage(), str(root), "b2")["documents"] + explain(Storage(), str(root), "b1")["documents"]
     text_dup = next(d for d in b if d["outcome"] == "removed")["steps"][-1]
     assert text_dup["reason"] == "duplicate_text" and text_dup["duplicate"]["similarity"]["identical"]
+    d = explain(Storage(), str(root), "d1")["documents"] + explain(Storage(), str(root), "d2")["documents"]
+    assert sorted(x["outcome"] for x in d) == ["kept", "removed"]
+    cut = next(x for x in d if x["outcome"] == "removed")["steps"][-1]
+    assert cut["reason"] == "exact_substring_removed" and cut["details"]["exact_removed_chars"] in (len(span),
+                                                                                                   len(span) + 1)
+    lim = next(x for x in cut["limits"] if x["score"] == "tokens_left")
+    assert (lim["limit"], lim["param"], lim["kind"], lim["failed"]) == (5, "min_tokens_after_cut", "min", True)
+    assert lim["value"] == cut["details"]["tokens_left"] <= 1
 
 
 # --------------------------------------------------------------------------- dataset card and export

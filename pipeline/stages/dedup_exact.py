@@ -279,6 +279,7 @@ def run(ctx: StageContext) -> StageResult:
     try:
         df = plan(read_dataframe(ctx), cfg, acc, prior)
         params = {"k": cfg.k, "tokenizer": cfg.tokenizer, "hash_bits": 64, "stride": 1,
+                  "min_chars_after_cut": cfg.min_chars_after_cut, "min_tokens_after_cut": cfg.min_tokens_after_cut,
                   "steps": [s for s, on in (("url", cfg.url_dedup), ("doc", cfg.doc_dedup),
                                             ("substring", cfg.substring_dedup)) if on],
                   "name": f"{cfg.k}k_{cfg.tokenizer}_64b_s1"}
