@@ -237,6 +237,11 @@ def test_manifest_counts_and_stats(cases_run):
     s = manifest["stats"]
     assert s["removed_chars"] == sum(r.removed_chars for r in got.values())
     assert s["tokens"] > s["windows"] > 0
+    # shuffle size per input GB, as the stage reports it (text bytes read, and the input files' bytes)
+    assert s["text_bytes"] == sum(len(c["text"].encode()) for c in CASES)
+    assert s["shuffle_write_bytes"] > 0 and s["window_shuffle_bytes_raw"] == 32 * s["windows"]
+    assert s["shuffle_bytes_per_input_text_gb"] == round(s["shuffle_write_bytes"] / s["text_bytes"] * 1e9)
+    assert s["shuffle_bytes_per_input_file_gb"] == round(s["shuffle_write_bytes"] / s["input_file_bytes"] * 1e9)
 
 
 def test_steps_can_be_switched_off(spark, cfg_factory, tmp_path):
