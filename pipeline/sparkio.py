@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.dataset import REJECT_SCHEMA, Counts, PartInfo, PartWriter, attempt_token, part_path, read_part, reject_row
-from pipeline.stage import StageContext, StageResult
+from pipeline.stage import Progress, StageContext, StageResult
 from pipeline.storage import Storage
 
 REASON, DETAILS = "_reason", "_details"
@@ -76,6 +76,8 @@ def write_dataframe(ctx: StageContext, df, stats: dict | None = None, params: di
     data_cols = [c for c in df.columns if c not in (REASON, DETAILS)]
     out_schema = _spark_to_arrow(df.select(*data_cols).schema)
     meta_schema = StructType([StructField("meta", StringType())])
+    sc = ctx.spark.sparkContext
+    written = sc.accumulator(0)
 
     def write(batches):
         from pyspark import TaskContext
@@ -86,6 +88,7 @@ def write_dataframe(ctx: StageContext, df, stats: dict | None = None, params: di
         writer = rwriter = None
         for b in batches:
             t = pa.Table.from_batches([b])
+            written.add(t.num_rows)
             reasons = t.column(REASON)
             kept_mask = reasons.is_null()
             kept = t.filter(kept_mask).select(data_cols)
@@ -114,7 +117,8 @@ def write_dataframe(ctx: StageContext, df, stats: dict | None = None, params: di
         yield pa.RecordBatch.from_pydict({"meta": [json.dumps(meta)]})
 
     import pyarrow.compute  # noqa: F401  (pa.compute used in the task)
-    metas = [json.loads(r.meta) for r in df.mapInArrow(write, meta_schema).collect()]
+    with Progress(ctx.stage, sc, None, "documents written", written):
+        metas = [json.loads(r.meta) for r in df.mapInArrow(write, meta_schema).collect()]
     counts, parts, rejects = Counts(), [], []
     for m in metas:
         counts.merge(Counts.from_dict(m["counts"]))

@@ -230,12 +230,15 @@ def run_file_tasks(ctx: StageContext, fn: FileTask, schema: pa.Schema, label: st
 
 
 class Progress:
-    """Prints tasks done, documents read, rate and ETA while a Spark job runs (a line every few seconds)."""
+    """Prints tasks done, documents read, rate and ETA while a Spark job runs (a line every few seconds).
+    ``total=None`` (a DataFrame job of several Spark stages): the tasks of the Spark stages running now, with
+    their ETA, and the documents written so far."""
 
-    def __init__(self, stage: str, sc, total: int, label: str, docs_acc=None, every: float = 5.0) -> None:
+    def __init__(self, stage: str, sc, total: int | None, label: str, docs_acc=None, every: float = 5.0) -> None:
         self.stage, self.sc, self.total, self.label, self.docs_acc, self.every = stage, sc, total, label, docs_acc, every
         self._stop = threading.Event()
         self._t0 = time.time()
+        self._seen: dict[int, float] = {}  # Spark stage id -> when this progress first saw it running
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._tty = sys.stderr.isatty()
 
@@ -243,9 +246,10 @@ class Progress:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
+        self._failed = exc_type is not None
         self._print(final=True)
 
     def _done_tasks(self) -> int:
@@ -260,9 +264,39 @@ class Progress:
         except Exception:
             return 0
 
+    def _running_stages(self) -> tuple[int, int, float | None]:
+        """(completed, total) tasks of the running Spark stages, and the longest ETA among them."""
+        done = total = 0
+        eta = None
+        try:
+            tracker = self.sc.statusTracker()
+            for sid in tracker.getActiveStageIds():
+                info = tracker.getStageInfo(sid)
+                if not info:
+                    continue
+                seen = self._seen.setdefault(sid, time.time())
+                done, total = done + info.numCompletedTasks, total + info.numTasks
+                if 0 < info.numCompletedTasks < info.numTasks:
+                    left = (time.time() - seen) / info.numCompletedTasks * (info.numTasks - info.numCompletedTasks)
+                    eta = max(eta or 0.0, left)
+        except Exception:
+            pass
+        return done, total, eta
+
     def _print(self, final: bool = False) -> None:
         elapsed = time.time() - self._t0
         docs = self.docs_acc.value if self.docs_acc is not None else 0
+        if self.total is None:
+            if final:
+                verdict = "failed" if getattr(self, "_failed", False) else "done"
+                line = f"[{self.stage}] Spark job {verdict}: {docs:,} {self.label}, {elapsed:.0f}s"
+            else:
+                done, total, eta = self._running_stages()
+                line = (f"[{self.stage}] running Spark stages: {done}/{total} tasks"
+                        + (f" (ETA {eta:.0f}s)" if eta is not None else "")
+                        + f", {docs:,} {self.label}, {docs / elapsed if elapsed > 0 else 0.0:,.1f}/s, {elapsed:.0f}s")
+            self._emit(line, final)
+            return
         done = self.total if final else self._done_tasks()
         rate = docs / elapsed if elapsed > 0 else 0.0
         eta = ""
@@ -270,6 +304,9 @@ class Progress:
             eta = f", ETA {elapsed / done * (self.total - done):.0f}s"
         line = (f"[{self.stage}] {done}/{self.total} {self.label}, {docs:,} records, "
                 f"{rate:,.1f} records/s, {elapsed:.0f}s{eta}")
+        self._emit(line, final)
+
+    def _emit(self, line: str, final: bool) -> None:
         if self._tty and not final:
             print("\r" + line, end="", file=sys.stderr, flush=True)
         else:
