@@ -165,8 +165,9 @@ class DedupExactConfig:
     doc_casefold: bool = doc("the text hash ignores case (whitespace runs always count as one space)", False)
     substring_dedup: bool = doc("step 3: cut every later copy of a span of k+ tokens seen earlier in the corpus", True)
     k: int = doc("window length in tokens: repeats of at least k tokens are cut", 50, min=2, max=10_000)
-    tokenizer: Literal["word", "whitespace"] = doc(
-        "word: \\w runs + single punctuation, one token per CJK/Thai character; whitespace: runs of non-space (CJK runs are one token)",
+    tokenizer: Literal["word", "whitespace", "bpe_cl100k", "bpe_o200k"] = doc(
+        "word: \\w runs + single punctuation, one token per CJK/Thai character; whitespace: runs of non-space (CJK runs are one token); "
+        "bpe_cl100k / bpe_o200k: GPT-4 / GPT-4o byte-level BPE tokens (pip install 'mdr[bpe]'), a split character joins the token before",
         "word")
     min_chars_after_cut: int = doc("a cut document with fewer characters left (whitespace trimmed) is dropped (exact_substring_removed)", 1, min=0)
     min_tokens_after_cut: int = doc("a cut document with fewer tokens left is dropped (exact_substring_removed)", 5, min=0)

@@ -52,7 +52,16 @@ def check_quality(store: Storage, cfg: Config) -> None:
     check_model(model_spec(cfg), store)
 
 
-STAGE_CHECKS = {"extract": check_extract, "quality": check_quality}
+def check_dedup_exact(store: Storage, cfg: Config) -> None:
+    """A BPE tokenizer's package is installed (its vocabulary loads)."""
+    from udfs.exact_substring import check_tokenizer
+    try:
+        check_tokenizer(cfg.dedup_exact.tokenizer)
+    except ImportError as e:
+        raise ConfigError(f"dedup_exact.tokenizer: {e}") from e
+
+
+STAGE_CHECKS = {"extract": check_extract, "quality": check_quality, "dedup_exact": check_dedup_exact}
 
 
 def check_stage(store: Storage, cfg: Config, name: str, output: str) -> None:
