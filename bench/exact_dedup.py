@@ -232,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cores", type=int, default=2, help="Spark local[N]")
     ap.add_argument("--parts", type=int, default=16, help="input Parquet parts")
     ap.add_argument("--json", default=None, help="also write the figures here")
+    ap.add_argument("--driver-memory", default="4g",
+                    help="spark.driver.memory (local mode: the whole Spark heap; the sort spills past it)")
     ap.add_argument("--_reference", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--_out", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -244,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipeline.config import load_config
     from pipeline.spark import get_spark
-    cfg = load_config(None, [f"spark.master=local[{args.cores}]", "spark.driver_memory=4g", "run.audit=none",
+    cfg = load_config(None, [f"spark.master=local[{args.cores}]", f"spark.driver_memory={args.driver_memory}", "run.audit=none",
                              "dedup_exact.url_dedup=false", "dedup_exact.doc_dedup=false", f"dedup_exact.k={args.k}"])
     spark = get_spark(cfg)
     rows = []
@@ -288,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work_root, ignore_errors=True)
         spark.stop()
 
-    print(f"\nexact-substring dedup, k={args.k}, Spark local[{args.cores}] vs one Python process "
+    print(f"\nexact-substring dedup, k={args.k}, Spark local[{args.cores}] (driver memory {args.driver_memory}) vs one Python process "
           f"(machine shared with other jobs: absolute figures are noisy)")
     head = ("docs", "tokens", "spark s", "spark tok/s/core", "spark tok/cpu-s", "ref s", "ref tok/s/core",
             "ref tok/cpu-s", "shuffle B/text B", "spark peak RSS MB", "spark peak PSS MB", "ref peak RSS MB", "same")
