@@ -42,6 +42,10 @@ class StorageConfig:
     http_base_urls: list[str] = doc("HTTP(S) prefixes WARCs may be fetched from (nothing else is fetched)",
                                     factory=lambda: ["https://data.commoncrawl.org/",
                                                      "https://index.commoncrawl.org/collinfo.json"])
+    gcs_endpoint: str | None = doc("gs:// (Google Cloud Storage) endpoint, e.g. http://127.0.0.1:4443 for an emulator; "
+                                   "default: Google's, with the environment's Google credentials (workload identity, "
+                                   "GOOGLE_APPLICATION_CREDENTIALS)", None)
+    gcs_anonymous: bool = doc("gs:// without credentials (public buckets, emulators)", False)
     retries: int = doc("attempts for each object-storage or HTTP request before failing", 5, min=1, max=20)
 
 

@@ -109,7 +109,7 @@ def check_submit(store: Storage, cfg: Config, stages: list[str], input_uri: str,
     check_output(store, root, probe=not dry_run)
     if scheme(input_uri) != "file":
         bucket_root = input_uri.split("://", 1)[0] + "://" + input_uri.split("://", 1)[1].split("/", 1)[0]
-        if scheme(input_uri) in ("s3", "s3a"):
+        if scheme(input_uri) in ("s3", "s3a", "gs"):
             store.check_readable(bucket_root, "--input")
     if stages:
         try:
@@ -131,8 +131,8 @@ def check_submit(store: Storage, cfg: Config, stages: list[str], input_uri: str,
     for key, uri, fasttext in uris:
         if not uri or scheme(uri) == "file":
             continue  # local paths: plan_run warns that pods cannot read them
-        if scheme(uri) not in ("s3", "s3a", "http", "https"):
-            raise ConfigError(f"{key}={uri}: unsupported scheme; use s3:// or https://")
+        if scheme(uri) not in ("s3", "s3a", "gs", "http", "https"):
+            raise ConfigError(f"{key}={uri}: unsupported scheme; use s3://, gs:// or https://")
         store.check_readable(uri, key)
         if fasttext:
             _fasttext_header(store, uri, key)

@@ -146,6 +146,20 @@ class Storage:
             self._fs["s3"] = pafs.S3FileSystem(**kwargs)
         return self._fs["s3"]
 
+    def _gcs(self) -> pafs.FileSystem:
+        """Google Cloud Storage through pyarrow (JSON API); credentials from the environment unless anonymous."""
+        if "gs" not in self._fs:
+            import datetime
+            kwargs: dict = {"anonymous": self.cfg.gcs_anonymous,
+                            "retry_time_limit": datetime.timedelta(seconds=10 * self.cfg.retries)}
+            endpoint = self.cfg.gcs_endpoint
+            if endpoint:
+                scheme_, _, host = endpoint.rpartition("://")
+                kwargs["endpoint_override"] = host.rstrip("/")
+                kwargs["scheme"] = scheme_ or "https"
+            self._fs["gs"] = pafs.GcsFileSystem(**kwargs)
+        return self._fs["gs"]
+
     def resolve(self, uri: str) -> tuple[pafs.FileSystem, str]:
         """(filesystem, path inside it) for a writable/listable URI."""
         s = scheme(uri)
@@ -155,9 +169,11 @@ class Storage:
             return self._fs["local"], _local_path(uri)
         if s in ("s3", "s3a"):
             return self._s3(), uri.split("://", 1)[1].rstrip("/")
+        if s == "gs":
+            return self._gcs(), uri.split("://", 1)[1].rstrip("/")
         if s in ("http", "https"):
             raise StorageError(f"{uri}: HTTP(S) is read-only; write to a path or s3:// URI instead")
-        raise StorageError(f"{uri}: unsupported scheme {s!r}; use a local path, file://, s3:// or https://")
+        raise StorageError(f"{uri}: unsupported scheme {s!r}; use a local path, file://, s3://, gs:// or https://")
 
     def _info(self, uri: str, path: str | None = None) -> pafs.FileInfo:
         """``get_file_info`` with object-store errors (credentials, endpoint, bucket) as a StorageError."""
@@ -319,7 +335,7 @@ class Storage:
         if scheme(uri) in ("http", "https"):
             self.check_http_allowed(uri)
             return
-        if scheme(uri) not in ("file", "s3", "s3a"):
+        if scheme(uri) not in ("file", "s3", "s3a", "gs"):
             self.resolve(uri)
         if scheme(uri) != "file":
             bucket = self.resolve(uri)[1].split("/", 1)[0]
@@ -412,6 +428,11 @@ class Storage:
         return bucket, key
 
     def _local_cas_path(self, uri: str) -> str:
+        if scheme(uri) == "gs":
+            raise StorageError(f"{uri}: mdr refresh keeps its ledger and lock with conditional writes, which mdr does "
+                               f"through S3's API only; on Google Cloud Storage use its S3-compatible API for the "
+                               f"state root (s3://bucket/prefix with storage.s3_endpoint=https://storage.googleapis.com "
+                               f"and HMAC keys)")
         if scheme(uri) != "file":
             raise StorageError(f"{uri}: conditional writes need s3:// or a local path (HTTP(S) is read-only)")
         return _local_path(uri)
