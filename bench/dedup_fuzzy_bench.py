@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import realtext  # noqa: E402
 from neardup_gen import edit  # noqa: E402
+from proctree import descendants, mem_kb  # noqa: E402
 from udfs.minhash import PRESETS, MinHasher, normalize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,35 +135,6 @@ def write_pages(folder: Path, rows: list[dict], part_rows: int = 2500) -> None:
         pq.write_table(pa.Table.from_pylist(rows[k:k + part_rows]), folder / f"part-{k // part_rows:04d}.parquet")
 
 
-def _pss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _tree(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(d))
-            except (OSError, ValueError, IndexError):
-                pass
-    out, todo = [], [root]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += children.get(p, [])
-    return out
-
-
 def run_stage_measured(src: Path, out: Path, driver_memory: str, lean: bool, sets: list[str] = ()) -> dict:
     """Run the stage in a child process; wall time and peak PSS of the child's process tree."""
     cmd = [sys.executable, __file__, "_stage", str(src), str(out), driver_memory, "lean" if lean else "", *sets]
@@ -172,7 +144,7 @@ def run_stage_measured(src: Path, out: Path, driver_memory: str, lean: bool, set
 
     def sample():
         while proc.poll() is None:
-            peak[0] = max(peak[0], sum(_pss_kb(p) for p in _tree(proc.pid)))
+            peak[0] = max(peak[0], sum(mem_kb(p)[1] for p in [proc.pid, *descendants(proc.pid)]))
             time.sleep(0.2)
 
     th = threading.Thread(target=sample, daemon=True)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.proctree import mem_kb  # noqa: E402
 TEXT_DIR = ROOT.parent / "shared" / "data" / "text"
 
 
@@ -128,18 +129,6 @@ def reference_child(n: int, k: int, out: str) -> None:
 
 # --------------------------------------------------------------------------- measuring
 
-def _pss_kb(pid: int) -> int:
-    """Proportional set size of one process in kB (0 for one gone)."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 class TreeUsage:
     """Peak resident memory and CPU seconds of this process and its descendants (driver, JVM, Python workers).
 
@@ -177,7 +166,7 @@ class TreeUsage:
             pid = todo.pop()
             r, t = usage.get(pid, (0, 0))
             rss, ticks = rss + r, ticks + t
-            pss += _pss_kb(pid) * 1024
+            pss += mem_kb(pid)[1] * 1024
             todo.extend(children.get(pid, []))
         return rss, ticks / tick, pss
 

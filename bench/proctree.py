@@ -76,7 +76,7 @@ def descendants(root: int, kids: dict[int, list[int]] | None = None) -> list[int
     return out
 
 
-def _mem_kb(pid: int) -> tuple[int, int]:
+def mem_kb(pid: int) -> tuple[int, int]:
     """(RSS, PSS) in kB from smaps_rollup; (0, 0) for a process gone or a zombie."""
     rss = pss = 0
     try:
@@ -154,7 +154,7 @@ def run_measured(cmd: list[str], cwd: str | None = None, env: dict | None = None
             tot_rss = tot_pss = 0
             per_role: dict[str, list[int]] = {}
             for p in pids:
-                rss, pss = _mem_kb(p)
+                rss, pss = mem_kb(p)
                 if rss == 0:
                     continue
                 r = role_of(p)   # not cached: a forked child changes role when it execs (python -> java)
