@@ -12,7 +12,6 @@ from __future__ import annotations
 import http.server
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -23,7 +22,7 @@ import pyarrow as pa
 import pytest
 
 from tests.conftest import ROOT
-from tests.s3server import free_port
+from tests.s3server import free_port, wait_for_port
 
 BUCKET = "clidata"
 GOOD_MODEL = ROOT / "udfs" / "models" / "quality-demo.ftz"
@@ -36,12 +35,7 @@ def auth_s3():
     env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="0")
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.2)
+    wait_for_port(port, 60)
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=30)

@@ -2,16 +2,14 @@
 checks before work, and Spark stages reading and writing gs:// with their manifests committed there."""
 from __future__ import annotations
 
-import socket
 import subprocess
-import time
 
 import pytest
 
 from pipeline.dataset import read_dataset, read_manifest
 from pipeline.runner import run_stage
 from pipeline.storage import Storage, StorageError
-from tests.s3server import free_port
+from tests.s3server import free_port, wait_for_port
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +25,7 @@ def gcs(tmp_path_factory):
     proc = subprocess.Popen([str(binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
                              "-backend", "memory", "-data", str(data), "-log-level", "error"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
-    else:
+    if not wait_for_port(port, 30, every=0.1):
         proc.kill()
         pytest.fail("fake-gcs-server did not start")
     yield [f"storage.gcs_endpoint=http://127.0.0.1:{port}", "storage.gcs_anonymous=true"]

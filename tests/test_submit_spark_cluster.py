@@ -3,7 +3,6 @@ the extract stage submitted with spark-submit (code shipped with --archives, con
 moto S3 server; then a re-submission that finds the stage committed and submits nothing."""
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,12 +14,7 @@ from pipeline.config import load_config
 from pipeline.dataset import read_dataset, read_manifest
 from pipeline.storage import Storage
 from tests.conftest import ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.s3server import free_port, port_open
 
 
 def _wait_for(pred, what: str, timeout: float, log: Path) -> None:
@@ -30,11 +24,6 @@ def _wait_for(pred, what: str, timeout: float, log: Path) -> None:
             return
         time.sleep(0.5)
     raise AssertionError(f"{what} did not happen in {timeout:.0f}s; log:\n{log.read_text()[-3000:]}")
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +37,7 @@ def standalone(s3_server, tmp_path_factory):
     d = tmp_path_factory.mktemp("standalone")
     env = dict(os.environ, SPARK_HOME=str(spark_home), SPARK_LOCAL_IP="127.0.0.1", SPARK_DAEMON_MEMORY="384m",
                PYSPARK_PYTHON=sys.executable)
-    port = _free_port()
+    port = free_port()
     procs = []
 
     def start(args, log):
@@ -58,11 +47,11 @@ def standalone(s3_server, tmp_path_factory):
 
     master_log, worker_log = d / "master.log", d / "worker.log"
     start(["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-           "--webui-port", str(_free_port())], master_log)
+           "--webui-port", str(free_port())], master_log)
     try:
-        _wait_for(lambda: _port_open(port), "the master listening", 120, master_log)
+        _wait_for(lambda: port_open(port), "the master listening", 120, master_log)
         start(["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "2", "--memory", "2g",
-               "--webui-port", str(_free_port()), "--work-dir", str(d / "work"), f"spark://127.0.0.1:{port}"],
+               "--webui-port", str(free_port()), "--work-dir", str(d / "work"), f"spark://127.0.0.1:{port}"],
               worker_log)
         _wait_for(lambda: "Registering worker" in master_log.read_text(), "the worker registering", 120,
                   master_log)
