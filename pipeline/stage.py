@@ -239,6 +239,7 @@ class Progress:
         self._stop = threading.Event()
         self._t0 = time.time()
         self._seen: dict[int, float] = {}  # Spark stage id -> when this progress first saw it running
+        self._failed = False
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._tty = sys.stderr.isatty()
 
@@ -288,7 +289,7 @@ class Progress:
         docs = self.docs_acc.value if self.docs_acc is not None else 0
         if self.total is None:
             if final:
-                verdict = "failed" if getattr(self, "_failed", False) else "done"
+                verdict = "failed" if self._failed else "done"
                 line = f"[{self.stage}] Spark job {verdict}: {docs:,} {self.label}, {elapsed:.0f}s"
             else:
                 done, total, eta = self._running_stages()
