@@ -18,7 +18,8 @@ configuration:
   `mdr config` prints every key with its default and meaning.
 
 exit codes:
-  0 success, 1 a stage failed, 2 bad usage or configuration, 3 storage or model unreachable/unreadable.
+  0 success, 1 a stage failed, 2 bad usage or configuration, 3 storage or model unreachable/unreadable,
+  4 another run holds the output (or the refresh lock), or took it over from this run: nothing committed.
 
 examples:
   mdr sample samples/sample.warc.gz
@@ -390,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     from pipeline.config import ConfigError
-    from pipeline.dataset import ConservationError
+    from pipeline.dataset import ConservationError, ManifestConflict
+    from pipeline.lease import LeaseHeld, LeaseLost
     from pipeline.runner import StageFailed
     from pipeline.storage import StorageError
     from udfs.langid import ModelError
@@ -405,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
     except (StageFailed, ConservationError) as e:
         print(f"mdr: {e}", file=sys.stderr)
         return 1
+    except (LeaseHeld, LeaseLost, ManifestConflict) as e:
+        print(f"mdr: {e}", file=sys.stderr)
+        return 4
     except KeyboardInterrupt:
         print("mdr: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130

@@ -92,6 +92,9 @@ class RunConfig:
     audit_sample_rate: float = doc("share of rejected documents whose text head is kept when audit=sample", 0.02,
                                    min=0.0, max=1.0)
     target_part_rows: int = doc("rows per output part file for stages that shuffle", 50_000, min=100)
+    lease_ttl_s: float = doc("a stage run holds a lease in its output folder, renewed every quarter of this; a run "
+                             "that died elsewhere blocks the output this long (one that died on this machine: not at "
+                             "all)", 120.0, min=4.0)
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """Datasets: Parquet part files committed by a ``_manifest.json`` written last.
 
 Readers read only the parts a manifest lists, so a retried or speculative task's extra files and a
-half-written stage are invisible. Parts are named ``part-<task>-<attempt>.parquet``: two attempts of
-one task never overwrite each other, and the driver lists exactly one of them.
+half-written stage are invisible. Parts are named ``part-<task>-r<run>-<attempt>.parquet`` (``PART_NAME``):
+two attempts of one task never overwrite each other, the driver lists exactly one of them, and cleanup
+knows which run wrote a file (``pipeline.output_lease``). A folder with such files but no manifest is a
+stage that did not finish: it is never read as an external dataset.
 External datasets (Parquet or JSONL(.gz) files with a ``text`` column) are read the same way.
 """
 from __future__ import annotations
@@ -11,6 +13,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -29,7 +32,16 @@ MANIFEST = "_manifest.json"
 REJECTS_DIR = "_rejects"
 TASKS_DIR = "_tasks"
 FORMAT = "mdr.manifest/1"
+LEASE = "_lease.json"
+# the names mdr gives part files; parts of mdr versions before the run id (no "r<run>-") match too
+PART_NAME = re.compile(r"^part-\d{5}-(?:r(?P<run>[0-9a-f]{8})-)?(?:a\d+-[0-9a-f]{6}|s\d{3}-[0-9a-f]{8}|[0-9a-f]{8})"
+                       r"\.parquet$")
+RUN_PROPERTY = "mdr.run"  # Spark local property: the id of the stage run whose tasks write parts
 EXTERNAL_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz", ".json.gz", ".ndjson", ".ndjson.gz")
+
+
+class ManifestConflict(RuntimeError):
+    """Another run committed this output after this run started: this run's manifest is not written."""
 
 
 class ConservationError(RuntimeError):
@@ -86,13 +98,18 @@ class PartInfo:
         return d
 
 
+def run_prefix(run: str | None) -> str:
+    return f"r{run}-" if run else ""
+
+
 def attempt_token() -> str:
-    """Unique per task attempt, so retried/speculative attempts never write the same file."""
+    """Unique per task attempt, so retried/speculative attempts never write the same file; in a Spark task it
+    starts with the id of the stage run (``RUN_PROPERTY``), so cleanup can tell runs apart."""
     try:
         from pyspark import TaskContext
         ctx = TaskContext.get()
         if ctx is not None:
-            return f"a{ctx.attemptNumber()}-{secrets.token_hex(3)}"
+            return f"{run_prefix(ctx.getLocalProperty(RUN_PROPERTY))}a{ctx.attemptNumber()}-{secrets.token_hex(3)}"
     except ImportError:
         pass
     return secrets.token_hex(4)
@@ -121,6 +138,7 @@ class PartWriter:
     def close(self) -> PartInfo:
         self._writer.close()
         self._sink.close()
+        self.store.sync(self.uri)  # on local disk: its bytes are on the device before a manifest can list it
         return PartInfo(self.rel_path, self.rows, self.store.size(self.uri) or 0, self._profiler.result())
 
     def abort(self) -> None:
@@ -220,14 +238,52 @@ def build_manifest(*, stage: str, config_hash: str, input_desc: dict, parts: lis
     }
 
 
-def commit(store: Storage, root: str, manifest: dict) -> None:
-    """Write the manifest last: from this moment the dataset exists."""
+ANY_VERSION = "*any*"  # commit() without a condition (a store without conditional writes)
+
+
+def manifest_version(store: Storage, root: str) -> str | None:
+    """The version of the committed manifest (None: there is none) that a later ``commit(expect=...)`` must
+    still find; ANY_VERSION where the store has no conditional writes (gs://)."""
+    uri = manifest_uri(root)
+    if not store.supports_conditional(uri):
+        return ANY_VERSION
+    cur = store.read_versioned(uri)
+    return cur.etag if cur is not None else None
+
+
+def commit(store: Storage, root: str, manifest: dict, expect: str | None = ANY_VERSION) -> None:
+    """Write the manifest last: from this moment the dataset exists. With ``expect`` (from ``manifest_version``)
+    it is written only over that version, so of two runs that started from the same state one commits."""
     counts = Counts.from_dict(manifest["counts"])
     counts.check(f"stage {manifest['stage']} at {root}")
     if counts.kept != manifest["rows"]:
         raise ConservationError(f"stage {manifest['stage']}: counts say kept={counts.kept} but parts hold "
                                 f"{manifest['rows']} rows; not committed")
-    store.write_text(manifest_uri(root), json.dumps(manifest, indent=1, sort_keys=False))
+    for folder in (root, join(root, REJECTS_DIR)):  # local disk: the parts' names are durable before the manifest
+        if store.exists(folder):
+            store.sync(folder)
+    data = json.dumps(manifest, indent=1, sort_keys=False).encode()
+    if expect == ANY_VERSION:
+        store.write_bytes(manifest_uri(root), data)
+    elif store.write_if(manifest_uri(root), data, expect) is None:
+        raise ManifestConflict(f"stage {manifest['stage']}: another run committed {manifest_uri(root)} after this "
+                               f"run started; this run's result is not committed (its files are cleaned up by the "
+                               f"next run). Re-run the command if the other run's output is not what you want")
+
+
+def verify_parts(store: Storage, root: str, manifest: dict) -> list[str]:
+    """The listed part files that are missing or whose size differs from the manifest's (one listing per folder)."""
+    sizes = {}
+    for folder in (root, join(root, REJECTS_DIR)):
+        sizes.update(store.file_sizes(folder, recursive=False))
+    problems = []
+    for p in manifest.get("parts", []) + manifest.get("rejects", []):
+        size = sizes.get(join(root, p["path"]))
+        if size is None:
+            problems.append(f"{p['path']} is missing")
+        elif size != p["bytes"]:
+            problems.append(f"{p['path']} has {size:,} bytes, not {p['bytes']:,}")
+    return problems
 
 
 # --------------------------------------------------------------------------- inputs
@@ -255,9 +311,7 @@ def open_input(store: Storage, uri: str) -> InputDataset:
         return InputDataset(uri, parts, man["rows"], fp, external=False)
     if store.is_dir(uri) or uri.endswith("/"):
         files = [f for f in store.list_files(uri) if f.endswith(EXTERNAL_SUFFIXES)]
-        if not files and store.exists(join(uri, "_tasks")):
-            raise StorageError(f"{uri}: this stage output has no _manifest.json (it did not finish); "
-                               f"re-run the stage that writes it")
+        refuse_stage_folders(store, uri, files)
     elif store.exists(uri):
         files = [uri] if uri.endswith(EXTERNAL_SUFFIXES) else []
     else:
@@ -267,6 +321,25 @@ def open_input(store: Storage, uri: str) -> InputDataset:
     ident = [(f, store.size(f)) for f in files]
     fp = hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:16]
     return InputDataset(uri, files, None, fp, external=True)
+
+
+def refuse_stage_folders(store: Storage, uri: str, files: list[str]) -> None:
+    """An external dataset is never an mdr stage output: a folder holding mdr part files (or ``_tasks/``, or a
+    lease) without a manifest is a stage that did not finish; one holding committed stages is a run root."""
+    top = uri.rstrip("/")
+    folders = sorted({f.rsplit("/", 1)[0] for f in files if PART_NAME.match(basename(f))})
+    stages = [d for d in folders if d != top and store.exists(manifest_uri(d))]
+    if stages:
+        raise StorageError(f"{uri}: an mdr run root (it holds the committed stages "
+                           f"{', '.join(basename(d) for d in stages)}), not a dataset: pass one stage's folder as "
+                           f"input, e.g. {stages[-1]}")
+    unfinished = [d for d in folders if d not in stages]
+    if store.exists(join(uri, TASKS_DIR)) or store.exists(join(uri, LEASE)):
+        unfinished = [top] + [d for d in unfinished if d != top]
+    if unfinished:
+        d = unfinished[0]
+        raise StorageError(f"{d}: an mdr stage output without {MANIFEST}: stage {basename(d)} did not finish (or is "
+                           f"still running); re-run it (the same command resumes it), then read its committed folder")
 
 
 def _external_id(part_uri: str, index: int) -> str:

@@ -1,4 +1,6 @@
-"""The refresh lock: one lease object in the state root, so two refreshes never process the same files.
+"""Leases: one lease object, so two runs never work on the same thing at once. The refresh holds one in its state
+root (two refreshes never process the same files); a stage run holds one in its output folder
+(``pipeline.output_lease``: two runs never write one output).
 
 - take: a conditional put that succeeds only when no lease exists (S3 ``If-None-Match: *``);
 - a lease whose last renewal is older than its ``ttl_s`` (by the storage's clock: the object's Last-Modified
@@ -37,9 +39,34 @@ def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
+def boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def holder_is_dead(info: dict) -> bool:
+    """The lease was written on this machine since its last boot by a process that has exited."""
+    pid = info.get("pid")
+    if info.get("host") != socket.gethostname() or not info.get("boot_id") or info.get("boot_id") != boot_id():
+        return False
+    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 class Lease:
-    def __init__(self, store: Storage, uri: str, ttl_s: float, run_id: str) -> None:
+    def __init__(self, store: Storage, uri: str, ttl_s: float, run_id: str, what: str = "refresh") -> None:
         self.store, self.uri, self.ttl_s, self.run_id = store, uri, ttl_s, run_id
+        self.what = what  # who holds it, for messages: "refresh", "stage extract", ...
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.acquired = time.time()
         self.etag: str | None = None
@@ -50,7 +77,7 @@ class Lease:
     def _body(self) -> bytes:
         now = time.time()
         return json.dumps({"format": FORMAT, "run_id": self.run_id, "owner": self.owner, "host": socket.gethostname(),
-                           "pid": os.getpid(), "acquired": _iso(self.acquired), "renewed": _iso(now),
+                           "pid": os.getpid(), "boot_id": boot_id(), "acquired": _iso(self.acquired), "renewed": _iso(now),
                            "ttl_s": self.ttl_s, "expires": _iso(now + self.ttl_s)}, sort_keys=True).encode()
 
     def acquire(self) -> "Lease":
@@ -68,18 +95,20 @@ class Lease:
                 info = {}
             ttl = float(info.get("ttl_s", self.ttl_s))
             age = cur.now - cur.modified
-            if age < ttl:
-                raise LeaseHeld(describe(info, self.uri, ttl - age))
+            dead = holder_is_dead(info)
+            if age < ttl and not dead:
+                raise LeaseHeld(describe(info, self.uri, ttl - age, self.what))
             tag = self.store.write_if(self.uri, self._body(), cur.etag)
             if tag is not None:
                 self.etag, self.taken_over = tag, info
-                print(f"[refresh] took over the expired lock of run {info.get('run_id', '?')} (held by "
+                why = "its process has exited" if dead else f"{age:.0f}s ago, ttl {ttl:.0f}s"
+                print(f"[{self.what}] took over the expired lock of run {info.get('run_id', '?')} (held by "
                       f"{info.get('owner', '?')} since {info.get('acquired', '?')}, last renewed "
-                      f"{info.get('renewed', '?')}: {age:.0f}s ago, ttl {ttl:.0f}s)", file=sys.stderr)
+                      f"{info.get('renewed', '?')}: {why})", file=sys.stderr)
                 return self
         cur = self.store.read_versioned(self.uri)
         info = json.loads(cur.data) if cur is not None else {}
-        raise LeaseHeld(describe(info, self.uri, None))
+        raise LeaseHeld(describe(info, self.uri, None, self.what))
 
     def renew(self) -> None:
         """Extend the lease (and publish ``run_id``); LeaseLost when someone else holds it now."""
@@ -90,9 +119,11 @@ class Lease:
             if tag is None:
                 cur = self.store.read_versioned(self.uri)
                 holder = json.loads(cur.data).get("run_id", "?") if cur is not None else "nobody"
+                knobs = ("refresh.lease_ttl_s", "refresh.heartbeat_s") if self.what == "refresh" else \
+                    ("run.lease_ttl_s", "run.lease_ttl_s/4")
                 self.lost = (f"the lock of run {self.run_id} at {self.uri} expired and is now held by {holder}; "
-                             f"this run stops without committing (raise refresh.lease_ttl_s, or check why renewals "
-                             f"every refresh.heartbeat_s did not get through)")
+                             f"this run stops without committing (raise {knobs[0]}, or check why renewals "
+                             f"every {knobs[1]} did not get through)")
                 raise LeaseLost(self.lost)
             self.etag = tag
 
@@ -106,7 +137,7 @@ class Lease:
                 try:
                     self.store.delete_if(self.uri, self.etag)
                 except StorageError as e:  # it expires by itself
-                    print(f"[refresh] note: could not release the lock ({e}); it expires after "
+                    print(f"[{self.what}] note: could not release the lock ({e}); it expires after "
                           f"{self.ttl_s:.0f}s", file=sys.stderr)
             self.etag = None
 
@@ -122,7 +153,7 @@ class Lease:
                 except LeaseLost:
                     return
                 except (StorageError, OSError) as e:  # transient: the next beat retries well before expiry
-                    print(f"[refresh] note: lock renewal failed ({e}); retrying in {every_s:.0f}s", file=sys.stderr)
+                    print(f"[{self.what}] note: lock renewal failed ({e}); retrying in {every_s:.0f}s", file=sys.stderr)
 
         t = threading.Thread(target=loop, name="mdr-lease-heartbeat", daemon=True)
         t.start()
@@ -133,9 +164,14 @@ class Lease:
             t.join(timeout=5)
 
 
-def describe(info: dict, uri: str, expires_in: float | None) -> str:
+def describe(info: dict, uri: str, expires_in: float | None, what: str = "refresh") -> str:
     run, since = info.get("run_id", "?"), info.get("acquired", "?")
     left = f"; it expires in {expires_in:.0f}s unless renewed" if expires_in is not None else ""
+    if what != "refresh":
+        return (f"{uri}: locked by run {run} since {since} (holder {info.get('owner', '?')}, last renewed "
+                f"{info.get('renewed', '?')}{left}): another {what} run is writing this output. Nothing was done: "
+                f"wait for it to finish and re-run (a finished stage is then a no-op), or write elsewhere. If that "
+                f"run died, its lock expires by itself (run.lease_ttl_s), at once when it ran on this machine")
     return (f"locked by run {run} since {since} (holder {info.get('owner', '?')}, last renewed "
             f"{info.get('renewed', '?')}{left}): another refresh is running on this state root ({uri}). "
             f"Nothing was done; the next night will go on. If that run died, its lock expires by itself "

@@ -20,6 +20,55 @@ def check_output(store: Storage, uri: str, *, probe: bool = True) -> None:
     store.check_writable(uri, probe=probe)
 
 
+def _overlaps(a: str, b: str) -> str | None:
+    a, b = a.rstrip("/"), b.rstrip("/")
+    if a == b:
+        return "is"
+    if a.startswith(b + "/"):
+        return "inside"
+    if b.startswith(a + "/"):
+        return "contains"
+    return None
+
+
+def check_overlap(store: Storage, stage: str, inp, output: str) -> None:
+    """Before any work: a stage's output is a folder of its own. It must not be, contain or sit inside its input,
+    nor another stage's committed dataset (cleanup and the manifest would then cover another dataset's files)."""
+    from pipeline.dataset import MANIFEST, read_manifest
+    out = output.rstrip("/")
+    fix = "choose an output folder of its own (mdr run writes <output>/<stage>/)"
+    for other in [inp.uri, *inp.parts]:
+        how = _overlaps(out, other)
+        if how:
+            what = "is its input" if how == "is" else f"{'is inside' if how == 'inside' else how} its input"
+            raise ConfigError(f"stage {stage}: the output {out} {what} {other.rstrip('/')}; {fix}")
+    if scheme(out) in ("http", "https"):
+        return
+    parent = out
+    while "/" in parent.split("://", 1)[-1].strip("/"):
+        parent = parent.rsplit("/", 1)[0]
+        if store.exists(join(parent, MANIFEST)):
+            man = read_manifest(store, parent) or {}
+            raise ConfigError(f"stage {stage}: the output {out} is inside {parent}, the committed dataset of stage "
+                              f"{man.get('stage', '?')}; {fix}")
+    man = read_manifest(store, out)
+    if man is not None and man.get("stage") != stage:
+        raise ConfigError(f"stage {stage}: the output {out} is the committed dataset of stage {man.get('stage')}; "
+                          f"{fix}, or delete that dataset first")
+    if store.is_dir(out):
+        import pyarrow.fs as pafs
+        fs, path = store.resolve(out)
+        try:
+            infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+        except OSError as e:
+            raise StorageError(f"{out}: cannot list: {e}") from None
+        inner = sorted(i.path[len(path):].strip("/").rsplit("/", 1)[0] for i in infos
+                       if i.base_name == MANIFEST and i.path[len(path):].strip("/") != MANIFEST)
+        if inner:
+            raise ConfigError(f"stage {stage}: the output {out} contains committed datasets "
+                              f"({', '.join(join(out, d) for d in inner[:5])}); {fix}")
+
+
 def check_url_lists(store: Storage, cfg: Config) -> None:
     """The blocklist categories and word lists the URL filter will read are there (not loaded here)."""
     uf = cfg.extract.url_filter

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 from pipeline.config import Config, ConfigError
-from pipeline.dataset import (MANIFEST, REJECTS_DIR, TASKS_DIR, InputDataset, build_manifest, commit, open_input,
-                              read_manifest)
+from pipeline.dataset import (InputDataset, build_manifest, commit, manifest_version, open_input, read_manifest,
+                              verify_parts)
+from pipeline.output_lease import OutputRun, collect_garbage, hold_output
 from pipeline.stage import StageContext, StageResult
 from pipeline.storage import Storage, StorageError, join
 
@@ -41,27 +42,42 @@ def validate_stages(names: list[str]) -> None:
 
 def run_stage(cfg: Config, name: str, input_uri: str, output_uri: str, *, force: bool = False,
               master: str | None = None, spark=None, _checked: bool = False) -> dict:
-    """Run one stage from ``input_uri`` into ``output_uri``; a no-op when its manifest matches."""
+    """Run one stage from ``input_uri`` into ``output_uri``; a no-op when its manifest matches and every part it
+    lists is there. One run per output at a time (``pipeline.output_lease``)."""
     validate_stages([name])
     spec = registry()[name]
     store = Storage(cfg.storage)
+    from pipeline.preflight import check_output, check_overlap, check_stage
     if not _checked:  # before any work: output writable, models and lists sound (pipeline.preflight)
-        from pipeline.preflight import check_output, check_stage
         check_output(store, output_uri)
     inp = spec.resolve_input(store, cfg, input_uri)
-    config_hash = cfg.section_hash(*spec.sections)
-    existing = read_manifest(store, output_uri)
-    if (existing and not force and existing.get("config_hash") == config_hash
-            and existing.get("input", {}).get("fingerprint") == inp.fingerprint):
-        c = existing["counts"]
-        print(f"[{name}] already committed at {output_uri} (config {config_hash}): in={c['in']:,} kept={c['kept']:,}; "
-              f"nothing to do (--force re-runs)", file=sys.stderr)
-        return existing
+    check_overlap(store, name, inp, output_uri)
     if not _checked:
         check_stage(store, cfg, name, output_uri)
+    with hold_output(store, cfg, output_uri, name) as run:
+        seen = manifest_version(store, output_uri)  # before reading it: a commit after this makes ours fail
+        config_hash = cfg.section_hash(*spec.sections)
+        existing = read_manifest(store, output_uri)
+        if (existing and not force and existing.get("config_hash") == config_hash
+                and existing.get("input", {}).get("fingerprint") == inp.fingerprint):
+            problems = verify_parts(store, output_uri, existing)
+            if not problems:
+                c = existing["counts"]
+                print(f"[{name}] already committed at {output_uri} (config {config_hash}): in={c['in']:,} "
+                      f"kept={c['kept']:,}; nothing to do (--force re-runs)", file=sys.stderr)
+                return existing
+            print(f"[{name}] the manifest at {output_uri} lists {len(problems)} part files that are missing or "
+                  f"changed ({'; '.join(problems[:3])}): running the stage again", file=sys.stderr)
+        ctx = StageContext(cfg, store, name, inp, output_uri, config_hash, force=force, _spark=spark, master=master,
+                           run_id=run.run_id)
+        return _run_and_commit(spec, ctx, run, seen)
+
+
+def _run_and_commit(spec: StageSpec, ctx: StageContext, run: OutputRun, seen: str | None) -> dict:
+    cfg, store, name, inp, output_uri = ctx.cfg, ctx.store, ctx.stage, ctx.input, ctx.output
     started = time.time()
-    ctx = StageContext(cfg, store, name, inp, output_uri, config_hash, force=force, _spark=spark, master=master)
-    print(f"[{name}] {inp.uri} -> {output_uri} ({len(inp.parts)} input files, config {config_hash})", file=sys.stderr)
+    print(f"[{name}] {inp.uri} -> {output_uri} ({len(inp.parts)} input files, config {ctx.config_hash}, "
+          f"run {run.run_id})", file=sys.stderr)
     try:
         result = _empty_result(store, inp) if inp.rows == 0 and not inp.parts else spec.run(ctx)
     except (StageFailed, StorageError, ConfigError, KeyboardInterrupt):
@@ -77,12 +93,18 @@ def run_stage(cfg: Config, name: str, input_uri: str, output_uri: str, *, force:
         raise StageFailed(f"stage {name}: {len(result.failed_inputs)} of {len(inp.parts)} input files failed "
                           f"({failed_share:.0%} > run.max_failed_input_share={cfg.run.max_failed_input_share}); "
                           f"first: {first['file']}: {first['error']}")
-    manifest = build_manifest(stage=name, config_hash=config_hash, input_desc=inp.describe(), parts=result.parts,
+    manifest = build_manifest(stage=name, config_hash=ctx.config_hash, input_desc=inp.describe(), parts=result.parts,
                               rejects=result.rejects, schema=result.schema, counts=result.counts,
                               failed_inputs=result.failed_inputs, started=started, stats=result.stats,
                               params=result.params)
-    commit(store, output_uri, manifest)
-    _collect_garbage(store, output_uri, manifest)
+    problems = verify_parts(store, output_uri, manifest)
+    if problems:
+        raise StageFailed(f"stage {name}: {len(problems)} part files this run wrote are missing or changed before its "
+                          f"commit ({'; '.join(problems[:3])}): did another process clean up {output_uri}? Nothing "
+                          f"was committed; re-run the same command")
+    run.check()  # LeaseLost (exit 4) when another run took the output over
+    commit(store, output_uri, manifest, expect=seen)
+    collect_garbage(store, output_uri, manifest, run)
     c = manifest["counts"]
     removed = ", ".join(f"{k}={v:,}" for k, v in c["removed"].items()) or "none"
     print(f"[{name}] committed {manifest['rows']:,} rows in {len(manifest['parts'])} parts "
@@ -127,19 +149,6 @@ def _empty_result(store: Storage, inp: InputDataset) -> StageResult:
     fields = (read_manifest(store, inp.uri) or {}).get("schema", [])
     schema = pa.schema([(f["name"], arrow_type(f["type"])) for f in fields])
     return StageResult([], [], schema, Counts(), [], {"empty_input": True}, {})
-
-
-def _collect_garbage(store: Storage, root: str, manifest: dict) -> None:
-    """After commit, delete part files no manifest lists (failed attempts, earlier runs) and task markers."""
-    listed = {p["path"] for p in manifest["parts"]} | {p["path"] for p in manifest["rejects"]}
-    try:
-        for uri in store.list_files(root) + store.list_files(join(root, REJECTS_DIR)):
-            rel = uri[len(root.rstrip("/")) + 1:]
-            if rel != MANIFEST and rel.endswith(".parquet") and rel not in listed:
-                store.delete(uri)
-        store.delete(join(root, TASKS_DIR))
-    except (StorageError, OSError) as e:  # garbage is invisible to readers; never fail a committed stage
-        print(f"[{manifest['stage']}] note: could not clean up unlisted files: {e}", file=sys.stderr)
 
 
 def stage_output(root: str, name: str) -> str:

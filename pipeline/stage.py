@@ -35,12 +35,15 @@ class StageContext:
     force: bool = False
     _spark: Any = None
     master: str | None = None
+    run_id: str = ""           # this stage run's id, in every part file name it writes (pipeline.output_lease)
 
     @property
     def spark(self):
         if self._spark is None:
             from pipeline.spark import get_spark
             self._spark = get_spark(self.cfg, self.master)
+        from pipeline.dataset import RUN_PROPERTY
+        self._spark.sparkContext.setLocalProperty(RUN_PROPERTY, self.run_id or None)  # read by attempt_token()
         return self._spark
 
 

@@ -233,22 +233,27 @@ class Storage:
             return None
         return self._info(uri).size
 
-    def list_files(self, uri: str) -> list[str]:
-        """Every file under a folder/prefix (recursive), as URIs, sorted; hidden (_ or .) names skipped."""
+    def list_files(self, uri: str, recursive: bool = True) -> list[str]:
+        """Every file under a folder/prefix (recursive, or its top level only), as URIs, sorted; hidden (_ or .)
+        names skipped."""
+        return sorted(self.file_sizes(uri, recursive))
+
+    def file_sizes(self, uri: str, recursive: bool = True) -> dict[str, int]:
+        """``list_files`` with each file's size in bytes, from the same listing."""
         fs, path = self.resolve(uri)
         try:
-            infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+            infos = fs.get_file_info(pafs.FileSelector(path, recursive=recursive, allow_not_found=True))
         except OSError as e:
             raise StorageError(f"{uri}: cannot list: {e}{hint(e)}") from None
-        out = []
+        out = {}
         for info in infos:
             if info.type != pafs.FileType.File:
                 continue
             rel = info.path[len(path):].lstrip("/")
             if any(part.startswith(("_", ".")) for part in rel.split("/")):
                 continue
-            out.append(join(uri, rel))
-        return sorted(out)
+            out[join(uri, rel)] = info.size
+        return out
 
     # ------------------------------------------------------------------ writing
     def open_write(self, uri: str) -> IO[bytes]:
@@ -273,6 +278,7 @@ class Storage:
                         f.flush()
                         os.fsync(f.fileno())
                     os.replace(tmp, path)
+                    _fsync_dir(os.path.dirname(path))  # the rename itself survives a power loss
                 finally:
                     if os.path.exists(tmp):
                         os.unlink(tmp)
@@ -284,6 +290,24 @@ class Storage:
 
     def write_text(self, uri: str, text: str) -> None:
         self.write_bytes(uri, text.encode("utf-8"))
+
+    def sync(self, uri: str) -> None:
+        """Local disk: flush a written file, or a folder's entries, to the device (a power loss after this keeps
+        them). Object stores make an object durable when its upload completes: nothing to do."""
+        if scheme(uri) != "file":
+            return
+        path = _local_path(uri)
+        try:
+            if os.path.isdir(path):
+                _fsync_dir(path)
+            elif os.path.exists(path):
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        except OSError as e:
+            raise StorageError(f"{uri}: cannot flush it to disk: {e}") from None
 
     def delete(self, uri: str) -> None:
         fs, path = self.resolve(uri)
@@ -347,6 +371,10 @@ class Storage:
 
 
     # ------------------------------------------------------------------ conditional writes (leases, commit points)
+    def supports_conditional(self, uri: str) -> bool:
+        """Whether ``write_if``/``delete_if`` work here: S3 (conditional puts) and local disk (a file lock)."""
+        return scheme(uri) in ("s3", "s3a", "file")
+
     def read_versioned(self, uri: str) -> "Versioned | None":
         """The object with its version tag (S3 ETag; a content hash on local disk); None when absent."""
         s = scheme(uri)
@@ -476,18 +504,25 @@ def _content_tag(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def _local_lock(path: str):
-    """An exclusive lock for compare-and-swap on a local file (a hidden .lock file beside it)."""
+    """An exclusive lock for compare-and-swap on a local file: a lock on its folder (no lock file left behind)."""
     import fcntl
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    lock = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.lock")
-    with open(lock, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    fd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 class _HttpStream(io.RawIOBase):

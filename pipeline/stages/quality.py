@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from pipeline.config import Config
 from pipeline.dataset import (REJECT_SCHEMA, Counts, PartInfo, PartWriter, open_input, part_path, read_part,
-                              reject_row)
+                              reject_row, run_prefix)
 from pipeline.runner import StageFailed, StageSpec
 from pipeline.stage import StageContext, StageResult
 from pipeline.storage import Storage
@@ -80,7 +80,8 @@ class ScoreParts:
         n = table.num_rows
         lo, hi = u["slice"] * n // u["slices"], (u["slice"] + 1) * n // u["slices"]
         table = table.slice(lo, hi - lo)
-        token = f"s{u['slice']:03d}-{secrets.token_hex(4)}"  # ordered by input position, unique per attempt
+        # ordered by input position, unique per attempt, with the stage run's id (pipeline.output_lease)
+        token = f"{run_prefix(u.get('run'))}s{u['slice']:03d}-{secrets.token_hex(4)}"
         writer = rwriter = None
         kept = removed = 0
         score_sum = 0.0
@@ -155,7 +156,7 @@ def run(ctx: StageContext) -> StageResult:
     data_ctx = ray.data.DataContext.get_current()  # our own progress lines: Ray's progress logging costs the
     data_ctx.enable_progress_bars = False           # driver CPU that the actors need on a small machine
     data_ctx.print_on_execution_start = False
-    units = plan_units(ctx.input.parts, rc.actors)
+    units = [dict(u, run=ctx.run_id) for u in plan_units(ctx.input.parts, rc.actors)]
     ds = ray.data.from_items(units, override_num_blocks=len(units))
     ds = ds.map_batches(ScoreParts, batch_size=1, batch_format="pyarrow",
                         fn_constructor_kwargs={"spec": spec, "store": store, "root": ctx.output,
