@@ -3,7 +3,9 @@
 Written from the manifests only (sources, crawl ids, stages with their parameters, counts,
 languages, schema), with licence notes and how to load the data with pyarrow, pandas, Hugging Face
 ``datasets`` and DuckDB. The YAML header is the Hugging Face Hub's, so ``load_dataset(ROOT)`` finds
-the final stage's parts by itself.
+the final stage's parts by itself. The header and every loading snippet name exactly the parts the final
+stage's manifest lists: a folder or glob would also read unlisted files (a failed attempt's part, a
+``--force`` re-run in progress).
 """
 from __future__ import annotations
 
@@ -75,49 +77,65 @@ def _size_category(n: int) -> str:
     return "n>1B"
 
 
-def _yaml_header(final: str, rows: int, langs: list[str]) -> str:
+def _yaml_header(final: str, parts: list[str], rows: int, langs: list[str]) -> str:
     lang_lines = "".join(f"- {lang}\n" for lang in langs if re.fullmatch(r"[a-z]{2,3}", lang)) or "- en\n"
+    files = "".join(f"  - {json.dumps(f'{final}/{p}')}\n" for p in parts) or "  []\n"
     return (f"---\nlicense: odc-by\nlanguage:\n{lang_lines}pretty_name: mdr web text ({final})\n"
             f"size_categories:\n- {_size_category(rows)}\ntask_categories:\n- text-generation\n"
-            f"configs:\n- config_name: default\n  data_files: \"{final}/part-*.parquet\"\n---\n")
+            f"configs:\n- config_name: default\n  data_files:\n{files}---\n")
+
+
+def _committed_files(folder: str) -> str:
+    """Python lines that set ``files`` to the committed parts of ``folder``: its manifest's ``parts``."""
+    if scheme(folder) == "file":
+        head, manifest = "", 'open(f"{folder}/_manifest.json")'
+    else:
+        head, manifest = "filesystem, path = fs.FileSystem.from_uri(folder)\n", \
+            'filesystem.open_input_stream(f"{path}/_manifest.json")'
+    return (f"folder = {json.dumps(folder)}\n{head}with {manifest} as f:\n"
+            """    files = [f"{folder}/{p['path']}" for p in json.load(f)["parts"]]\n""")
 
 
 def _loading(root: str, final: str) -> str:
-    parts = f"{root.rstrip('/')}/{final}"
+    folder = f"{root.rstrip('/')}/{final}"
     remote = scheme(root) != "file"
     note = ("For s3:// roots, pyarrow and pandas use the ambient AWS credentials; in DuckDB run "
             "`INSTALL httpfs; LOAD httpfs;` first.\n\n" if remote else "")
+    imports = "import json\n" + ("from pyarrow import fs\n" if remote else "")
+    files = _committed_files(folder)
     return f"""\
 ## How to load
 
-The kept documents of the last stage are the Parquet files `{final}/part-*.parquet`; `{final}/_manifest.json`
-lists exactly the committed ones (names starting with `_`, like `_rejects/`, are not data).
+The kept documents of the last stage are the Parquet files that `{final}/_manifest.json` lists under
+`parts` (paths relative to `{final}/`). Read those files, not the folder or a `part-*.parquet` glob: other
+files there (a failed attempt's part, a `--force` re-run in progress) are not committed data. The header
+above lists the same files for `load_dataset(ROOT)`; the snippets below read the manifest.
 {note}
 pyarrow:
 ```python
-import pyarrow.dataset as ds
-table = ds.dataset("{parts}", format="parquet").to_table()
+{imports}import pyarrow.dataset as ds
+{files}table = ds.dataset([ds.dataset(f, format="parquet") for f in files]).to_table()
 print(table.num_rows, table.column_names)
 ```
 
 pandas:
 ```python
-import pandas as pd
-df = pd.read_parquet("{parts}")
+{imports}import pandas as pd
+{files}df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 print(len(df), df.columns.tolist())
 ```
 
 Hugging Face `datasets`:
 ```python
-from datasets import load_dataset
-dsets = load_dataset("parquet", data_files="{parts}/part-*.parquet", split="train")
+{imports}from datasets import load_dataset
+{files}dsets = load_dataset("parquet", data_files=files, split="train")
 print(dsets.num_rows, dsets.column_names)
 ```
 
 DuckDB:
 ```python
-import duckdb
-print(duckdb.sql("SELECT count(*), sum(length(text)) FROM read_parquet('{parts}/part-*.parquet')").fetchall())
+{imports}import duckdb
+{files}print(duckdb.execute("SELECT count(*), sum(length(text)) FROM read_parquet(?)", [files]).fetchall())
 ```
 
 dolma / datatrove JSONL: `mdr export {root} --output OUT` writes `OUT/documents/*.jsonl.gz` with
@@ -132,7 +150,7 @@ def render_card(root: str, stages: list[tuple[str, dict]]) -> str:
     langs = sorted((kept.get("langs") or {}).items(), key=lambda kv: -kv[1])
     extract = dict(stages).get("extract")
     first_name, first = stages[0]
-    out = [_yaml_header(final, fman["rows"], [lang for lang, _ in langs])]
+    out = [_yaml_header(final, [p["path"] for p in fman["parts"]], fman["rows"], [lang for lang, _ in langs])]
     out.append(f"# mdr web text: {root}\n")
     chars = f" and {kept['chars']:,} characters" if kept.get("chars") is not None else ""
     out.append(f"{fman['rows']:,} documents{chars} of web text from Common Crawl, cleaned and deduplicated "

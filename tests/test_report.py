@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
 from pipeline.cli import main as mdr
 from pipeline.config import load_config
@@ -427,15 +428,39 @@ def _code_blocks(card: str, marker: str) -> str:
     return m.group(1)
 
 
-def test_dataset_card(run, tmp_path, monkeypatch):
-    root, _ = run
-    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf"))      # `datasets` caches under tmp, offline
+CARD_LOADERS = ("pyarrow", "pandas", "Hugging Face `datasets`", "DuckDB")
+
+
+@pytest.fixture
+def hf_offline(tmp_path, monkeypatch):
+    """`datasets` caches under tmp and stays offline; returns the cache folder."""
+    import datasets
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf"))
+    return tmp_path / "hf"
+
+
+def _rows_printed(card: str, marker: str) -> int:
+    """Runs the card's loading snippet under heading ``marker``; the row count it prints first."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(_code_blocks(card, marker), {})
+    m = re.match(r"\W*(\d+)\b", out.getvalue())
+    assert m, (marker, out.getvalue())
+    return int(m.group(1))
+
+
+def test_dataset_card(run, hf_offline):
+    root, _ = run
     card = (root / "README.md").read_text()
     mans = manifests(root)
     final = STAGES[-1]
     header = card.split("---\n")[1]
-    assert "license: odc-by" in header and "- en" in header and f'data_files: "{final}/part-*.parquet"' in header
+    assert "license: odc-by" in header and "- en" in header
+    # the Hub's config names exactly the committed parts (a glob would also read unlisted files)
+    assert yaml.safe_load(header)["configs"] == [
+        {"config_name": "default", "data_files": [f"{final}/{p['path']}" for p in mans[final]["parts"]]}]
     for stage in STAGES:
         c = mans[stage]["counts"]
         assert re.search(rf"\| {stage} \| {c['in']:,} \| {c['kept']:,} \|", card), stage
@@ -449,15 +474,29 @@ def test_dataset_card(run, tmp_path, monkeypatch):
         assert re.search(rf"^\| `{field['name']}` \| {re.escape(field['type'])} \| \S.* \|$", card, re.M), field
     # the loading code in the card runs (all four libraries are in the test extra), and finds every document of
     # the final stage
-    for marker in ("pyarrow", "pandas", "Hugging Face `datasets`", "DuckDB"):
-        code = _code_blocks(card, marker)
-        if marker.startswith("Hugging"):
-            import datasets
-            monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf"))
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            exec(code, {})
-        assert re.match(rf"\W*{mans[final]['rows']}\b", out.getvalue()), (marker, out.getvalue())
+    rows = {marker: _rows_printed(card, marker) for marker in CARD_LOADERS}
+    assert rows == dict.fromkeys(CARD_LOADERS, mans[final]["rows"])
+
+
+def test_card_loaders_read_only_the_committed_parts(run, tmp_path, hf_offline):
+    """Parquet files the manifest does not list (a failed attempt's part, a --force re-run in progress, a cleanup
+    that failed) beside the final stage's parts: every loader the card shows, and `load_dataset(ROOT)` through
+    its YAML header, still reads exactly the committed rows."""
+    import datasets
+    src, _ = run
+    root = tmp_path / "out"
+    shutil.copytree(src, root)
+    final = STAGES[-1]
+    man = read_manifest(Storage(), str(root / final))
+    biggest = max(man["parts"], key=lambda p: p["rows"])
+    assert biggest["rows"] > 0
+    shutil.copy(root / final / biggest["path"], root / final / "part-99999-deadbeef.parquet")
+    shutil.copy(root / final / biggest["path"], root / final / "_rejects" / "part-99999-deadbeef.parquet")
+    assert mdr(["report", str(root)]) == 0
+    card = (root / "README.md").read_text()
+    rows = {marker: _rows_printed(card, marker) for marker in CARD_LOADERS}
+    rows["load_dataset(ROOT)"] = datasets.load_dataset(str(root), split="train", cache_dir=str(hf_offline)).num_rows
+    assert rows == dict.fromkeys(rows, man["rows"])
 
 
 def test_card_crawl_ids():
@@ -554,6 +593,13 @@ def test_report_card_and_explain_on_object_storage(run, s3_server, capsys):
     assert got["funnel"] == local["funnel"] and got["charts"] == local["charts"]
     card = client.get_object(Bucket="mdr-report", Key="run/README.md")["Body"].read().decode()
     assert f"{bucket}/run/{STAGES[-1]}" in card and "INSTALL httpfs" in card
+    # the card's pyarrow and pandas code reads the manifest from S3 and only the parts it lists (datasets would
+    # need s3fs, DuckDB its httpfs extension from the network)
+    final = STAGES[-1]
+    rows = read_manifest(Storage(), f"{bucket}/run/{final}")["rows"]
+    biggest = max(read_manifest(Storage(), str(root / final))["parts"], key=lambda p: p["rows"])
+    client.upload_file(str(root / final / biggest["path"]), "mdr-report", f"run/{final}/part-99999-deadbeef.parquet")
+    assert {m: _rows_printed(card, m) for m in ("pyarrow", "pandas")} == {"pyarrow": rows, "pandas": rows}
     r = _one_reject(root, "extract", "binary_payload")
     doc = explain(Storage(), f"{bucket}/run", r["url"])["documents"][0]
     assert (doc["id"], doc["stage"], doc["reason"]) == (r["id"], "extract", "binary_payload")
