@@ -13,6 +13,8 @@ with no fault, output on local disk), then runs `mdr run` (a subprocess, exactly
   s3_outage      stop the S3 server for 2-8 s while a random stage runs, then start it again (same data)
   ray_actor      SIGKILL a busy quality-stage actor (ray::...ScoreParts) of this run
   corrupt_input  truncate or overwrite bytes of one input WARC before the run (the user restores it after the failure)
+  concurrent_run start a second, identical `mdr run` on the same output while a random stage runs (a user or a
+                 scheduler starting the job twice): one of the two holds each stage's output lease, the other exits 4
 
 A failed run (any exit code but 0) is re-run with the same command, after restoring a corrupted input; re-runs
 get faults too, with falling probability. When a run exits 0, every stage's committed output is compared with
@@ -42,7 +44,7 @@ from tests.s3server import S3Server
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ["extract", "filter", "dedup_fuzzy", "dedup_exact", "quality"]
 SPARK_STAGES = STAGES[:4]
-KINDS = ("spark_worker", "s3_outage", "ray_actor", "corrupt_input")
+KINDS = ("spark_worker", "s3_outage", "ray_actor", "corrupt_input", "concurrent_run")
 BUCKET = "soak"
 ACCESS_KEY, SECRET_KEY = "AKIAMDRSOAK000000001", "soak/secret+key/0123456789abcdef"
 
@@ -97,17 +99,20 @@ class Run:
 
     @property
     def clean_failure(self) -> bool:
-        """A failed run ends with mdr's one-line message (exit 1/3), not with a Python traceback."""
+        """A failed run ends with mdr's one-line message (exit 1-4), not with a Python traceback."""
         lines = [ln for ln in self.tail.splitlines() if ln.strip()]
-        return bool(lines) and lines[-1].startswith("mdr: ") and self.rc in (1, 2, 3)
+        return bool(lines) and lines[-1].startswith("mdr: ") and self.rc in (1, 2, 3, 4)
 
 
 class Injector(threading.Thread):
     """Watches one `mdr run` subprocess and injects its planned faults when their stage is running."""
 
-    def __init__(self, s3: S3, proc: subprocess.Popen, root_key: str, plan: list[dict], rng: random.Random) -> None:
+    def __init__(self, s3: S3, proc: subprocess.Popen, root_key: str, plan: list[dict], rng: random.Random,
+                 spawn=None) -> None:
         super().__init__(daemon=True)
         self.s3, self.proc, self.root_key, self.plan, self.rng = s3, proc, root_key, plan, rng
+        self.spawn = spawn  # starts a second, identical `mdr run` (concurrent_run)
+        self.second: subprocess.Popen | None = None
         self.done: list[dict] = []
         self._stage_seen: dict[str, float] = {}
         self._client = s3.client()
@@ -140,6 +145,11 @@ class Injector(threading.Thread):
                     pids = faults.busy(lambda: faults.spark_workers(self.proc.pid))
                 elif f["kind"] == "ray_actor":
                     pids = faults.busy(lambda: faults.ray_actors(self.proc.pid))
+                elif f["kind"] == "concurrent_run":
+                    self.second = self.spawn()
+                    self.done.append({**f, "landed": True, "second": self.second})
+                    pending.remove(f)
+                    continue
                 else:
                     pids = [None]
                 if not pids:
@@ -156,6 +166,13 @@ class Injector(threading.Thread):
             time.sleep(0.05)
         # planned but never reached (the run failed earlier, or the stage was too short to catch)
         self.done += [{**f, "landed": False} for f in pending]
+        for f in self.done:  # the second run ends by itself (it goes on with the stages the first left)
+            if "second" in f:
+                try:
+                    f["second_rc"] = f.pop("second").wait(timeout=1800)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.second.pid, signal.SIGKILL)
+                    f["second_rc"] = self.second.wait()
 
 
 def mdr_run(s3: S3, inp: InputSet, output: str, workdir: Path, log: Path, plan: list[dict] | None = None,
@@ -167,11 +184,17 @@ def mdr_run(s3: S3, inp: InputSet, output: str, workdir: Path, log: Path, plan: 
            "--set", f"extract.url_filter.blocklist_uri={workdir / 'blocklist'}", "--set", "spark.master=local[2]",
            "--set", f"storage.s3_endpoint={s3.endpoint}", "--set", "storage.retries=3"]
     t0 = time.time()
+
+    def second_run() -> subprocess.Popen:
+        out2 = open(log.with_suffix(".second.log"), "wb")
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out2, stderr=subprocess.STDOUT, start_new_session=True)
+
     with open(log, "wb") as out:
         out.write(f"$ {' '.join(cmd)}\n".encode())
         out.flush()
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        inj = Injector(s3, proc, output.split("/", 3)[3], plan or [], rng or random.Random(0)) if plan else None
+        inj = (Injector(s3, proc, output.split("/", 3)[3], plan or [], rng or random.Random(0), second_run)
+               if plan else None)
         if inj:
             inj.start()
         try:
@@ -180,7 +203,7 @@ def mdr_run(s3: S3, inp: InputSet, output: str, workdir: Path, log: Path, plan: 
             os.killpg(proc.pid, signal.SIGKILL)  # our own subprocess' group
             rc = proc.wait()
         if inj:
-            inj.join(timeout=30)
+            inj.join(timeout=1800)  # a second concurrent run goes on after the first ends
     if not s3.up:
         s3.start()
     tail = log.read_bytes()[-3000:].decode("utf-8", "replace")
@@ -191,7 +214,7 @@ def mdr_run(s3: S3, inp: InputSet, output: str, workdir: Path, log: Path, plan: 
 
 def compare(reference: str, faulted: str) -> dict:
     """Stage by stage against the clean reference: ids lost, ids twice, rows or removals that differ."""
-    from pipeline.dataset import read_dataset, read_manifest, read_rejects
+    from pipeline.dataset import read_dataset, read_manifest, read_rejects, verify_parts
     from pipeline.storage import Storage
     store = Storage()
     out = collections.Counter()
@@ -202,6 +225,8 @@ def compare(reference: str, faulted: str) -> dict:
             out["stages_missing"] += 1
             out["records_lost"] += ma["counts"]["in"]
             continue
+        if verify_parts(store, rb, mb):
+            out["manifests_listing_missing_files"] += 1
         if mb["counts"] != ma["counts"]:
             out["count_mismatches"] += 1
         ka = {r["id"]: r for r in read_dataset(store, ra).to_pylist()}
@@ -233,6 +258,8 @@ def plan_faults(rng: random.Random, kinds: list[str], n: int) -> list[dict]:
         elif kind == "s3_outage":
             plan.append({"kind": kind, "stage": rng.choice(STAGES), "delay": rng.uniform(0, 1),
                          "seconds": round(rng.uniform(2, 8), 1)})
+        elif kind == "concurrent_run":
+            plan.append({"kind": kind, "stage": rng.choice(STAGES), "delay": rng.uniform(0, 2)})
         else:
             plan.append({"kind": kind, "stage": "extract", "how": rng.choice(["truncate", "overwrite"])})
     return plan
@@ -268,7 +295,8 @@ def soak(minutes: float, seed: int, kinds: list[str], workdir: Path, max_attempt
              "faults_planned": collections.Counter(), "faults_injected": collections.Counter(),
              "exit_codes": collections.Counter(), "reruns": 0, "records_lost": 0, "records_duplicated": 0,
              "records_extra": 0, "rows_changed": 0, "count_mismatches": 0, "conservation_broken": 0,
-             "stages_missing": 0, "records_compared": 0, "failures_with_mdr_message": 0, "failure_messages": [],
+             "stages_missing": 0, "manifests_listing_missing_files": 0, "second_run_exit_codes": collections.Counter(),
+             "records_compared": 0, "failures_with_mdr_message": 0, "failure_messages": [],
              "damaged_input_committed": 0, "records_lost_to_damaged_input": 0,
              "scenario_lines": []}
     t0 = time.time()
@@ -313,7 +341,10 @@ def soak(minutes: float, seed: int, kinds: list[str], workdir: Path, max_attempt
                 for f in injected:
                     if f["landed"]:
                         stats["faults_injected"][f["kind"]] += 1
+                    if "second_rc" in f:
+                        stats["second_run_exit_codes"][f["second_rc"]] += 1
                 names = [f["kind"] + (f"@{f['stage']}" if f["kind"] != "corrupt_input" else f"({f['how']})")
+                         + (f" (second run: exit {f['second_rc']})" if "second_rc" in f else "")
                          + ("" if f["landed"] else " (missed)") for f in injected]
                 line.append(f"run {attempt + 1}: faults [{', '.join(names) or 'none'}] -> exit {r.rc} "
                             f"({r.seconds:.0f}s)")
@@ -389,12 +420,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"records extra/changed  {stats['records_extra']} / {stats['rows_changed']}")
     print(f"count mismatches       {stats['count_mismatches']}; conservation broken: {stats['conservation_broken']}; "
           f"stages missing: {stats['stages_missing']}")
+    print(f"manifests listing a missing or changed part: {stats['manifests_listing_missing_files']}")
+    print(f"second concurrent runs' exit codes: {dict(sorted(stats['second_run_exit_codes'].items()))} (4: refused, "
+          f"another run held the output)")
     print(f"damaged input committed {stats['damaged_input_committed']} runs ({stats['records_lost_to_damaged_input']} "
           f"records lost in them before the input was restored)")
     (workdir / "soak.json").write_text(json.dumps(stats, indent=1, default=dict))
     if not args.keep and args.workdir is None and lost == 0 and stats["unrecovered"] == 0:
         shutil.rmtree(workdir, ignore_errors=True)
     ok = (lost == 0 and stats["unrecovered"] == 0 and stats["count_mismatches"] == 0 and stats["stages_missing"] == 0
+          and stats["manifests_listing_missing_files"] == 0
           and stats["recovered"] > 0 and stats["damaged_input_committed"] == 0)
     print("RESULT: " + ("OK, nothing lost" if ok else "FAILED"))
     return 0 if ok else 1

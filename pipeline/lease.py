@@ -81,6 +81,7 @@ class Lease:
                            "ttl_s": self.ttl_s, "expires": _iso(now + self.ttl_s)}, sort_keys=True).encode()
 
     def acquire(self) -> "Lease":
+        self.store.check_conditional(self.uri)  # a store that ignores the conditions is refused, not trusted
         for _ in range(5):
             tag = self.store.write_if(self.uri, self._body(), None)
             if tag is not None:

@@ -372,8 +372,37 @@ class Storage:
 
     # ------------------------------------------------------------------ conditional writes (leases, commit points)
     def supports_conditional(self, uri: str) -> bool:
-        """Whether ``write_if``/``delete_if`` work here: S3 (conditional puts) and local disk (a file lock)."""
+        """Whether ``write_if``/``delete_if`` work here: S3 (conditional puts) and local disk (a folder lock)."""
         return scheme(uri) in ("s3", "s3a", "file")
+
+    def check_conditional(self, uri: str) -> None:
+        """Once per process and bucket, before a lease relies on them: S3's conditional puts really are
+        conditional. A server that ignores If-None-Match / If-Match would make every lease and commit
+        last-writer-wins, so it is refused here with a message instead."""
+        if scheme(uri) not in ("s3", "s3a"):
+            return
+        bucket, key = self._bucket_key(uri)
+        seen = (self._endpoint(), bucket)
+        if seen in _CONDITIONAL_CHECKED:
+            return
+        probe = f"{scheme(uri)}://{bucket}/{key.rsplit('/', 1)[0] + '/' if '/' in key else ''}" \
+                f"_mdr_cas_probe-{os.getpid()}-{random.getrandbits(32):08x}"
+        try:
+            first = self.write_if(probe, b"1", None)
+            again = self.write_if(probe, b"2", None)           # must fail: the object exists
+            stale = self.write_if(probe, b"3", '"0123456789abcdef0123456789abcdef"')  # must fail: wrong version
+        finally:
+            try:
+                self._boto().delete_object(Bucket=bucket, Key=self._bucket_key(probe)[1])
+            except Exception:  # noqa: BLE001 - a probe left behind is harmless
+                pass
+        if first is None or again is not None or stale is not None:
+            ignored = "If-None-Match" if first is None or again is not None else "If-Match"
+            raise StorageError(f"{uri}: the S3 server at {self._endpoint() or 'AWS'} ignores conditional writes "
+                               f"({ignored}): mdr's leases and manifest commits need them, or two runs could both "
+                               f"write one output. Use a store that supports them (AWS S3, MinIO, Ceph RGW, "
+                               f"Cloudflare R2 do), or local disk")
+        _CONDITIONAL_CHECKED.add(seen)
 
     def read_versioned(self, uri: str) -> "Versioned | None":
         """The object with its version tag (S3 ETag; a content hash on local disk); None when absent."""
@@ -475,6 +504,9 @@ class Storage:
                 config=BotoConfig(retries={"max_attempts": self.cfg.retries, "mode": "standard"},
                                   connect_timeout=10, read_timeout=60))
         return self._fs["boto3"]
+
+
+_CONDITIONAL_CHECKED: set[tuple] = set()  # (endpoint, bucket) pairs whose conditional writes were probed
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ import pytest
 
 from pipeline.config import ConfigError, load_config
 from pipeline.dataset import read_dataset, read_manifest, read_rejects
-from pipeline.lease import LeaseHeld
 from pipeline.ledger import DONE, GAVE_UP, IN_PROGRESS, Ledger
 from pipeline.prior_index import KINDS, Catalog
 from pipeline.refresh import HOLD_ENV, refresh
@@ -194,16 +193,9 @@ def test_night2_is_killed_before_commit_then_resumed_once(world, spark):
     os.killpg(proc.pid, signal.SIGKILL)  # the night dies just before its commit
     proc.wait(timeout=60)
 
-    with pytest.raises(LeaseHeld, match=f"locked by run {run_id}"):
-        refresh(w.cfg(), spark=spark)     # the dead run's lock holds until it expires ...
-    deadline = time.time() + 30
-    while True:
-        try:
-            night = refresh(w.cfg(), spark=spark)  # ... then it is taken over and the night resumed
-            break
-        except LeaseHeld:
-            assert time.time() < deadline
-            time.sleep(1)
+    # the dead run's lock was held by a process of this machine that has exited: it is taken over at once
+    # (a holder on another machine holds it until it expires: tests/test_refresh_units.py)
+    night = refresh(w.cfg(), spark=spark)
     assert night.status == "released" and night.run_id == run_id
     assert sorted(night.files) == sorted(new | retried)
     # committed stages of the killed attempt were reused, not run again
