@@ -1,11 +1,16 @@
 """Extend the cross-release indexes with a release's documents (``pipeline.prior_index`` describes them).
 
-One Spark job: a task per part of the released dataset computes each document's URL key, text hash and MinHash
-band keys (the same functions and parameters as the dedup stages); rows are shuffled by (index, bucket), sorted
-by key, and each task writes one file per (index, bucket) under ``<index root>/<release>/``. The new catalog lists
-the earlier catalog's files plus these; a bucket with more than ``refresh.index_compact_files`` files is merged
-into one. Nothing here is live until ``releases/_index.json`` names the new catalog; ``collect_garbage`` then
-deletes what no live catalog lists (files of an interrupted attempt, files merged away).
+The keys are those a later night's dedup stages look up, computed from the text each stage looked up: URL and
+text-hash keys from dedup_exact's input (before its substring cuts), band keys from dedup_fuzzy's input, both
+with the stages' own key functions (``dedup_exact.exact_keys``, ``dedup_fuzzy.text_band_keys``) and kept only
+for the documents the release holds. ``key_sources`` finds those inputs through the manifests.
+
+One Spark job: a task per part of those inputs computes its documents' keys; rows of documents the release
+does not hold are dropped (a semi-join on the released dataset's ids), the rest shuffled by (index, bucket),
+sorted by key, and each task writes one file per (index, bucket) under ``<index root>/<release>/``. The new
+catalog lists the earlier catalog's files plus these; a bucket with more than ``refresh.index_compact_files``
+files is merged into one. Nothing here is live until ``releases/_index.json`` names the new catalog;
+``collect_garbage`` then deletes what no live catalog lists (files of an interrupted attempt, files merged away).
 """
 from __future__ import annotations
 
@@ -13,55 +18,82 @@ import io
 import json
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
 from pipeline.config import Config
-from pipeline.dataset import attempt_token, open_input, read_part
+from pipeline.dataset import attempt_token, open_input, read_manifest, read_part
 from pipeline.prior_index import CATALOGS, FORMAT, KINDS, Catalog, file_schema, index_params
 from pipeline.storage import Storage, StorageError, join
 from udfs.prior_keys import bytes_bucket, long_buckets, url_index_key
 
 KIND_CODE = {k: i for i, k in enumerate(KINDS)}
+ENTRY_SCHEMA = pa.schema([("kind", pa.int32()), ("bucket", pa.int32()), ("bkey", pa.binary()), ("lkey", pa.int64()),
+                          ("id", pa.string())])
 ENTRY_DDL = "kind int, bucket int, bkey binary, lkey long, id string"
-DOCS_PER_CALL = 64
+ROWS_PER_BATCH = 256
+EXACT, FUZZY = "dedup_exact", "dedup_fuzzy"
 
 
-def doc_entries(table: pa.Table, cfg: Config, buckets: int) -> pa.RecordBatch:
-    """Index rows of some documents: (kind, bucket, bkey | lkey, id); pure function of the texts and the config."""
-    from udfs.dochash import text_hash
-    from udfs.minhash import minhasher
-    from udfs.urlnorm import UrlNormOptions, normalize_url
-    ex = cfg.dedup_exact
-    opts = UrlNormOptions(ex.url_ignore_scheme, ex.url_strip_www, tuple(ex.url_drop_params))
+@dataclass(frozen=True)
+class KeySources:
+    """Where a release's keys come from (dataset URIs)."""
+    released: str   # the release's dataset: only its documents get keys
+    exact: str      # dedup_exact's input: URL and text-hash keys
+    fuzzy: str      # dedup_fuzzy's input: band keys
+
+
+def key_sources(store: Storage, dataset_uri: str) -> KeySources:
+    """Follow the manifests' ``input`` from the released dataset back to the inputs of dedup_exact and
+    dedup_fuzzy: the text exactly as each stage hashed it (dedup_exact cuts spans after its lookups). A stage
+    that is not in the dataset's lineage (an external dataset): its keys come from the dataset itself."""
+    inputs: dict[str, str] = {}
+    uri, seen = dataset_uri, set()
+    while uri and uri not in seen and not {EXACT, FUZZY} <= set(inputs):
+        seen.add(uri)
+        man = read_manifest(store, uri)
+        if man is None:
+            break
+        uri = man.get("input", {}).get("uri")
+        if uri:
+            inputs.setdefault(man["stage"], uri)
+    return KeySources(dataset_uri, inputs.get(EXACT, dataset_uri), inputs.get(FUZZY, dataset_uri))
+
+
+def _entries(kind, bucket, bkey, lkey, ids) -> pa.RecordBatch:
+    """Index rows (kind, bucket, bkey | lkey, id) from lists, numpy or Arrow arrays."""
+    cols = [c if isinstance(c, pa.Array) else pa.array(c, f.type)
+            for c, f in zip((kind, bucket, bkey, lkey, ids), ENTRY_SCHEMA)]
+    return pa.record_batch(cols, schema=ENTRY_SCHEMA)
+
+
+def exact_entries(table: pa.Table, cfg: Config, buckets: int) -> pa.RecordBatch | None:
+    """URL and text-hash index rows (kind, bucket, bkey, lkey, id) of some documents of dedup_exact's input,
+    keyed as dedup_exact looks them up."""
+    from pipeline.stages.dedup_exact import exact_keys
     ids, urls, texts = (table.column(c).to_pylist() for c in ("id", "url", "text"))
-    kind, bucket, bkey, lkey, out_id = [], [], [], [], []
-    for i, u, t in zip(ids, urls, texts):
-        norm = normalize_url(u, opts) if u else None
-        for k, key in (("url", url_index_key(norm) if norm else None), ("doc", text_hash(t, ex.doc_casefold))):
+    url_keys, hashes = exact_keys(urls, texts, cfg.dedup_exact)
+    kind, bucket, bkey, out_id = [], [], [], []
+    for i, u, h in zip(ids, url_keys, hashes):
+        for k, key in (("url", url_index_key(u) if u else None), ("doc", h)):
             if key is not None:
                 kind.append(KIND_CODE[k]), bucket.append(bytes_bucket(key, buckets)), bkey.append(key)
-                lkey.append(None), out_id.append(i)
-    n = len(kind)
-    cols = [pa.array(kind, pa.int32()), pa.array(bucket, pa.int32()), pa.array(bkey, pa.binary()),
-            pa.array(lkey, pa.int64()), pa.array(out_id, pa.string())]
-    mh = minhasher(cfg.dedup_fuzzy.params())
-    band_parts = []
-    for s in range(0, len(texts), DOCS_PER_CALL):
-        idx, keys = mh.doc_band_keys([t or "" for t in texts[s:s + DOCS_PER_CALL]])
-        if keys.size:
-            b = long_buckets(keys, buckets)
-            band_parts.append(pa.record_batch(
-                [pa.array(np.full(keys.size, KIND_CODE["band"], np.int32)), pa.array(b),
-                 pa.nulls(keys.size, pa.binary()), pa.array(keys),
-                 pa.array(np.asarray(ids[s:s + DOCS_PER_CALL], dtype=object)[idx], pa.string())],
-                names=["kind", "bucket", "bkey", "lkey", "id"]))
-    batches = [pa.record_batch(cols, names=["kind", "bucket", "bkey", "lkey", "id"])] if n else []
-    table = pa.Table.from_batches(batches + band_parts,
-                                  schema=pa.schema([("kind", pa.int32()), ("bucket", pa.int32()), ("bkey", pa.binary()),
-                                                    ("lkey", pa.int64()), ("id", pa.string())]))
-    return table.combine_chunks().to_batches()[0] if table.num_rows else None
+                out_id.append(i)
+    return _entries(kind, bucket, bkey, [None] * len(kind), out_id) if kind else None
+
+
+def band_entries(table: pa.Table, cfg: Config, buckets: int) -> pa.RecordBatch | None:
+    """Band index rows of some documents of dedup_fuzzy's input, keyed as dedup_fuzzy computes them."""
+    from pipeline.stages.dedup_fuzzy import text_band_keys
+    ids = np.asarray(table.column("id").to_pylist(), dtype=object)
+    found = [(i, k) for i, k in text_band_keys(table.column("text").to_pylist(), cfg.dedup_fuzzy.params()) if k.size]
+    if not found:
+        return None
+    idx, keys = np.concatenate([i for i, _ in found]), np.concatenate([k for _, k in found])
+    return _entries(np.full(keys.size, KIND_CODE["band"], np.int32), long_buckets(keys, buckets),
+                    pa.nulls(keys.size, pa.binary()), keys, ids[idx])
 
 
 def _write_group(store: Storage, root: str, release: str, kind: str, bucket: int, tables: list[pa.Table],
@@ -75,17 +107,24 @@ def _write_group(store: Storage, root: str, release: str, kind: str, bucket: int
     return {"kind": kind, "bucket": bucket, "path": path, "rows": t.num_rows, "release": release}
 
 
-def write_entries(spark, store: Storage, cfg: Config, parts: list[str], release: str, root: str,
+def write_entries(spark, store: Storage, cfg: Config, sources: KeySources, release: str, root: str,
                   buckets: int) -> list[dict]:
-    """Compute and write the index rows of a dataset's parts; returns the written files."""
+    """Compute and write the index rows of the released documents; returns the written files."""
+    columns = {EXACT: (["id", "url", "text"], exact_entries), FUZZY: (["id", "text"], band_entries)}
+
     def compute(batches):
         for b in batches:
-            for uri in b.column("uri").to_pylist():
-                t = read_part(store, uri, ["id", "url", "text"])
-                for chunk in t.to_batches(max_chunksize=4 * DOCS_PER_CALL):
-                    out = doc_entries(pa.Table.from_batches([chunk]), cfg, buckets)
+            for uri, what in zip(b.column("uri").to_pylist(), b.column("what").to_pylist()):
+                cols, entries = columns[what]
+                for chunk in read_part(store, uri, cols).to_batches(max_chunksize=ROWS_PER_BATCH):
+                    out = entries(pa.Table.from_batches([chunk]), cfg, buckets)
                     if out is not None:
                         yield out
+
+    def released_ids(batches):
+        for b in batches:
+            for uri in b.column("uri").to_pylist():
+                yield from read_part(store, uri, ["id"]).to_batches()
 
     def write(batches):
         """Rows arrive sorted by (kind, bucket): one group is held at a time and written when the next begins."""
@@ -108,10 +147,16 @@ def write_entries(spark, store: Storage, cfg: Config, parts: list[str], release:
             metas.append(_write_group(store, root, release, KINDS[cur[0]], cur[1], tables))
         yield pa.RecordBatch.from_pydict({"meta": [json.dumps(metas)]}, schema=pa.schema([("meta", pa.string())]))
 
-    if not parts:
+    released = open_input(store, sources.released).parts
+    tasks = ([(u, EXACT) for u in open_input(store, sources.exact).parts]
+             + [(u, FUZZY) for u in open_input(store, sources.fuzzy).parts])
+    if not released or not tasks:
         return []
-    uris = spark.createDataFrame(spark.sparkContext.parallelize([(u,) for u in parts], len(parts)), "uri string")
-    rows = uris.mapInArrow(compute, ENTRY_DDL)
+    sc = spark.sparkContext
+    ids = spark.createDataFrame(sc.parallelize([(u,) for u in released], len(released)), "uri string")
+    ids = ids.mapInArrow(released_ids, "id string")
+    rows = (spark.createDataFrame(sc.parallelize(tasks, len(tasks)), "uri string, what string")
+            .mapInArrow(compute, ENTRY_DDL).join(ids, "id", "left_semi"))
     n = max(1, min(len(KINDS) * buckets, int(spark.conf.get("spark.sql.shuffle.partitions", "16"))))
     shuffled = rows.repartition(n, "kind", "bucket").sortWithinPartitions("kind", "bucket", "bkey", "lkey")
     out = [m for r in shuffled.mapInArrow(write, "meta string").collect() for m in json.loads(r.meta)]
@@ -144,11 +189,14 @@ def compact(spark, store: Storage, files: dict, root: str, release: str, limit: 
 
 def build_catalog(spark, store: Storage, cfg: Config, dataset_uri: str, release: str, root: str,
                   prior: Catalog | None) -> Catalog:
-    """Index ``dataset_uri`` (the release's documents) on top of ``prior``; write and return the new catalog."""
+    """Index the documents of ``dataset_uri`` (the release's dataset) on top of ``prior``, keyed from the dedup
+    stages' inputs (``key_sources``); write and return the new catalog."""
     t0 = time.time()
     buckets = prior.buckets if prior is not None else cfg.refresh.index_buckets
-    parts = open_input(store, dataset_uri).parts
-    new = write_entries(spark, store, cfg, parts, release, root, buckets)
+    sources = key_sources(store, dataset_uri)
+    print(f"[refresh] index: keys of the documents of {dataset_uri}: URL and text hash from {sources.exact}, "
+          f"bands from {sources.fuzzy}", file=sys.stderr)
+    new = write_entries(spark, store, cfg, sources, release, root, buckets)
     files: dict[str, dict[str, list[dict]]] = {k: {b: list(fs) for b, fs in (prior.entries(k) if prior else {}).items()}
                                                for k in KINDS}
     for m in new:

@@ -6,6 +6,9 @@ Three indexes, one row per released document and key (Parquet: ``key``, ``id``, 
 - ``doc``: the 16-byte text hash of dedup_exact (``udfs.dochash``);
 - ``band``: every MinHash LSH band key of dedup_fuzzy (``udfs.minhash``, the same parameters).
 
+A released document's keys are made from the text each stage looked up, not the released text (dedup_exact
+cuts repeated spans after its lookups): URL and text hash from dedup_exact's input, bands from dedup_fuzzy's.
+
 Each index is split by key hash into ``buckets``; a bucket is a few files, each sorted by key. A *catalog*
 (``<index root>/_catalogs/<release>.json``) lists every live file per index and bucket, with the parameters the
 keys were made with. A catalog is live only once ``releases/_index.json`` names it (``pipeline.releases``, the

@@ -8,7 +8,8 @@
    reused), else the next ``refresh.budget`` files; none: stop (a fast no-op, Spark never starts);
 5. mark them in progress, then run ``run.stages`` into ``releases/<run id>/`` with ``dedup_fuzzy.prior_index``
    and ``dedup_exact.prior_index`` set to the last committed index catalog (cross-release dedup);
-6. index the release's documents into a new catalog (``pipeline.prior_build``) and write ``_release.json``;
+6. index the release's documents into a new catalog (``pipeline.prior_build``; keyed from the text each dedup
+   stage looked up, before dedup_exact's cuts) and write ``_release.json``;
 7. renew the lock (a run that lost it stops here) and commit: ``releases/_index.json`` lists the release and its
    catalog, in one conditional write;
 8. record each file's outcome in the ledger (done, failed, gave_up), delete unused index files, write the report.

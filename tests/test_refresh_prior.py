@@ -129,3 +129,103 @@ def test_spark_and_python_compute_the_same_keys_and_buckets(spark):
         assert bytes(r["k"]) == url_index_key(r["u"]) and r["ub"] == bytes_bucket(url_index_key(r["u"]), 7)
         assert r["bb"] == long_bucket(r["b"], 7)
     assert list(long_buckets(np.array(bands, dtype=np.int64), 7)) == [long_bucket(b, 7) for b in bands]
+
+
+def _index(catalog: Catalog, kind: str) -> list[dict]:
+    import io
+
+    import pyarrow.parquet as pq
+    rows = []
+    for uri in catalog.files(kind):
+        with STORE.open_read(uri) as f:
+            rows += pq.read_table(io.BytesIO(f.read())).to_pylist()
+    return rows
+
+
+def _shares_a_span(seed: int) -> str:
+    """Two paragraphs of an article, then all of article 80 (~200 words): two such pages share a span of far more
+    than k=50 tokens, so dedup_exact cuts it from one of them, which loses most of its text (5-gram Jaccard of
+    the cut and the uncut text about 0.4, as is that of the two pages: no MinHash band in common)."""
+    return "\n\n".join(_text(seed).split("\n\n")[:2] + [_text(80)])
+
+
+def test_index_keys_come_from_the_text_each_dedup_stage_looked_up(spark, cfg_factory, tmp_path):
+    """A released document whose text dedup_exact cut: its text-hash key is the hash of its uncut text (what
+    dedup_exact hashes on a later night), its band keys those of dedup_fuzzy's input; documents the release does
+    not hold (removed by dedup_fuzzy, by dedup_exact) have no key."""
+    from udfs.dochash import text_hash
+    from udfs.minhash import minhasher
+    docs = [{"id": "p", "url": "https://a.example.org/p", "text": _shares_a_span(81)},
+            {"id": "q", "url": "https://a.example.org/q", "text": _shares_a_span(83)},
+            {"id": "c", "url": "https://a.example.org/c", "text": _text(84)},
+            {"id": "d", "url": "https://a.example.org/c", "text": _text(85)},           # c's URL: duplicate_url
+            {"id": "f", "url": "https://a.example.org/f", "text": nearly(_text(84), seed=4)}]  # fuzzy_duplicate
+    cfg = cfg_factory("dedup_fuzzy.preset=fineweb", "refresh.index_buckets=3")
+    src = _jsonl(tmp_path / "in" / "docs.jsonl", docs)
+    fuzzy = run_stage(cfg, "dedup_fuzzy", src, str(tmp_path / "dedup_fuzzy"), spark=spark)
+    exact = run_stage(cfg, "dedup_exact", str(tmp_path / "dedup_fuzzy"), str(tmp_path / "dedup_exact"), spark=spark)
+    assert fuzzy["counts"]["removed"] == {"fuzzy_duplicate": 1} and exact["counts"]["removed"] == {"duplicate_url": 1}
+    out = {r["id"]: r for r in read_dataset(STORE, str(tmp_path / "dedup_exact"),
+                                            ["id", "text", "exact_removed_chars"]).to_pylist()}
+    assert sorted(out) == ["c", "p", "q"]
+    cut = [i for i in ("p", "q") if out[i]["exact_removed_chars"]]
+    assert len(cut) == 1 and out[cut[0]]["exact_removed_chars"] > 1000
+    cat = build_catalog(spark, STORE, cfg, str(tmp_path / "dedup_exact"), "r1", str(tmp_path / "index"), None)
+
+    uncut = {d["id"]: d["text"] for d in docs}
+    doc_keys = {r["id"]: r["key"] for r in _index(cat, "doc")}
+    assert doc_keys == {i: text_hash(uncut[i]) for i in ("c", "p", "q")}
+    assert doc_keys[cut[0]] != text_hash(out[cut[0]]["text"])
+    bands: dict[str, set] = {}
+    for r in _index(cat, "band"):
+        bands.setdefault(r["id"], set()).add(r["key"])
+    mh = minhasher(cfg.dedup_fuzzy.params())
+    assert bands == {i: set(mh.doc_band_keys([uncut[i]])[1].tolist()) for i in ("c", "p", "q")}
+    assert sorted(r["id"] for r in _index(cat, "url")) == ["c", "p", "q"]
+    assert cat.data["added"] == {"url": 3, "doc": 3, "band": 3 * 14}
+
+
+@pytest.mark.parametrize("item, stages, reason", [
+    ("CC-MAIN-2099-20", "dedup_fuzzy, dedup_exact", "fuzzy_duplicate_prior"),  # fuzzy first: every band is shared
+    ("CC-MAIN-2099-21", "dedup_exact, dedup_fuzzy", "duplicate_text_prior"),   # exact first: the same text hash
+])
+def test_refresh_catches_a_copy_of_a_released_page_whose_text_was_cut(spark, fake_cc, tmp_path, item, stages,
+                                                                       reason):
+    """Night 1 releases two pages sharing a ~160-word span; dedup_exact cuts it from one. Night 2 brings a
+    verbatim copy of that page at a new URL: the first dedup stage to run finds it in the index, since the index
+    holds the keys of the text that stage looked up (before the cut), not of the released (cut) text."""
+    from pipeline.config import load_config
+    from pipeline.refresh import refresh
+    from tests.fake_cc import warc_bytes
+    fake_cc.set_collinfo([item])  # "latest": this test's own crawl
+    site = f"https://www.{item.lower()}.example.org"
+    cfg = load_config(None, [f"storage.http_base_urls=[{fake_cc.base}]", f"refresh.source={fake_cc.base}",
+                             "refresh.follow=[latest]", f"refresh.state={tmp_path / 'state'}", "refresh.budget=10",
+                             "refresh.index_buckets=2", f"run.stages=[extract, filter, {stages}]",
+                             "dedup_fuzzy.preset=fineweb", "spark.shuffle_partitions=4"])
+    pages = {"p": (f"{site}/p.html", "Page P", _shares_a_span(81)),
+             "q": (f"{site}/q.html", "Page Q", _shares_a_span(83))}
+    fake_cc.publish(item, "1.warc.gz", warc_bytes(tmp_path, "1.warc.gz", list(pages.values())))
+    night1 = refresh(cfg, spark=spark)
+    assert night1.status == "released" and night1.documents == 2 and night1.removed_prior == {}
+    rel1 = f"{tmp_path / 'state'}/releases/{night1.run_id}"
+    final1 = read_manifest(STORE, f"{rel1}/{stages.split(', ')[-1]}")["stage"]
+    first = {r["url"]: r for r in read_dataset(STORE, f"{rel1}/{final1}",
+                                                ["id", "url", "text", "exact_removed_chars"]).to_pylist()}
+    cut = [k for k, (u, _, _) in pages.items() if first[u]["exact_removed_chars"] > 1000]
+    assert len(cut) == 1 and len(first) == 2  # one of the two lost the shared span, and both were released
+
+    _, title, text = pages[cut[0]]
+    copy = (f"{site}/mirror/{cut[0]}.html", title, text)
+    fresh = (f"{site}/new.html", "Page N", _text(86))
+    fake_cc.publish(item, "2.warc.gz", warc_bytes(tmp_path, "2.warc.gz", [copy, fresh]))
+    night2 = refresh(cfg, spark=spark)
+    assert night2.status == "released" and night2.removed_prior == {reason: 1}
+    rel2 = f"{tmp_path / 'state'}/releases/{night2.run_id}"
+    assert [d["url"] for d in read_dataset(STORE, f"{rel2}/{final1}", ["url"]).to_pylist()] == [fresh[0]]
+    stage = "dedup_fuzzy" if reason.startswith("fuzzy") else "dedup_exact"
+    rej = {r["url"]: (r["reason"], json.loads(r["details"]))
+           for r in read_rejects(STORE, f"{rel2}/{stage}").to_pylist()}
+    assert rej[copy[0]][0] == reason
+    assert rej[copy[0]][1]["duplicate_of"] == first[pages[cut[0]][0]]["id"]
+    assert rej[copy[0]][1]["prior_release"] == night1.run_id

@@ -79,12 +79,21 @@ def keep_order(df, rule: str):
     return [date.desc_nulls_last() if rule == "latest" else date.asc_nulls_last(), by_id]
 
 
+def exact_keys(urls: list, texts: list, cfg: DedupExactConfig, url: bool = True,
+               doc: bool = True) -> tuple[list, list]:
+    """(URL key, text hash) of each document, as steps 1 and 2 and their prior-index lookups compare them (None
+    where not wanted); the cross-release index is written with this same function (``pipeline.prior_build``)."""
+    opts = UrlNormOptions(cfg.url_ignore_scheme, cfg.url_strip_www, tuple(cfg.url_drop_params))
+    url_keys = [normalize_url(u, opts) for u in urls] if url else [None] * len(urls)
+    hashes = [text_hash(t, cfg.doc_casefold) for t in texts] if doc else [None] * len(texts)
+    return url_keys, hashes
+
+
 def prepare(df, cfg: DedupExactConfig, acc):
     """One pass over the input: URL key, text hash, document order key; counts text bytes."""
     from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField, StructType
 
-    opts = UrlNormOptions(cfg.url_ignore_scheme, cfg.url_strip_www, tuple(cfg.url_drop_params))
-    casefold, want_url, want_hash = cfg.doc_casefold, cfg.url_dedup, cfg.doc_dedup
+    want_url, want_hash = cfg.url_dedup, cfg.doc_dedup
     schema = StructType(df.schema.fields + [StructField(URL_KEY, StringType()), StructField(TEXT_HASH, BinaryType()),
                                             StructField(K1, LongType()), StructField(K2, IntegerType())])
 
@@ -92,13 +101,10 @@ def prepare(df, cfg: DedupExactConfig, acc):
         from pyspark import TaskContext
         text_bytes = 0
         for b in batches:
-            ids, texts = b.column("id").to_pylist(), b.column("text").to_pylist()
-            urls = b.column("url").to_pylist() if want_url else None
+            ids, urls, texts = (b.column(c).to_pylist() for c in ("id", "url", "text"))
             keys = [doc_order_key(i, t) for i, t in zip(ids, texts)]
             text_bytes += pc.sum(pc.binary_length(b.column("text"))).as_py() or 0
-            n = b.num_rows
-            url_keys = [normalize_url(u, opts) for u in urls] if want_url else [None] * n
-            hashes = [text_hash(t, casefold) for t in texts] if want_hash else [None] * n
+            url_keys, hashes = exact_keys(urls, texts, cfg, want_url, want_hash)
             cols = b.columns + [pa.array(url_keys, pa.string()), pa.array(hashes, pa.binary()),
                                 pa.array([k[0] for k in keys], pa.int64()), pa.array([k[1] for k in keys], pa.int32())]
             yield pa.RecordBatch.from_arrays(cols, names=b.schema.names + [URL_KEY, TEXT_HASH, K1, K2])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -73,19 +74,28 @@ def scan_parts(ctx: StageContext, columns: list[str], fn, ddl: str):
     return _parts(ctx).mapInArrow(run, ddl)
 
 
+def text_band_keys(texts: list, params: MinHashParams) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(row index into ``texts``, band key) arrays, ``DOCS_PER_CALL`` documents at a time: the keys the graph and
+    the prior-index lookup use; the cross-release index is written with this same function
+    (``pipeline.prior_build``). A document without shingles has none."""
+    mh = minhasher(params)
+    for s in range(0, len(texts), DOCS_PER_CALL):
+        idx, keys = mh.doc_band_keys(texts[s:s + DOCS_PER_CALL])
+        yield idx + s, keys
+
+
 def band_keys(ctx: StageContext, params: MinHashParams, no_shingles=None):
     """(key, node) rows: one per band of every document with shingles."""
     def compute(b: pa.RecordBatch, part: int):
-        mh = minhasher(params)
         nodes = node_ids(b.column(0).to_pylist())
         texts = b.column(1).to_pylist()
-        for s in range(0, len(texts), DOCS_PER_CALL):
-            idx, keys = mh.doc_band_keys(texts[s:s + DOCS_PER_CALL])
-            if no_shingles is not None:
-                no_shingles.add(len(texts[s:s + DOCS_PER_CALL]) - idx.size // params.bands)
+        n_keys = 0
+        for idx, keys in text_band_keys(texts, params):
+            n_keys += keys.size
             if keys.size:
-                yield pa.RecordBatch.from_arrays([pa.array(keys), pa.array(nodes[s:s + DOCS_PER_CALL][idx])],
-                                                 names=["key", NODE])
+                yield pa.RecordBatch.from_arrays([pa.array(keys), pa.array(nodes[idx])], names=["key", NODE])
+        if no_shingles is not None:
+            no_shingles.add(len(texts) - n_keys // params.bands)
     return scan_parts(ctx, ["id", "text"], compute, f"key long, {NODE} long")
 
 
