@@ -24,6 +24,7 @@ class StageSpec:
     sections: tuple[str, ...]                            # config sections whose hash decides a re-run
     resolve_input: Callable[[Storage, Config, str], InputDataset]
     run: Callable[[StageContext], StageResult]
+    engine: str = "spark"                                # spark | ray: where its output's ids are checked
 
 
 def registry() -> dict[str, StageSpec]:
@@ -77,6 +78,8 @@ def run_stage(cfg: Config, name: str, input_uri: str, output_uri: str, *, force:
         raise StageFailed(f"stage {name}: {len(result.failed_inputs)} of {len(inp.parts)} input files failed "
                           f"({failed_share:.0%} > run.max_failed_input_share={cfg.run.max_failed_input_share}); "
                           f"first: {first['file']}: {first['error']}")
+    from pipeline.unique_ids import check_unique_ids
+    check_unique_ids(ctx, result, spec.engine)
     manifest = build_manifest(stage=name, config_hash=config_hash, input_desc=inp.describe(), parts=result.parts,
                               rejects=result.rejects, schema=result.schema, counts=result.counts,
                               failed_inputs=result.failed_inputs, started=started, stats=result.stats,
