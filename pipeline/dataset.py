@@ -198,12 +198,14 @@ def schema_fields(schema: pa.Schema) -> list[dict]:
 
 def build_manifest(*, stage: str, config_hash: str, input_desc: dict, parts: list[PartInfo],
                    rejects: list[PartInfo], schema: pa.Schema, counts: Counts, failed_inputs: list[dict],
-                   started: float, stats: dict | None = None, params: dict | None = None) -> dict:
+                   started: float, stats: dict | None = None, params: dict | None = None,
+                   logic_version: int | None = None) -> dict:
     finished = time.time()
     return {
         "format": FORMAT,
         "stage": stage,
         "code_version": __version__,
+        "logic_version": logic_version,  # the stage's (pipeline.runner.StageSpec); another one is re-run
         "config_hash": config_hash,
         "params": params or {},
         "input": input_desc,

@@ -1,6 +1,7 @@
 """Stage runner: decides whether a stage must run, runs it, checks conservation, commits its manifest."""
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 import time
@@ -24,7 +25,16 @@ class StageSpec:
     sections: tuple[str, ...]                            # config sections whose hash decides a re-run
     resolve_input: Callable[[Storage, Config, str], InputDataset]
     run: Callable[[StageContext], StageResult]
+    # bump when the stage's per-document logic changes (the same input and config would give other output):
+    # a committed output of another logic version is re-run, never reused (it is part of ``stage_hash``)
+    logic_version: int
     engine: str = "spark"                                # spark | ray: where its output's ids are checked
+
+
+def stage_hash(cfg: Config, spec: StageSpec) -> str:
+    """What a committed output must carry to be reused: the hash of the stage's config sections and logic version."""
+    key = f"{cfg.section_hash(*spec.sections)}:logic{spec.logic_version}"
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 def registry() -> dict[str, StageSpec]:
@@ -50,9 +60,12 @@ def run_stage(cfg: Config, name: str, input_uri: str, output_uri: str, *, force:
         from pipeline.preflight import check_output, check_stage
         check_output(store, output_uri)
     inp = spec.resolve_input(store, cfg, input_uri)
-    config_hash = cfg.section_hash(*spec.sections)
+    config_hash = stage_hash(cfg, spec)
     existing = read_manifest(store, output_uri)
-    if (existing and not force and existing.get("config_hash") == config_hash
+    if existing and not force and existing.get("logic_version") != spec.logic_version:
+        print(f"[{name}] note: {output_uri} was committed by logic version {existing.get('logic_version') or 'none'} "
+              f"of this stage; this code has logic version {spec.logic_version}: running it again", file=sys.stderr)
+    elif (existing and not force and existing.get("config_hash") == config_hash
             and existing.get("input", {}).get("fingerprint") == inp.fingerprint):
         c = existing["counts"]
         print(f"[{name}] already committed at {output_uri} (config {config_hash}): in={c['in']:,} kept={c['kept']:,}; "
@@ -83,7 +96,7 @@ def run_stage(cfg: Config, name: str, input_uri: str, output_uri: str, *, force:
     manifest = build_manifest(stage=name, config_hash=config_hash, input_desc=inp.describe(), parts=result.parts,
                               rejects=result.rejects, schema=result.schema, counts=result.counts,
                               failed_inputs=result.failed_inputs, started=started, stats=result.stats,
-                              params=result.params)
+                              params=result.params, logic_version=spec.logic_version)
     commit(store, output_uri, manifest)
     _collect_garbage(store, output_uri, manifest)
     c = manifest["counts"]

@@ -246,4 +246,4 @@ def run(ctx: StageContext) -> StageResult:
                         **({"prior_index": cfg.prior_index} if prior is not None else {})})
 
 
-SPEC = StageSpec("dedup_fuzzy", ("dedup_fuzzy",), resolve_input, run)
+SPEC = StageSpec("dedup_fuzzy", ("dedup_fuzzy",), resolve_input, run, logic_version=1)

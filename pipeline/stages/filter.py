@@ -93,4 +93,4 @@ def run(ctx: StageContext) -> StageResult:
     return result
 
 
-SPEC = StageSpec("filter", ("filter",), lambda store, cfg, uri: open_input(store, uri), run)
+SPEC = StageSpec("filter", ("filter",), lambda store, cfg, uri: open_input(store, uri), run, logic_version=1)

@@ -218,4 +218,4 @@ def run(ctx: StageContext) -> StageResult:
     return StageResult(parts, rejects, schema, counts, stats=stats, params=params)
 
 
-SPEC = StageSpec("quality", ("quality",), resolve_input, run, engine="ray")
+SPEC = StageSpec("quality", ("quality",), resolve_input, run, logic_version=1, engine="ray")
