@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from pipeline import __version__
 from pipeline.profile import Profiler, is_rejects_schema
 from pipeline.profile import merge as merge_profiles
-from pipeline.storage import Storage, StorageError, basename, join
+from pipeline.storage import Storage, StorageError, join, relative_to
 
 MANIFEST = "_manifest.json"
 REJECTS_DIR = "_rejects"
@@ -215,12 +216,14 @@ def schema_fields(schema: pa.Schema) -> list[dict]:
 
 def build_manifest(*, stage: str, config_hash: str, input_desc: dict, parts: list[PartInfo],
                    rejects: list[PartInfo], schema: pa.Schema, counts: Counts, failed_inputs: list[dict],
-                   started: float, stats: dict | None = None, params: dict | None = None) -> dict:
+                   started: float, stats: dict | None = None, params: dict | None = None,
+                   logic_version: int | None = None) -> dict:
     finished = time.time()
     return {
         "format": FORMAT,
         "stage": stage,
         "code_version": __version__,
+        "logic_version": logic_version,  # the stage's (pipeline.runner.StageSpec); another one is re-run
         "config_hash": config_hash,
         "params": params or {},
         "input": input_desc,
@@ -342,22 +345,28 @@ def refuse_stage_folders(store: Storage, uri: str, files: list[str]) -> None:
                            f"still running); re-run it (the same command resumes it), then read its committed folder")
 
 
-def _external_id(part_uri: str, index: int) -> str:
-    return hashlib.sha1(f"{basename(part_uri)}:{index}".encode()).hexdigest()[:16]
+def external_id(rel_path: str, index: int) -> str:
+    """The id of row ``index`` of an external file without one: from the file's path below the dataset root and the
+    row, so files of one name in two folders never collide (128 bits, hex, as extract's ids)."""
+    return hashlib.sha1(f"{rel_path}:{index}".encode()).hexdigest()[:32]
 
 
-def normalize_external(table: pa.Table, part_uri: str) -> pa.Table:
-    """External rows need ``text``; ``id`` (stable: file name + row) and ``url`` (null) are added if absent."""
+def normalize_external(table: pa.Table, part_uri: str, root: str | None = None) -> pa.Table:
+    """External rows need ``text``; ``url`` (null) is added if absent, and ``id`` (stable: the file's path below
+    ``root``, the dataset root, and the row) where absent, null or empty."""
     if "text" not in table.column_names:
         raise StorageError(f"{part_uri}: no 'text' column (columns: {', '.join(table.column_names)}); "
                            f"external datasets need a text column")
     if table.schema.field("text").type != pa.string():
         table = table.set_column(table.column_names.index("text"), "text", table.column("text").cast(pa.string()))
     if "id" not in table.column_names:
-        table = table.append_column("id", pa.array([_external_id(part_uri, i) for i in range(table.num_rows)],
-                                                   pa.string()))
+        table = table.append_column("id", pa.nulls(table.num_rows, pa.string()))
     elif table.schema.field("id").type != pa.string():
         table = table.set_column(table.column_names.index("id"), "id", table.column("id").cast(pa.string()))
+    if _missing_ids(table):
+        rel = relative_to(root or part_uri, part_uri)
+        ids = [i if i else external_id(rel, n) for n, i in enumerate(table.column("id").to_pylist())]
+        table = table.set_column(table.column_names.index("id"), "id", pa.array(ids, pa.string()))
     if "url" not in table.column_names:
         table = table.append_column("url", pa.nulls(table.num_rows, pa.string()))
     elif table.schema.field("url").type != pa.string():
@@ -365,8 +374,14 @@ def normalize_external(table: pa.Table, part_uri: str) -> pa.Table:
     return table
 
 
-def read_part(store: Storage, uri: str, columns: list[str] | None = None) -> pa.Table:
-    """One part file as an Arrow table (Parquet or JSONL/JSONL.gz)."""
+def _missing_ids(table: pa.Table) -> bool:
+    ids = table.column("id")
+    return ids.null_count > 0 or bool(pc.any(pc.equal(ids, "")).as_py())
+
+
+def read_part(store: Storage, uri: str, columns: list[str] | None = None, root: str | None = None) -> pa.Table:
+    """One part file as an Arrow table (Parquet or JSONL/JSONL.gz). ``root``: the dataset's root, which names the
+    rows of an external file without ids (``external_id``); without it, the file is its own dataset."""
     if uri.endswith(".parquet"):
         with store.open_read(uri) as f:
             # ParquetFile, not read_table: the same table without the dataset layer, ~50 MB less per worker
@@ -379,8 +394,9 @@ def read_part(store: Storage, uri: str, columns: list[str] | None = None) -> pa.
             table = pajson.read_json(io.BytesIO(data))
         except pa.ArrowInvalid as e:
             raise StorageError(f"{uri}: not valid JSON lines: {e}") from None
-    if any(c not in table.column_names or table.schema.field(c).type != pa.string() for c in ("id", "url", "text")):
-        table = normalize_external(table, uri)
+    if (any(c not in table.column_names or table.schema.field(c).type != pa.string() for c in ("id", "url", "text"))
+            or _missing_ids(table)):
+        table = normalize_external(table, uri, root)
     if columns:
         missing = [c for c in columns if c not in table.column_names]
         if missing:
@@ -392,7 +408,7 @@ def read_part(store: Storage, uri: str, columns: list[str] | None = None) -> pa.
 def read_dataset(store: Storage, uri: str, columns: list[str] | None = None) -> pa.Table:
     """Every committed row of a dataset, in one table (for tests and small data)."""
     ds = open_input(store, uri)
-    tables = [read_part(store, p, columns) for p in ds.parts]
+    tables = [read_part(store, p, columns, uri) for p in ds.parts]
     return pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
 
 

@@ -94,7 +94,7 @@ def load_documents(store: Storage, uri: str, group_column: str | None = None) ->
         return [Doc(f"{name}:{i}", f"{name}:{i}", x, uri) for i, x in enumerate(lines)]
     docs = []
     for part in open_input(store, uri).parts:
-        t = read_part(store, part)
+        t = read_part(store, part, root=uri)
         ids, texts = t.column("id").to_pylist(), t.column("text").to_pylist()
         groups = t.column(group_column).to_pylist() if group_column and group_column in t.column_names else ids
         docs.extend(Doc(str(i), str(g), x, uri) for i, g, x in zip(ids, groups, texts) if x and x.strip())

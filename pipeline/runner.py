@@ -1,6 +1,7 @@
 """Stage runner: decides whether a stage must run, runs it, checks conservation, commits its manifest."""
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 import time
@@ -25,6 +26,16 @@ class StageSpec:
     sections: tuple[str, ...]                            # config sections whose hash decides a re-run
     resolve_input: Callable[[Storage, Config, str], InputDataset]
     run: Callable[[StageContext], StageResult]
+    # bump when the stage's per-document logic changes (the same input and config would give other output):
+    # a committed output of another logic version is re-run, never reused (it is part of ``stage_hash``)
+    logic_version: int
+    engine: str = "spark"                                # spark | ray: where its output's ids are checked
+
+
+def stage_hash(cfg: Config, spec: StageSpec) -> str:
+    """What a committed output must carry to be reused: the hash of the stage's config sections and logic version."""
+    key = f"{cfg.section_hash(*spec.sections)}:logic{spec.logic_version}"
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 def registry() -> dict[str, StageSpec]:
@@ -56,9 +67,12 @@ def run_stage(cfg: Config, name: str, input_uri: str, output_uri: str, *, force:
         check_stage(store, cfg, name, output_uri)
     with hold_output(store, cfg, output_uri, name) as run:
         seen = manifest_version(store, output_uri)  # before reading it: a commit after this makes ours fail
-        config_hash = cfg.section_hash(*spec.sections)
+        config_hash = stage_hash(cfg, spec)
         existing = read_manifest(store, output_uri)
-        if (existing and not force and existing.get("config_hash") == config_hash
+        if existing and not force and existing.get("logic_version") != spec.logic_version:
+            print(f"[{name}] note: {output_uri} was committed by logic version {existing.get('logic_version') or 'none'} "
+                  f"of this stage; this code has logic version {spec.logic_version}: running it again", file=sys.stderr)
+        elif (existing and not force and existing.get("config_hash") == config_hash
                 and existing.get("input", {}).get("fingerprint") == inp.fingerprint):
             problems = verify_parts(store, output_uri, existing)
             if not problems:
@@ -93,10 +107,12 @@ def _run_and_commit(spec: StageSpec, ctx: StageContext, run: OutputRun, seen: st
         raise StageFailed(f"stage {name}: {len(result.failed_inputs)} of {len(inp.parts)} input files failed "
                           f"({failed_share:.0%} > run.max_failed_input_share={cfg.run.max_failed_input_share}); "
                           f"first: {first['file']}: {first['error']}")
+    from pipeline.unique_ids import check_unique_ids
+    check_unique_ids(ctx, result, spec.engine)
     manifest = build_manifest(stage=name, config_hash=ctx.config_hash, input_desc=inp.describe(), parts=result.parts,
                               rejects=result.rejects, schema=result.schema, counts=result.counts,
                               failed_inputs=result.failed_inputs, started=started, stats=result.stats,
-                              params=result.params)
+                              params=result.params, logic_version=spec.logic_version)
     problems = verify_parts(store, output_uri, manifest)
     if problems:
         raise StageFailed(f"stage {name}: {len(problems)} part files this run wrote are missing or changed before its "

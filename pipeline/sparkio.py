@@ -49,14 +49,14 @@ def input_schema(store: Storage, parts: list[str], columns: list[str] | None = N
 def read_dataframe(ctx: StageContext, columns: list[str] | None = None):
     """The input dataset as a DataFrame, one Spark partition per part file."""
     spark, store = ctx.spark, ctx.store
-    parts = ctx.input.parts
+    parts, root = ctx.input.parts, ctx.input.uri
     schema = input_schema(store, parts, columns)
     cols = columns or schema.names
 
     def read(batches):
         for b in batches:
             for uri in b.column("uri").to_pylist():
-                table = read_part(store, uri, cols)
+                table = read_part(store, uri, cols, root)
                 table = table.select(cols).cast(schema)
                 yield from table.to_batches(max_chunksize=5000)
 

@@ -52,6 +52,12 @@ def basename(uri: str) -> str:
     return posixpath.basename(uri.rstrip("/"))
 
 
+def relative_to(root: str, uri: str) -> str:
+    """``uri``'s path below ``root`` ('en/train-00000.parquet'); its file name when ``root`` is the file itself."""
+    prefix = root.rstrip("/") + "/"
+    return uri[len(prefix):] if uri.startswith(prefix) else basename(uri)
+
+
 def is_remote(uri: str) -> bool:
     return scheme(uri) != "file"
 

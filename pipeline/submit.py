@@ -20,7 +20,7 @@ import yaml
 
 from pipeline.config import Config, ConfigError
 from pipeline.dataset import read_manifest
-from pipeline.runner import StageFailed, registry, stage_output
+from pipeline.runner import StageFailed, registry, stage_hash, stage_output
 from pipeline.storage import Storage, StorageError, scheme
 
 SPARK_STAGES = ("extract", "filter", "dedup_fuzzy", "dedup_exact")
@@ -147,7 +147,7 @@ def committed_manifest(store: Storage, cfg: Config, stage: str, input_uri: str, 
     """The stage's manifest when it is committed with this config and this input, else None."""
     spec = registry()[stage]
     man = read_manifest(store, output_uri)
-    if not man or man.get("config_hash") != cfg.section_hash(*spec.sections):
+    if not man or man.get("config_hash") != stage_hash(cfg, spec):
         return None
     try:
         inp = spec.resolve_input(store, cfg, input_uri)
@@ -201,7 +201,7 @@ def plan_run(cfg: Config, store: Storage, *, input_uri: str | None, root: str | 
         if not force and not upstream_todo:
             done = committed_manifest(store, cfg, name, src, out) is not None
         upstream_todo = upstream_todo or not done
-        plans.append(StagePlan(name, ENGINES[name], src, out, cfg.section_hash(*spec.sections), done))
+        plans.append(StagePlan(name, ENGINES[name], src, out, stage_hash(cfg, spec), done))
         src = out
     name = check_run_name(run_name or default_run_name(root))
     first = input_uri or cfg.run.input

@@ -11,6 +11,7 @@ from pipeline.dataset import read_dataset, read_manifest, read_rejects
 from pipeline.runner import run_stage
 from pipeline.storage import Storage
 from tests.conftest import shared_path
+from tests.warcgen import relabel
 
 
 def _count_records(path: Path) -> int:
@@ -146,7 +147,8 @@ def test_corrupt_file_is_listed_as_failed_and_job_fails_past_share(spark, cfg_fa
     good = shared_path("warc", "dolma-sample-0000.warc.gz")
     (src / "a.warc.gz").write_bytes(good.read_bytes())
     (src / "b.warc.gz").write_bytes(b"this is not a WARC file at all\n" * 100)
-    (src / "c.warc.gz").write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])  # truncated mid-member
+    copy = relabel(good.read_bytes(), "c")  # a's pages as other records (a plain copy repeats its document ids)
+    (src / "c.warc.gz").write_bytes(copy[: len(copy) // 2])  # truncated mid-member
     with pytest.raises(StageFailed, match=r"2 of 3 input files failed .*b.warc.gz"):
         run_stage(_no_url_filter(cfg_factory), "extract", str(src), str(tmp_path / "out"))
     man = run_stage(_no_url_filter(cfg_factory, "run.max_failed_input_share=0.7"), "extract", str(src),

@@ -111,6 +111,27 @@ def test_stage_reads_external_jsonl_from_s3(ray_local, s3_server, cfg_factory):
     assert out.num_rows == man["counts"]["kept"] and out.column("url").null_count == out.num_rows
 
 
+def test_external_ids_are_path_qualified_and_a_duplicate_fails_the_stage(ray_local, s3_server, cfg_factory):
+    """en/docs.jsonl and de/docs.jsonl without ids: distinct ids; an external id given twice fails, naming it."""
+    from pipeline.dataset import read_dataset, read_manifest, read_rejects
+    from pipeline.runner import StageFailed, run_stage
+    from pipeline.storage import Storage
+    bucket = s3_server.make_bucket("quality-ids")
+    store = Storage()
+    texts = _real_docs()[:6]
+    for lang in ("en", "de"):
+        store.write_text(f"{bucket}/ext/{lang}/docs.jsonl", "".join(json.dumps({"text": t}) + "\n" for t in texts[:3]))
+    man = run_stage(cfg_factory("ray.actors=1"), "quality", f"{bucket}/ext/", f"{bucket}/q")
+    ids = (read_dataset(store, f"{bucket}/q", ["id"]).column("id").to_pylist()
+           + read_rejects(store, f"{bucket}/q").column("id").to_pylist())
+    assert man["counts"]["in"] == 6 and len(set(ids)) == 6
+    store.write_text(f"{bucket}/dup/a.jsonl", "".join(json.dumps({"id": i, "text": t}) + "\n"
+                                                      for i, t in zip(["same", "other", "same"], texts)))
+    with pytest.raises(StageFailed, match=r"1 document ids .*'same'"):
+        run_stage(cfg_factory("ray.actors=1"), "quality", f"{bucket}/dup/", f"{bucket}/q2")
+    assert read_manifest(store, f"{bucket}/q2") is None
+
+
 def test_corrupt_model_fails_fast_before_any_data_is_read(s3_server, cfg_factory, capsys):
     """The input's only part is gone: reading it would fail. The model check must fail first, with exit code 3."""
     from pipeline.cli import main

@@ -8,6 +8,7 @@ from pipeline.dataset import read_dataset, read_manifest
 from pipeline.runner import run_stage
 from pipeline.storage import Storage, StorageError
 from tests.conftest import shared_path
+from tests.warcgen import relabel
 
 
 def test_s3_outage_mid_stage_then_rerun_commits_each_row_once(spark, s3_server, cfg_factory):
@@ -16,7 +17,7 @@ def test_s3_outage_mid_stage_then_rerun_commits_each_row_once(spark, s3_server, 
     data = shared_path("warc", "news-articles-181.warc.gz").read_bytes()
     small = shared_path("warc", "dolma-sample-0001.warc.gz").read_bytes()
     for i in range(6):
-        client.put_object(Bucket="flaky", Key=f"in/w{i}.warc.gz", Body=data if i % 3 == 0 else small)
+        client.put_object(Bucket="flaky", Key=f"in/w{i}.warc.gz", Body=relabel(data if i % 3 == 0 else small, i))
     cfg = cfg_factory("extract.url_filter.enabled=false", f"storage.s3_endpoint={s3_server.endpoint}",
                       "storage.retries=3")
     out = "s3://flaky/out/extract"

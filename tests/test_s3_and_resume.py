@@ -12,6 +12,7 @@ from pipeline.dataset import read_dataset, read_manifest
 from pipeline.runner import run_stage
 from pipeline.storage import Storage
 from tests.conftest import ROOT, shared_path
+from tests.warcgen import relabel
 
 FILES = ["dolma-sample-0000.warc.gz", "dolma-sample-0001.warc.gz", "example-chunked.warc"]
 
@@ -57,8 +58,8 @@ def test_killed_run_resumes_and_commits_each_row_once(tmp_path):
     src.mkdir()
     data = shared_path("warc", "news-articles-181.warc.gz").read_bytes()
     small = shared_path("warc", "dolma-sample-0000.warc.gz").read_bytes()
-    for i in range(6):  # several files so that some finish before the kill
-        (src / f"w{i}.warc.gz").write_bytes(small if i % 2 else data)
+    for i in range(6):  # several files so that some finish before the kill (the same pages, other records)
+        (src / f"w{i}.warc.gz").write_bytes(relabel(small if i % 2 else data, i))
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     common = ["--set", "extract.url_filter.enabled=false", "--master", "local[2]"]

@@ -10,7 +10,7 @@ import yaml
 from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.dataset import read_manifest
-from pipeline.runner import StageFailed, registry, run_stage
+from pipeline.runner import StageFailed, registry, run_stage, stage_hash
 from pipeline.storage import Storage
 from pipeline.submit import RunPlan, StagePlan, plan_run, submit_run
 from pipeline.submit_k8s import K8S_MASTER, K8sTarget, stage_state
@@ -60,7 +60,7 @@ def test_spark_submit_dry_run_fields(capsys, s3_server, bucket, tmp_path):
     assert [s["stage"] for s in doc["stages"]] == ["extract", "filter"]
     assert all(s["state"] == "submit" for s in doc["stages"])
     for st, name in zip(doc["stages"], ["extract", "filter"]):
-        assert st["config_hash"] == cfg.section_hash(*registry()[name].sections)
+        assert st["config_hash"] == stage_hash(cfg, registry()[name])
         assert st["output"] == f"{bucket}/runs/r1/{name}"
         cmd = st["command"]
         assert shlex.split(st["shell"]) == cmd and Path(cmd[0]).name == "spark-submit"
@@ -137,7 +137,7 @@ def test_k8s_dry_run_fields(capsys, s3_server, bucket):
     for obj, name in zip(objs, stages):
         meta = obj["metadata"]
         assert meta["name"] == f"{run}-{name.replace('_', '-')}" and meta["namespace"] == "pipelines"
-        assert meta["annotations"]["mdr.dev/config-hash"] == cfg.section_hash(*registry()[name].sections)
+        assert meta["annotations"]["mdr.dev/config-hash"] == stage_hash(cfg, registry()[name])
         assert meta["annotations"]["mdr.dev/root"] == root
         assert f"# stage {name} " in out
     spark_objs = [o for o in objs if o["kind"] == "SparkApplication"]
@@ -316,7 +316,7 @@ def test_k8s_failed_stage_stops_the_run_and_resubmit_resumes(spark, s3_server, b
     assert [m["stage"] for m in manifests] == stages
     assert [o["metadata"]["name"].rsplit("-", 1)[-1] for o in op2.created] == ["filter", "exact"]
     for m, name in zip(manifests, stages):
-        assert m["config_hash"] == cfg.section_hash(*registry()[name].sections)
+        assert m["config_hash"] == stage_hash(cfg, registry()[name])
     assert manifests[1]["input"]["uri"] == f"{root}/extract" and manifests[2]["input"]["uri"] == f"{root}/filter"
     # everything committed: a third submission submits nothing
     plan = _plan(cfg, store, warc, root, stages)
@@ -395,7 +395,7 @@ def test_k8s_stage_without_a_committed_manifest_stops_the_run(cfg_factory, tmp_p
     store = Storage(cfg.storage)
     root = str(tmp_path / "runs" / "r")
     names = ["filter", "dedup_exact"]
-    stages = [StagePlan(n, "spark", f"{root}/{a}", f"{root}/{n}", cfg.section_hash(*registry()[n].sections), False)
+    stages = [StagePlan(n, "spark", f"{root}/{a}", f"{root}/{n}", stage_hash(cfg, registry()[n]), False)
               for a, n in zip(["extract", *names], names)]
     plan = RunPlan("mdr-nocommit1", root, stages[0].input, stages, "run: {}\n")
 

@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.dataset import read_dataset, read_manifest
+from pipeline.runner import registry, stage_hash
 from pipeline.storage import Storage
 from tests.conftest import ROOT
 from tests.s3server import free_port, port_open
@@ -89,7 +90,7 @@ def test_spark_submit_runs_extract_on_a_standalone_cluster(standalone, s3_server
     cfg = load_config(None, [f"storage.s3_endpoint={s3_server.endpoint}", "run.audit=none"])
     store = Storage(cfg.storage)
     man = read_manifest(store, f"{root}/extract")
-    assert man is not None and man["config_hash"] == cfg.section_hash("extract")
+    assert man is not None and man["config_hash"] == stage_hash(cfg, registry()["extract"])
     assert man["input"]["uri"] == warc and man["rows"] > 0
     assert read_dataset(store, f"{root}/extract").num_rows == man["rows"]
     assert man["counts"]["in"] >= man["rows"] and summary["captures"] > 0

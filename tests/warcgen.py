@@ -10,6 +10,7 @@ import gzip as _gzip
 import hashlib
 import io
 import random
+import re
 import uuid
 import zlib
 from dataclasses import dataclass, field
@@ -42,6 +43,24 @@ class Expected:
 
 def record_id(*parts: object) -> str:
     return f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, '|'.join(map(str, parts)))}>"
+
+
+_UUID = re.compile(rb"<urn:uuid:([0-9A-Fa-f-]{36})>")
+
+
+def relabel(data: bytes, salt: object) -> bytes:
+    """A copy of a WARC (gzipped member by member, or plain) with new record ids, the same length, pages unchanged:
+    the same documents as the original, but other records (a WARC given twice is the same records twice)."""
+    def swap(m: re.Match) -> bytes:
+        return b"<urn:uuid:%s>" % str(uuid.uuid5(uuid.NAMESPACE_URL, f"{salt}|{m.group(1).decode()}")).encode()
+    if data[:2] != b"\x1f\x8b":
+        return _UUID.sub(swap, data)
+    out = []
+    while data:
+        d = zlib.decompressobj(31)
+        out.append(gzip_member(_UUID.sub(swap, d.decompress(data))))
+        data = d.unused_data
+    return b"".join(out)
 
 
 def response_record(url: str, body: bytes, headers: list[tuple[str, str]] | tuple = (), status: int = 200,

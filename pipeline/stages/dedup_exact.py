@@ -310,4 +310,4 @@ def run(ctx: StageContext) -> StageResult:
     return result
 
 
-SPEC = StageSpec("dedup_exact", ("dedup_exact",), resolve_input, run)
+SPEC = StageSpec("dedup_exact", ("dedup_exact",), resolve_input, run, logic_version=1)

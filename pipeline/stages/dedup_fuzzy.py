@@ -63,12 +63,12 @@ def _parts(ctx: StageContext):
 def scan_parts(ctx: StageContext, columns: list[str], fn, ddl: str):
     """One task per input part: read ``columns`` and turn each Arrow batch into ``fn(batch, part)`` batches in the
     same Python worker, so the texts never cross into the JVM."""
-    store = ctx.store
+    store, root = ctx.store, ctx.input.uri
 
     def run(batches):
         for b in batches:
             for part, uri in zip(b.column("part").to_pylist(), b.column("uri").to_pylist()):
-                for rb in read_part(store, uri, columns).to_batches(max_chunksize=4 * DOCS_PER_CALL):
+                for rb in read_part(store, uri, columns, root).to_batches(max_chunksize=4 * DOCS_PER_CALL):
                     yield from fn(rb, part)
 
     return _parts(ctx).mapInArrow(run, ddl)
@@ -160,11 +160,11 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
-def _write_part(store: Storage, out: str, part: int, uri: str, dup: dict, schema: pa.Schema, audit: str,
+def _write_part(store: Storage, out: str, root: str, part: int, uri: str, dup: dict, schema: pa.Schema, audit: str,
                 rate: float) -> dict:
-    """Survivors of one input part as Arrow (no per-row Python), the removed as reject rows
-    (``dup``: id -> (reason, details))."""
-    table = read_part(store, uri)
+    """Survivors of one input part (``root``: the input dataset's) as Arrow (no per-row Python), the removed as
+    reject rows (``dup``: id -> (reason, details))."""
+    table = read_part(store, uri, root=root)
     removed = pc.fill_null(pc.is_in(table.column("id").cast(pa.string()), value_set=pa.array(list(dup), pa.string())),
                            False)
     token, counts = attempt_token(), Counts()
@@ -192,7 +192,7 @@ def write_parts(ctx: StageContext, removed, schema: pa.Schema) -> tuple[Counts, 
     Task k gets part k's uri and decisions through an identity partitioner on the part index (a cogroup
     would hash parts unevenly onto tasks, and adaptive execution would fold its small shuffle into one task).
     """
-    store, out, parts = ctx.store, ctx.output, ctx.input.parts
+    store, out, parts, root = ctx.store, ctx.output, ctx.input.parts, ctx.input.uri
     audit, rate = ctx.cfg.run.audit, ctx.cfg.run.audit_sample_rate
 
     def write(items):
@@ -206,7 +206,7 @@ def write_parts(ctx: StageContext, removed, schema: pa.Schema) -> tuple[Counts, 
                     details["prior_release"] = release
                 dup[doc_id] = (reason, details)
         for part, uri in uris.items():  # exactly one part per task
-            yield _write_part(store, out, part, uri, dup, schema, audit, rate)
+            yield _write_part(store, out, root, part, uri, dup, schema, audit, rate)
 
     sc = ctx.spark.sparkContext
     tasks = sc.parallelize([(i, (u, None, None, None, None, None)) for i, u in enumerate(parts)], len(parts))
@@ -256,4 +256,4 @@ def run(ctx: StageContext) -> StageResult:
                         **({"prior_index": cfg.prior_index} if prior is not None else {})})
 
 
-SPEC = StageSpec("dedup_fuzzy", ("dedup_fuzzy",), resolve_input, run)
+SPEC = StageSpec("dedup_fuzzy", ("dedup_fuzzy",), resolve_input, run, logic_version=1)

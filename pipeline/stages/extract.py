@@ -101,4 +101,4 @@ def run(ctx: StageContext) -> StageResult:
     return result
 
 
-SPEC = StageSpec("extract", ("extract",), resolve_warcs, run)
+SPEC = StageSpec("extract", ("extract",), resolve_warcs, run, logic_version=1)

@@ -62,8 +62,8 @@ def filter_document(text: str, cfg: FilterConfig) -> tuple[str, str | None, dict
     return text, None, scores
 
 
-def _filter_part(store: Storage, cfg: FilterConfig, uri: str, sink: TaskSink) -> None:
-    table = read_part(store, uri)
+def _filter_part(store: Storage, cfg: FilterConfig, root: str, uri: str, sink: TaskSink) -> None:
+    table = read_part(store, uri, root=root)
     has_chars = "text_chars" in table.column_names
     for batch in table.to_batches(max_chunksize=2000):
         for row in batch.to_pylist():
@@ -88,9 +88,9 @@ def _filter_part(store: Storage, cfg: FilterConfig, uri: str, sink: TaskSink) ->
 def run(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg.filter
     schema = output_schema(input_schema(ctx.store, ctx.input.parts))
-    result = run_file_tasks(ctx, partial(_filter_part, ctx.store, cfg), schema, label="parts")
+    result = run_file_tasks(ctx, partial(_filter_part, ctx.store, cfg, ctx.input.uri), schema, label="parts")
     result.params = dataclasses.asdict(cfg)
     return result
 
 
-SPEC = StageSpec("filter", ("filter",), lambda store, cfg, uri: open_input(store, uri), run)
+SPEC = StageSpec("filter", ("filter",), lambda store, cfg, uri: open_input(store, uri), run, logic_version=1)

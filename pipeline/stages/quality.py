@@ -61,13 +61,13 @@ class ScoreParts:
     ``Storage``, scores them ``batch_size`` at a time, and streams kept rows and rejects into part files."""
 
     def __init__(self, spec: ModelSpec, store: Storage, root: str, threshold: float, batch_size: int, audit: str,
-                 rate: float) -> None:
+                 rate: float, input_root: str | None = None) -> None:
         t0 = time.perf_counter()
         self.clf = load_classifier(spec, store)
         self.load_seconds = time.perf_counter() - t0
         self.ready_at = time.time()  # wall clock, so the driver can tell pool start-up from scoring
         self.store, self.root, self.threshold, self.batch_size = store, root, threshold, batch_size
-        self.audit, self.rate = audit, rate
+        self.audit, self.rate, self.input_root = audit, rate, input_root
 
     def __call__(self, units: pa.Table) -> pa.Table:
         infos = [self.unit(u) for u in units.to_pylist()]
@@ -75,7 +75,7 @@ class ScoreParts:
 
     def unit(self, u: dict) -> tuple[dict, bytes]:
         t0, c0, started_at = time.perf_counter(), time.process_time(), time.time()
-        table = read_part(self.store, u["uri"])
+        table = read_part(self.store, u["uri"], root=self.input_root)
         table = table.drop_columns([c for c in (SCORE, LABEL) if c in table.column_names])
         n = table.num_rows
         lo, hi = u["slice"] * n // u["slices"], (u["slice"] + 1) * n // u["slices"]
@@ -161,7 +161,8 @@ def run(ctx: StageContext) -> StageResult:
     ds = ds.map_batches(ScoreParts, batch_size=1, batch_format="pyarrow",
                         fn_constructor_kwargs={"spec": spec, "store": store, "root": ctx.output,
                                                "threshold": cfg.quality.threshold, "batch_size": rc.batch_size,
-                                               "audit": cfg.run.audit, "rate": cfg.run.audit_sample_rate},
+                                               "audit": cfg.run.audit, "rate": cfg.run.audit_sample_rate,
+                                               "input_root": ctx.input.uri},
                         # two units in flight per actor: the next one is queued when one ends, so an actor never waits on the driver
                         compute=ray.data.ActorPoolStrategy(size=rc.actors, max_tasks_in_flight_per_actor=2),
                         num_cpus=rc.cpus_per_actor, num_gpus=rc.gpus_per_actor or None)
@@ -218,4 +219,4 @@ def run(ctx: StageContext) -> StageResult:
     return StageResult(parts, rejects, schema, counts, stats=stats, params=params)
 
 
-SPEC = StageSpec("quality", ("quality",), resolve_input, run)
+SPEC = StageSpec("quality", ("quality",), resolve_input, run, logic_version=1, engine="ray")
