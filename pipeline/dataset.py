@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from pipeline import __version__
 from pipeline.profile import Profiler, is_rejects_schema
 from pipeline.profile import merge as merge_profiles
-from pipeline.storage import Storage, StorageError, join, relative_to
+from pipeline.storage import Storage, StorageError, basename, join, relative_to
 
 MANIFEST = "_manifest.json"
 REJECTS_DIR = "_rejects"
