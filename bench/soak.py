@@ -13,6 +13,10 @@ with no fault, output on local disk), then runs `mdr run` (a subprocess, exactly
   s3_outage      stop the S3 server for 2-8 s while a random stage runs, then start it again (same data)
   ray_actor      SIGKILL a busy quality-stage actor (ray::...ScoreParts) of this run
   corrupt_input  truncate or overwrite bytes of one input WARC before the run (the user restores it after the failure)
+  extract_open_outage  answer 503 SlowDown to every GET/HEAD of the input WARCs for 4-12 s while extract runs
+                 (a proxy in front of S3; output writes go on): a throttled file must be retried or fail the task,
+                 never be committed as a failed input (these runs allow run.max_failed_input_share=0.5, so a
+                 file dropped that way would show as records lost)
   concurrent_run start a second, identical `mdr run` on the same output while a random stage runs (a user or a
                  scheduler starting the job twice): one of the two holds each stage's output lease, the other exits 4
 
@@ -39,12 +43,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.s3server import S3Server
+from tests.s3server import FaultyProxy, S3Server
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ["extract", "filter", "dedup_fuzzy", "dedup_exact", "quality"]
 SPARK_STAGES = STAGES[:4]
-KINDS = ("spark_worker", "s3_outage", "ray_actor", "corrupt_input", "concurrent_run")
+KINDS = ("spark_worker", "s3_outage", "ray_actor", "corrupt_input", "concurrent_run", "extract_open_outage")
 BUCKET = "soak"
 ACCESS_KEY, SECRET_KEY = "AKIAMDRSOAK000000001", "soak/secret+key/0123456789abcdef"
 
@@ -58,6 +62,11 @@ class S3(S3Server):
     def __init__(self) -> None:
         super().__init__(ACCESS_KEY, SECRET_KEY)
         self.lock = threading.Lock()
+        self.proxy: FaultyProxy | None = None  # what the runs talk to (extract_open_outage throttles input reads)
+
+    @property
+    def run_endpoint(self) -> str:
+        return self.proxy.endpoint if self.proxy is not None else self.endpoint
 
 
 # --------------------------------------------------------------------------- inputs and runs
@@ -112,6 +121,7 @@ class Injector(threading.Thread):
         super().__init__(daemon=True)
         self.s3, self.proc, self.root_key, self.plan, self.rng = s3, proc, root_key, plan, rng
         self.spawn = spawn  # starts a second, identical `mdr run` (concurrent_run)
+        self.input_keys: list[str] = []
         self.second: subprocess.Popen | None = None
         self.done: list[dict] = []
         self._stage_seen: dict[str, float] = {}
@@ -154,7 +164,13 @@ class Injector(threading.Thread):
                     pids = [None]
                 if not pids:
                     continue
-                if f["kind"] == "s3_outage":
+                if f["kind"] == "extract_open_outage":
+                    for key in self.input_keys:
+                        self.s3.proxy.fail(BUCKET, key)
+                    time.sleep(f["seconds"])
+                    self.s3.proxy.clear()
+                    self.done.append({**f, "landed": True})
+                elif f["kind"] == "s3_outage":
                     with self.s3.lock:
                         self.s3.stop()
                         time.sleep(f["seconds"])
@@ -179,10 +195,12 @@ def mdr_run(s3: S3, inp: InputSet, output: str, workdir: Path, log: Path, plan: 
             rng: random.Random | None = None, timeout: float = 1800) -> Run:
     """`mdr run` on the input set, as a user types it; faults from ``plan`` injected while it runs."""
     env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY,
-               AWS_ENDPOINT_URL=s3.endpoint, AWS_DEFAULT_REGION="us-east-1", PYTHONUNBUFFERED="1")
+               AWS_ENDPOINT_URL=s3.run_endpoint, AWS_DEFAULT_REGION="us-east-1", PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "pipeline.cli", "run", "--config", "sample", "--input", inp.uri, "--output", output,
            "--set", f"extract.url_filter.blocklist_uri={workdir / 'blocklist'}", "--set", "spark.master=local[2]",
-           "--set", f"storage.s3_endpoint={s3.endpoint}", "--set", "storage.retries=3"]
+           "--set", f"storage.s3_endpoint={s3.run_endpoint}", "--set", "storage.retries=3"]
+    if any(f["kind"] == "extract_open_outage" for f in plan or []):
+        cmd += ["--set", "run.max_failed_input_share=0.5"]
     t0 = time.time()
 
     def second_run() -> subprocess.Popen:
@@ -196,6 +214,7 @@ def mdr_run(s3: S3, inp: InputSet, output: str, workdir: Path, log: Path, plan: 
         inj = (Injector(s3, proc, output.split("/", 3)[3], plan or [], rng or random.Random(0), second_run)
                if plan else None)
         if inj:
+            inj.input_keys = inp.keys
             inj.start()
         try:
             rc = proc.wait(timeout=timeout)
@@ -250,7 +269,10 @@ def compare(reference: str, faulted: str) -> dict:
 
 def plan_faults(rng: random.Random, kinds: list[str], n: int) -> list[dict]:
     plan = []
-    for kind in rng.sample(kinds, k=min(n, len(kinds))):
+    picked = rng.sample(kinds, k=min(n, len(kinds)))
+    if "extract_open_outage" in picked and "corrupt_input" in picked:  # that run allows failed inputs: keep apart
+        picked.remove("corrupt_input")
+    for kind in picked:
         if kind == "spark_worker":
             plan.append({"kind": kind, "stage": rng.choice(SPARK_STAGES), "delay": rng.uniform(0, 2)})
         elif kind == "ray_actor":
@@ -258,6 +280,9 @@ def plan_faults(rng: random.Random, kinds: list[str], n: int) -> list[dict]:
         elif kind == "s3_outage":
             plan.append({"kind": kind, "stage": rng.choice(STAGES), "delay": rng.uniform(0, 1),
                          "seconds": round(rng.uniform(2, 8), 1)})
+        elif kind == "extract_open_outage":
+            plan.append({"kind": kind, "stage": "extract", "delay": rng.uniform(2, 8),
+                         "seconds": round(rng.uniform(4, 12), 1)})
         elif kind == "concurrent_run":
             plan.append({"kind": kind, "stage": rng.choice(STAGES), "delay": rng.uniform(0, 2)})
         else:
@@ -284,6 +309,7 @@ def soak(minutes: float, seed: int, kinds: list[str], workdir: Path, max_attempt
     rng = random.Random(seed)
     s3 = S3()
     s3.start()
+    s3.proxy = FaultyProxy(s3.endpoint).start()
     os.environ.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_ENDPOINT_URL=s3.endpoint,
                       AWS_DEFAULT_REGION="us-east-1")
     s3.client().create_bucket(Bucket=BUCKET)
@@ -378,6 +404,7 @@ def soak(minutes: float, seed: int, kinds: list[str], workdir: Path, max_attempt
     finally:
         if not s3.up:
             s3.start()
+        s3.proxy.stop()
         s3.stop()
     stats["wall_seconds"] = round(time.time() - t0, 1)
     return stats
