@@ -40,8 +40,9 @@ def validate_stages(names: list[str]) -> None:
 
 
 def run_stage(cfg: Config, name: str, input_uri: str, output_uri: str, *, force: bool = False,
-              master: str | None = None, spark=None, _checked: bool = False) -> dict:
-    """Run one stage from ``input_uri`` into ``output_uri``; a no-op when its manifest matches."""
+              retry_failed: bool = False, master: str | None = None, spark=None, _checked: bool = False) -> dict:
+    """Run one stage from ``input_uri`` into ``output_uri``; a no-op when its manifest matches. ``retry_failed``:
+    a stage committed with failed inputs under the same config runs those files again, keeping its other tasks."""
     validate_stages([name])
     spec = registry()[name]
     store = Storage(cfg.storage)
@@ -51,16 +52,23 @@ def run_stage(cfg: Config, name: str, input_uri: str, output_uri: str, *, force:
     inp = spec.resolve_input(store, cfg, input_uri)
     config_hash = cfg.section_hash(*spec.sections)
     existing = read_manifest(store, output_uri)
-    if (existing and not force and existing.get("config_hash") == config_hash
+    failed = (existing or {}).get("failed_inputs") or []
+    retry = retry_failed and not force and bool(failed) and existing.get("config_hash") == config_hash
+    if (existing and not force and not retry and existing.get("config_hash") == config_hash
             and existing.get("input", {}).get("fingerprint") == inp.fingerprint):
         c = existing["counts"]
+        more = f"; {len(failed)} failed inputs (--retry-failed runs them again)" if failed else ""
         print(f"[{name}] already committed at {output_uri} (config {config_hash}): in={c['in']:,} kept={c['kept']:,}; "
-              f"nothing to do (--force re-runs)", file=sys.stderr)
+              f"nothing to do (--force re-runs){more}", file=sys.stderr)
         return existing
     if not _checked:
         check_stage(store, cfg, name, output_uri)
     started = time.time()
-    ctx = StageContext(cfg, store, name, inp, output_uri, config_hash, force=force, _spark=spark, master=master)
+    ctx = StageContext(cfg, store, name, inp, output_uri, config_hash, force=force, _spark=spark, master=master,
+                       retry_of=existing if retry else None)
+    if retry:
+        print(f"[{name}] retrying the {len(failed)} failed inputs of the committed stage; its other tasks are kept",
+              file=sys.stderr)
     print(f"[{name}] {inp.uri} -> {output_uri} ({len(inp.parts)} input files, config {config_hash})", file=sys.stderr)
     try:
         result = _empty_result(store, inp) if inp.rows == 0 and not inp.parts else spec.run(ctx)
@@ -137,7 +145,8 @@ def _collect_garbage(store: Storage, root: str, manifest: dict) -> None:
             rel = uri[len(root.rstrip("/")) + 1:]
             if rel != MANIFEST and rel.endswith(".parquet") and rel not in listed:
                 store.delete(uri)
-        store.delete(join(root, TASKS_DIR))
+        if not manifest["failed_inputs"]:  # else kept: --retry-failed re-runs only the failed tasks
+            store.delete(join(root, TASKS_DIR))
     except (StorageError, OSError) as e:  # garbage is invisible to readers; never fail a committed stage
         print(f"[{manifest['stage']}] note: could not clean up unlisted files: {e}", file=sys.stderr)
 
@@ -147,7 +156,7 @@ def stage_output(root: str, name: str) -> str:
 
 
 def run_pipeline(cfg: Config, *, input_uri: str | None = None, output_root: str | None = None,
-                 force: bool = False, master: str | None = None) -> list[dict]:
+                 force: bool = False, retry_failed: bool = False, master: str | None = None) -> list[dict]:
     """`mdr run`: the configured stages in order, each reading the previous stage's dataset."""
     stages = cfg.run.stages
     validate_stages(stages)
@@ -160,7 +169,7 @@ def run_pipeline(cfg: Config, *, input_uri: str | None = None, output_root: str 
     manifests = []
     for name in stages:
         out = stage_output(root, name)
-        m = run_stage(cfg, name, src, out, force=force, master=master, _checked=True)
+        m = run_stage(cfg, name, src, out, force=force, retry_failed=retry_failed, master=master, _checked=True)
         manifests.append(m)
         src = out
     publish_run(Storage(cfg.storage), root)

@@ -202,5 +202,5 @@ def test_retry_failed_reruns_only_the_failed_input(spark, cfg_factory, tmp_path,
     assert not (root / "extract" / TASKS_DIR).exists()  # nothing left to retry: the task markers are gone
     capsys.readouterr()
     print_status(str(root), cfg)
-    assert "failed input" not in capsys.readouterr().out
+    assert "--retry-failed" not in capsys.readouterr().out
     assert build_parser().parse_args(["run", "--retry-failed"]).retry_failed
