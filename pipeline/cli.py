@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", default=None, help="WARC file, folder/prefix of WARCs, or warc.paths(.gz) listing")
     p.add_argument("--output", default=None, help="output root (file path or s3://bucket/prefix); default: run.output")
     p.add_argument("--stages", default=None, help="comma-separated stages to run instead of run.stages")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="a stage committed with failed inputs (see `mdr status`) runs just those files again, once "
+                        "fixed, and commits them with its other tasks' results")
     _common(p)
 
     p = sub.add_parser("stage", help="run one stage from an input dataset/WARCs to an output dataset",
@@ -67,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="stage name (extract, ...)")
     p.add_argument("--input", required=True, help="input URI")
     p.add_argument("--output", required=True, help="output dataset URI")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="a stage committed with failed inputs (see `mdr status`) runs just those files again, once "
+                        "fixed, and commits them with its other tasks' results")
     _common(p)
 
     p = sub.add_parser("status", help="show each stage's state and counts under an output root")
@@ -226,7 +232,7 @@ def cmd_run(args) -> int:
     args.overrides = overrides
     cfg = _load(args)
     manifests = run_pipeline(cfg, input_uri=args.input, output_root=args.output, force=args.force,
-                             master=args.master)
+                             retry_failed=args.retry_failed, master=args.master)
     root = args.output or cfg.run.output
     last = manifests[-1] if manifests else None
     if last:
@@ -244,7 +250,8 @@ def cmd_stage(args) -> int:
     if args.ray_address:
         args.overrides = [*args.overrides, f"ray.address={args.ray_address}"]
     cfg = _load(args)
-    run_stage(cfg, args.name, args.input, args.output, force=args.force, master=args.master)
+    run_stage(cfg, args.name, args.input, args.output, force=args.force, retry_failed=args.retry_failed,
+              master=args.master)
     return 0
 
 

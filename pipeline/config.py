@@ -87,6 +87,11 @@ class RunConfig:
                               "https://data.commoncrawl.org/")
     max_failed_input_share: float = doc("a stage fails when more than this share of its input files failed to read", 0.1,
                                         min=0.0, max=1.0)
+    transient_input_errors: Literal["fail_task", "failed_input"] = doc(
+        "an input file the storage did not serve after its retries (HTTP 5xx/429, S3 SlowDown, timeouts, connection "
+        "errors): fail_task fails its task (Spark retries it; the stage is not committed without the file); "
+        "failed_input records it as a failed input (mdr refresh sets it: its ledger retries the file on a later night)",
+        "fail_task")
     audit: Literal["none", "sample", "full"] = doc(
         "what rejected documents keep: id/url/reason/scores always; text too for a sample (sample) or all (full)", "sample")
     audit_sample_rate: float = doc("share of rejected documents whose text head is kept when audit=sample", 0.02,

@@ -81,7 +81,7 @@ def collect_garbage(store: Storage, root: str, manifest: dict, run: OutputRun) -
         if kept:
             print(f"[{stage}] note: kept {kept} unlisted part files of other runs in {root} (this run no longer "
                   f"holds the output's lease); readers never see them, the next run cleans them up", file=sys.stderr)
-        if exclusive or run.lease is None:
+        if (exclusive or run.lease is None) and not manifest["failed_inputs"]:  # else kept for --retry-failed
             store.delete(join(root, TASKS_DIR))
     except (StorageError, OSError) as e:  # garbage is invisible to readers; never fail a committed stage
         print(f"[{stage}] note: could not clean up unlisted files: {e}", file=sys.stderr)

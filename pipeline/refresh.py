@@ -106,10 +106,12 @@ def check_config(cfg: Config, target: str) -> Paths:
 
 
 def night_config(cfg: Config, catalog: str | None) -> Config:
-    """The night's stage config: failed files go to the ledger instead of failing the night (and give no document,
-    so a retried file is processed whole), and the dedup stages check the earlier releases."""
+    """The night's stage config: failed files, those the source did not serve after retries too, go to the ledger
+    instead of failing the night (and give no document, so a retried file is processed whole), and the dedup
+    stages check the earlier releases."""
     c = copy.deepcopy(cfg)
     c.run.max_failed_input_share = 1.0
+    c.run.transient_input_errors = "failed_input"
     c.extract.drop_failed_files = True
     c.dedup_fuzzy.prior_index = catalog
     c.dedup_exact.prior_index = catalog

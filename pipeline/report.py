@@ -52,10 +52,27 @@ def print_status(root: str, cfg: Config) -> int:
                       ", ".join(f"{k} {v:,}" for k, v in top), str(len(m.get("failed_inputs", []))),
                       f"{m['timings']['seconds']:.1f}", m["config_hash"])
     console.print(table)
+    for r in rows:
+        for line in failed_hint(r["stage"], join(root, r["stage"]), r["manifest"]):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     for name in ("report.html", "README.md"):
         if store.exists(join(root, name)):
             console.print(f"{name}: {join(root, name)}")
     return 0
+
+
+def failed_hint(stage: str, out: str, man: dict | None, show: int = 3) -> list[str]:
+    """Lines naming a committed stage's failed inputs (the first few, with their errors) and how to retry them."""
+    failed = (man or {}).get("failed_inputs") or []
+    if not failed:
+        return []
+    lines = [f"{stage}: {len(failed)} failed input{'s' if len(failed) > 1 else ''}, not in its output:"]
+    lines += [f"  {f['file']}: {str(f['error'])[:200]}" for f in failed[:show]]
+    if len(failed) > show:
+        lines.append(f"  ... and {len(failed) - show} more (report.html lists them)")
+    lines.append(f"  once fixed, run just them again: mdr stage {stage} --input {man['input']['uri']} --output {out} "
+                 f"--retry-failed (with the run's --config/--set; `mdr run ... --retry-failed` does it for every stage)")
+    return lines
 
 
 def write_report(store: Storage, root: str) -> tuple[str, str]:

@@ -52,9 +52,10 @@ def validate_stages(names: list[str]) -> None:
 
 
 def run_stage(cfg: Config, name: str, input_uri: str, output_uri: str, *, force: bool = False,
-              master: str | None = None, spark=None, _checked: bool = False) -> dict:
+              retry_failed: bool = False, master: str | None = None, spark=None, _checked: bool = False) -> dict:
     """Run one stage from ``input_uri`` into ``output_uri``; a no-op when its manifest matches and every part it
-    lists is there. One run per output at a time (``pipeline.output_lease``)."""
+    lists is there. One run per output at a time (``pipeline.output_lease``). ``retry_failed``: a stage committed
+    with failed inputs under the same config runs those files again, keeping its other tasks."""
     validate_stages([name])
     spec = registry()[name]
     store = Storage(cfg.storage)
@@ -69,21 +70,27 @@ def run_stage(cfg: Config, name: str, input_uri: str, output_uri: str, *, force:
         seen = manifest_version(store, output_uri)  # before reading it: a commit after this makes ours fail
         config_hash = stage_hash(cfg, spec)
         existing = read_manifest(store, output_uri)
+        failed = (existing or {}).get("failed_inputs") or []
+        retry = retry_failed and not force and bool(failed) and existing.get("config_hash") == config_hash
         if existing and not force and existing.get("logic_version") != spec.logic_version:
             print(f"[{name}] note: {output_uri} was committed by logic version {existing.get('logic_version') or 'none'} "
                   f"of this stage; this code has logic version {spec.logic_version}: running it again", file=sys.stderr)
-        elif (existing and not force and existing.get("config_hash") == config_hash
+        elif (existing and not force and not retry and existing.get("config_hash") == config_hash
                 and existing.get("input", {}).get("fingerprint") == inp.fingerprint):
             problems = verify_parts(store, output_uri, existing)
             if not problems:
                 c = existing["counts"]
+                more = f"; {len(failed)} failed inputs (--retry-failed runs them again)" if failed else ""
                 print(f"[{name}] already committed at {output_uri} (config {config_hash}): in={c['in']:,} "
-                      f"kept={c['kept']:,}; nothing to do (--force re-runs)", file=sys.stderr)
+                      f"kept={c['kept']:,}; nothing to do (--force re-runs){more}", file=sys.stderr)
                 return existing
             print(f"[{name}] the manifest at {output_uri} lists {len(problems)} part files that are missing or "
                   f"changed ({'; '.join(problems[:3])}): running the stage again", file=sys.stderr)
         ctx = StageContext(cfg, store, name, inp, output_uri, config_hash, force=force, _spark=spark, master=master,
-                           run_id=run.run_id)
+                           run_id=run.run_id, retry_of=existing if retry else None)
+        if retry:
+            print(f"[{name}] retrying the {len(failed)} failed inputs of the committed stage; its other tasks are kept",
+                  file=sys.stderr)
         return _run_and_commit(spec, ctx, run, seen)
 
 
@@ -172,7 +179,7 @@ def stage_output(root: str, name: str) -> str:
 
 
 def run_pipeline(cfg: Config, *, input_uri: str | None = None, output_root: str | None = None,
-                 force: bool = False, master: str | None = None) -> list[dict]:
+                 force: bool = False, retry_failed: bool = False, master: str | None = None) -> list[dict]:
     """`mdr run`: the configured stages in order, each reading the previous stage's dataset."""
     stages = cfg.run.stages
     validate_stages(stages)
@@ -185,7 +192,7 @@ def run_pipeline(cfg: Config, *, input_uri: str | None = None, output_root: str 
     manifests = []
     for name in stages:
         out = stage_output(root, name)
-        m = run_stage(cfg, name, src, out, force=force, master=master, _checked=True)
+        m = run_stage(cfg, name, src, out, force=force, retry_failed=retry_failed, master=master, _checked=True)
         manifests.append(m)
         src = out
     publish_run(Storage(cfg.storage), root)

@@ -4,7 +4,8 @@ A stage gets a ``StageContext`` and returns a ``StageResult``; the runner (``pip
 decides whether it must run, checks conservation and commits the manifest. Per-file stages use
 ``run_file_tasks``: one Spark task per input file, each streaming its rows into a part file through
 a ``TaskSink`` that counts every kept and removed document. A finished task leaves a small marker
-under ``_tasks/``, so a crashed stage restarts from the files it had not finished.
+under ``_tasks/``, so a crashed stage restarts from the files it had not finished. A stage committed with
+failed inputs keeps its markers, so ``--retry-failed`` re-runs only those files.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class StageContext:
     _spark: Any = None
     master: str | None = None
     run_id: str = ""           # this stage run's id, in every part file name it writes (pipeline.output_lease)
+    retry_of: dict | None = None  # --retry-failed: the committed manifest whose failed inputs are run again
 
     @property
     def spark(self):
@@ -165,7 +167,7 @@ def _run_one(store: Storage, output: str, schema: pa.Schema, audit: str, rate: f
     return marker
 
 
-def _read_marker(store: Storage, output: str, task: int, key: str, uri: str) -> dict | None:
+def _read_marker(store: Storage, output: str, task: int, key: str, uri: str, committed: dict | None = None) -> dict | None:
     m_uri = _marker_uri(output, task)
     try:
         if not store.exists(m_uri):
@@ -173,12 +175,23 @@ def _read_marker(store: Storage, output: str, task: int, key: str, uri: str) -> 
         m = json.loads(store.read_text(m_uri))
     except (StorageError, ValueError):
         return None
-    if m.get("key") != key or m.get("input") != uri or m.get("error"):
-        return None  # another config/input, or a failed file: run it again
+    if m.get("input") != uri or m.get("error"):
+        return None  # another input, or a failed file: run it again
+    if m.get("key") != key and not _in_committed(m, key, committed):
+        return None  # another config or input
     for p in (m.get("part"), m.get("rejects")):
         if p and not store.exists(join(output, p["path"])):
             return None
     return m
+
+
+def _in_committed(m: dict, key: str, committed: dict | None) -> bool:
+    """--retry-failed: a task of the committed stage is kept though the input's fingerprint changed (the failed
+    files were fixed): same config, and its parts are the ones the committed manifest lists."""
+    if committed is None or str(m.get("key", "")).split(":")[0] != key.split(":")[0]:
+        return False
+    listed = {p["path"] for p in committed["parts"]} | {p["path"] for p in committed["rejects"]}
+    return all(p is None or p["path"] in listed for p in (m.get("part"), m.get("rejects")))
 
 
 def run_file_tasks(ctx: StageContext, fn: FileTask, schema: pa.Schema, label: str = "files",
@@ -191,7 +204,7 @@ def run_file_tasks(ctx: StageContext, fn: FileTask, schema: pa.Schema, label: st
     done: dict[int, dict] = {}
     if not ctx.force:
         for i, uri in enumerate(files):
-            m = _read_marker(store, out, i, key, uri)
+            m = _read_marker(store, out, i, key, uri, ctx.retry_of)
             if m is not None:
                 done[i] = m
     todo = [(i, uri) for i, uri in enumerate(files) if i not in done]

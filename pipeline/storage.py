@@ -31,8 +31,15 @@ class StorageError(IOError):
 
 
 class SourceError(StorageError):
-    """An HTTP(S) source file could not be read (4xx, 5xx after retries, a body cut short): that file's
-    failure, not the storage's; per-file stages record it as the file's error."""
+    """An input file itself cannot be read: missing (HTTP 404/410, S3 NoSuchKey, no such local file), refused
+    (HTTP 403, S3 AccessDenied) or served wrong: that file's failure, not the storage's; per-file stages record it
+    as the file's error (a failed input)."""
+
+
+class TransientStorageError(StorageError):
+    """The storage did not serve a request after its retries with backoff (HTTP 5xx/429, S3 SlowDown/InternalError/
+    RequestTimeout, timeouts, connection errors, a download that keeps breaking off, local EIO): not the file's
+    failure. A task meeting it fails (Spark retries it) and the stage is not committed without the file."""
 
 
 def scheme(uri: str) -> str:
@@ -70,6 +77,27 @@ _DENIED = ("ACCESS_DENIED", "INVALID_ACCESS_KEY_ID", "SIGNATURE_DOES_NOT_MATCH",
            "SignatureDoesNotMatch", "EXPIRED_TOKEN", "ExpiredToken", "InvalidToken")
 _UNREACHABLE = ("NETWORK_CONNECTION", "Could not connect", "Couldn't connect", "Connection refused",
                 "Could not resolve host", "Timeout was reached")
+_MISSING = ("NoSuchKey", "NO_SUCH_KEY", "RESOURCE_NOT_FOUND", "HTTP status 404", "HTTP status 410")
+_REFUSED = ("ACCESS_DENIED", "AccessDenied", "HTTP status 403")
+_SETUP = ("NO_SUCH_BUCKET", "NoSuchBucket") + tuple(d for d in _DENIED if d not in _REFUSED)
+
+
+def _fault(e: OSError) -> str:
+    """What a filesystem or object-store error says about the object: "missing" or "refused" (the object's own
+    failure), "setup" (no bucket, bad credentials: every object fails alike), else "transient" (retry later)."""
+    msg = str(e)
+    if any(s in msg for s in _SETUP):
+        return "setup"
+    if isinstance(e, FileNotFoundError) or any(s in msg for s in _MISSING):
+        return "missing"
+    if isinstance(e, (PermissionError, IsADirectoryError, NotADirectoryError)) or any(s in msg for s in _REFUSED):
+        return "refused"
+    return "transient"
+
+
+def _backoff(attempt: int) -> None:
+    """Sleep before retry ``attempt + 1``: 0.5 s doubling up to 30 s, with jitter."""
+    time.sleep(min(30.0, 0.5 * 2 ** attempt) * (0.5 + random.random()))
 
 
 def hint(e: BaseException) -> str:
@@ -187,7 +215,8 @@ class Storage:
         try:
             return fs.get_file_info(p if path is None else path)
         except OSError as e:
-            raise StorageError(f"{uri}: cannot reach it: {e}{hint(e)}") from None
+            cls = TransientStorageError if _fault(e) == "transient" else StorageError
+            raise cls(f"{uri}: cannot reach it: {e}{hint(e)}") from None
 
     def check_http_allowed(self, uri: str) -> None:
         if not any(under_base(uri, b) for b in self.cfg.http_base_urls):
@@ -196,19 +225,32 @@ class Storage:
 
     # ------------------------------------------------------------------ reading
     def open_read(self, uri: str) -> IO[bytes]:
-        """A binary stream; HTTP streams resume with Range requests after a dropped connection."""
+        """A binary stream; HTTP streams resume with Range requests after a dropped connection. A missing or
+        refused object is a ``SourceError``; a storage that does not answer is retried with backoff
+        (``storage.retries`` times), then a ``TransientStorageError``."""
         s = scheme(uri)
         if s in ("http", "https"):
             self.check_http_allowed(uri)
             return io.BufferedReader(_HttpStream(uri, self.cfg.retries, _http_opener(self.cfg.http_base_urls)),
                                      buffer_size=1 << 20)
         fs, path = self.resolve(uri)
-        try:
-            return fs.open_input_stream(path, compression=None)  # bytes as stored: .gz is the reader's business
-        except FileNotFoundError:
-            raise StorageError(f"{uri}: no such file") from None
-        except OSError as e:
-            raise StorageError(f"{uri}: cannot open: {e}{hint(e)}") from None
+        attempt = 0
+        while True:
+            try:
+                return fs.open_input_stream(path, compression=None)  # bytes as stored: .gz is the reader's business
+            except OSError as e:
+                fault = _fault(e)
+                if fault == "missing":
+                    raise SourceError(f"{uri}: no such file") from None
+                if fault == "refused":
+                    raise SourceError(f"{uri}: cannot open: {e}{hint(e)}") from None
+                if fault == "setup":
+                    raise StorageError(f"{uri}: cannot open: {e}{hint(e)}") from None
+                attempt += 1
+                if attempt >= self.cfg.retries:
+                    raise TransientStorageError(f"{uri}: the storage did not serve it after {attempt} attempts: "
+                                                f"{e}{hint(e)}") from None
+            _backoff(attempt - 1)
 
     def read_bytes(self, uri: str) -> bytes:
         with self.open_read(uri) as f:
@@ -226,7 +268,7 @@ class Storage:
             except urllib.error.HTTPError:
                 return False
             except (urllib.error.URLError, OSError) as e:
-                raise StorageError(f"{uri}: cannot reach it: {e}") from None
+                raise TransientStorageError(f"{uri}: cannot reach it: {e}") from None
         return self._info(uri).type != pafs.FileType.NotFound
 
     def is_dir(self, uri: str) -> bool:
@@ -422,7 +464,7 @@ class Storage:
             except ClientError as e:
                 if _s3_code(e) in ("NoSuchKey", "404", "NotFound"):
                     return None
-                raise StorageError(f"{uri}: cannot read: {e}{hint(e)}") from None
+                raise _client_error(uri, "cannot read", e) from None
             except BotoCoreError as e:
                 raise _boto_error(uri, e) from None
             date = r["ResponseMetadata"].get("HTTPHeaders", {}).get("date")
@@ -450,7 +492,7 @@ class Storage:
                 return self._boto().put_object(Bucket=bucket, Key=key, Body=data, **cond)["ETag"]
             except ClientError as e:
                 if _s3_code(e) not in _S3_CONDITION_FAILED:
-                    raise StorageError(f"{uri}: cannot write: {e}{hint(e)}") from None
+                    raise _client_error(uri, "cannot write", e) from None
             except BotoCoreError as e:
                 raise _boto_error(uri, e) from None
             cur = self.read_versioned(uri)  # a retried request whose first attempt did succeed reads back as ours
@@ -475,7 +517,7 @@ class Storage:
             except ClientError as e:
                 if _s3_code(e) in _S3_CONDITION_FAILED:
                     return False
-                raise StorageError(f"{uri}: cannot delete: {e}{hint(e)}") from None
+                raise _client_error(uri, "cannot delete", e) from None
             except BotoCoreError as e:
                 raise _boto_error(uri, e) from None
         path = self._local_cas_path(uri)
@@ -525,13 +567,23 @@ class Versioned:
 
 
 _S3_CONDITION_FAILED = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409", "NoSuchKey", "404")
+_S3_TRANSIENT = ("SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError",
+                 "ServiceUnavailable", "500", "502", "503", "504")
+
+
+def _client_error(uri: str, what: str, e) -> StorageError:
+    """An S3 error answer (after boto's retries): throttling and server errors are transient."""
+    cls = TransientStorageError if _s3_code(e) in _S3_TRANSIENT else StorageError
+    return cls(f"{uri}: {what}: {e}{hint(e)}")
 
 
 def _boto_error(uri: str, e: BaseException) -> StorageError:
-    """No credentials, endpoint unreachable, ...: a StorageError naming the object and the fix."""
+    """No credentials, endpoint unreachable or timed out (transient), ...: a StorageError naming the fix."""
+    import botocore.exceptions as bx
     fix = (" (no credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or an instance role)"
            if type(e).__name__ == "NoCredentialsError" else hint(e))
-    return StorageError(f"{uri}: cannot reach it: {e}{fix}")
+    cls = TransientStorageError if isinstance(e, (bx.ConnectionError, bx.HTTPClientError)) else StorageError
+    return cls(f"{uri}: cannot reach it: {e}{fix}")
 
 
 def _s3_code(e) -> str:
@@ -566,8 +618,9 @@ def _local_lock(path: str):
 class _HttpStream(io.RawIOBase):
     """Read-only HTTP body that reconnects with a Range header and backoff when the stream breaks.
 
-    A body that ends before its Content-Length is a dropped connection, not the end of the file: the
-    stream resumes from where it stopped, and fails with ``SourceError`` when the server keeps cutting it."""
+    A body that ends before its Content-Length is a dropped connection, not the end of the file: the stream
+    resumes from where it stopped. A 4xx (404, 403, 410) is a ``SourceError`` at once; 5xx, 429, connection
+    errors and a server that keeps cutting the body are retried, then a ``TransientStorageError``."""
 
     def __init__(self, uri: str, retries: int, opener: urllib.request.OpenerDirector | None = None) -> None:
         self.uri, self.retries, self.pos = uri, retries, 0
@@ -596,8 +649,8 @@ class _HttpStream(io.RawIOBase):
                 if isinstance(e, SourceError):
                     raise
                 last = e
-            time.sleep(min(30.0, 0.5 * 2 ** attempt) * (0.5 + random.random()))
-        raise SourceError(f"{self.uri}: failed after {self.retries} attempts: {last}")
+            _backoff(attempt)
+        raise TransientStorageError(f"{self.uri}: failed after {self.retries} attempts: {last}")
 
     def _learn_length(self) -> None:
         if self.length is not None:
@@ -620,11 +673,11 @@ class _HttpStream(io.RawIOBase):
             if n is not None and (n or not len(b) or self.length is None or self.pos >= self.length):
                 self.pos += n
                 return n  # data, or the real end of the body
-            time.sleep(min(30.0, 0.5 * 2 ** attempt) * (0.5 + random.random()))
+            _backoff(attempt)
             self._resp.close()
             self._open()
-        raise SourceError(f"{self.uri}: the download kept breaking off at byte {self.pos:,}"
-                          + (f" of {self.length:,}" if self.length is not None else ""))
+        raise TransientStorageError(f"{self.uri}: the download kept breaking off at byte {self.pos:,}"
+                                    + (f" of {self.length:,}" if self.length is not None else ""))
 
     def close(self) -> None:
         if self._resp is not None:

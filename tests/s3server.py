@@ -58,3 +58,124 @@ class S3Server:
     def make_bucket(self, name: str) -> str:
         self.client().create_bucket(Bucket=name)
         return f"s3://{name}"
+
+
+class FaultyProxy:
+    """A small threaded HTTP proxy in front of an S3 server that answers ``503 SlowDown`` to GET and HEAD of chosen
+    keys (an outage, throttling): ``requests`` times, or until ``clear()``, after letting ``after`` requests of the
+    key through. Everything else is forwarded as it came. ``faulted`` counts the 503s per "/bucket/key", ``served``
+    the GETs forwarded (body reads)."""
+
+    def __init__(self, upstream: str) -> None:
+        import collections
+        import threading
+        self.upstream = upstream.split("://", 1)[1]
+        self.keys: dict[str, list] = {}  # "/bucket/key" -> [requests let through first, 503s left (None: until cleared)]
+        self.faulted: collections.Counter = collections.Counter()
+        self.served: collections.Counter = collections.Counter()
+        self._lock = threading.Lock()
+        self._server = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def fail(self, bucket: str, key: str, requests: int | None = None, after: int = 0) -> None:
+        """Answer 503 to GET/HEAD of s3://bucket/key: ``requests`` times (None: until ``clear()``), after ``after``."""
+        with self._lock:
+            self.keys[f"/{bucket}/{key}"] = [after, requests]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.keys.clear()
+
+    def _fault(self, method: str, path: str) -> bool:
+        if method not in ("GET", "HEAD"):
+            return False
+        with self._lock:
+            fault = self.keys.get(path)
+            if fault is not None and fault[0] > 0:
+                fault[0] -= 1
+                fault = None
+            if fault is None:
+                if method == "GET":
+                    self.served[path] += 1
+                return False
+            if fault[1] is not None:
+                fault[1] -= 1
+                if fault[1] <= 0:
+                    del self.keys[path]
+            self.faulted[path] += 1
+            return True
+
+    def start(self) -> "FaultyProxy":
+        import http.client
+        import threading
+        import urllib.parse
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a) -> None:
+                pass
+
+            def _body(self) -> bytes:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    out = b""
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                        if not size:  # the last chunk; then trailers, up to a blank line
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            return out
+                        out += self.rfile.read(size + 2)[:size]
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+            def _handle(self) -> None:
+                body = self._body()
+                path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+                if proxy._fault(self.command, path):
+                    err = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
+                           b'<Message>Please reduce your request rate.</Message></Error>')
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(err)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(err)
+                    return
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("transfer-encoding", "content-length")}
+                if body or self.command in ("PUT", "POST"):
+                    headers["Content-Length"] = str(len(body))
+                conn = http.client.HTTPConnection(proxy.upstream, timeout=60)
+                try:
+                    conn.request(self.command, self.path, body=body or None, headers=headers)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                finally:
+                    conn.close()
+                self.send_response(resp.status, resp.reason)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length", "date", "server"):
+                        self.send_header(k, v)
+                length = resp.getheader("Content-Length") if self.command == "HEAD" else None
+                self.send_header("Content-Length", length if length is not None else str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

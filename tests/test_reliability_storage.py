@@ -1,13 +1,18 @@
-"""Faults in storage: the S3 server stops mid-stage, and a local disk that is full."""
+"""Faults in storage: the S3 server stops mid-stage; S3 throttles (503 SlowDown) some WARC files through a
+fault-injecting proxy in front of moto; an object is missing; a local disk that is full. A storage outage is never
+a failed input: it is retried, then fails the task and the stage. Only a broken or missing file is a failed input,
+and `mdr stage extract --retry-failed` re-runs just those once they are fixed."""
+import json
 import threading
 import time
 
 import pytest
 
-from pipeline.dataset import read_dataset, read_manifest
+from pipeline.dataset import TASKS_DIR, read_dataset, read_manifest
 from pipeline.runner import run_stage
-from pipeline.storage import Storage, StorageError
+from pipeline.storage import Storage, StorageError, join
 from tests.conftest import shared_path
+from tests.s3server import FaultyProxy
 from tests.warcgen import relabel
 
 
@@ -77,3 +82,126 @@ def test_disk_full_names_the_fix(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "cannot write" in r.stdout and "free space or choose another output" in r.stdout, r.stdout + r.stderr
     assert not (tmp_path / "out" / "big.bin").exists()  # no half-written file under the final name
+
+
+SMALL_KEPT = 15  # documents dolma-sample-0001.warc.gz gives with the URL filter off
+
+
+@pytest.fixture
+def proxy(s3_server):
+    p = FaultyProxy(s3_server.endpoint).start()
+    yield p
+    p.stop()
+
+
+def _four_warcs(s3_server, bucket: str) -> list[str]:
+    s3_server.make_bucket(bucket)
+    small = shared_path("warc", "dolma-sample-0001.warc.gz").read_bytes()
+    keys = [f"in/w{i}.warc.gz" for i in range(4)]
+    for k in keys:
+        s3_server.client().put_object(Bucket=bucket, Key=k, Body=small)
+    return keys
+
+
+def _per_file(man: dict) -> dict:
+    return {i["file"].rsplit("/", 1)[1]: i["kept"] for i in man["stats"]["inputs"]}
+
+
+def _through(proxy, cfg_factory, *extra):
+    """Every request of the stage goes through the proxy; a failed-input share that would let 2 of 4 files fail."""
+    return cfg_factory("extract.url_filter.enabled=false", f"storage.s3_endpoint={proxy.endpoint}",
+                       "run.max_failed_input_share=0.5", *extra)
+
+
+def test_s3_throttling_on_two_warcs_is_retried_not_a_failed_input(spark, s3_server, proxy, cfg_factory):
+    """4 throttled requests on each of 2 files: more than one open's retries; retried with backoff, all committed."""
+    keys = _four_warcs(s3_server, "throttled")
+    for k in keys[1:3]:
+        proxy.fail("throttled", k, requests=4, after=1)  # the driver's size check passes, the tasks' opens do not
+    cfg = _through(proxy, cfg_factory, "storage.retries=3")
+    man = run_stage(cfg, "extract", "s3://throttled/in/", "s3://throttled/out/extract")
+    assert man["failed_inputs"] == []
+    assert _per_file(man) == {f"w{i}.warc.gz": SMALL_KEPT for i in range(4)}
+    assert man["rows"] == 4 * SMALL_KEPT == read_dataset(Storage(cfg.storage), "s3://throttled/out/extract").num_rows
+    assert {k: proxy.faulted[f"/throttled/{k}"] for k in keys} == {keys[0]: 0, keys[1]: 4, keys[2]: 4, keys[3]: 0}
+
+
+def test_s3_outage_on_two_warcs_fails_the_stage_then_a_rerun_commits_every_file(spark, s3_server, proxy, cfg_factory):
+    """503 on 2 files until the outage ends: the stage fails naming the storage, commits nothing; the re-run after
+    the outage reads only the files not done yet and commits all of them."""
+    keys = _four_warcs(s3_server, "outage")
+    for k in keys[1:3]:
+        proxy.fail("outage", k, after=1)  # from after the driver's size check until cleared
+    cfg = _through(proxy, cfg_factory, "storage.retries=2")
+    store, out = Storage(cfg.storage), "s3://outage/out/extract"
+    with pytest.raises(StorageError) as err:
+        run_stage(cfg, "extract", "s3://outage/in/", out)
+    msg = str(err.value)
+    assert "TransientStorageError" in msg and "503" in msg and "nothing was committed" in msg, msg
+    assert ("w1.warc.gz" in msg or "w2.warc.gz" in msg) and read_manifest(store, out) is None
+    faulted = max(proxy.faulted[f"/outage/{k}"] for k in keys[1:3])
+    assert faulted >= 2 * 2 * 4, faulted  # each request retried, each open retried, each task attempt retried
+    done = {json.loads(store.read_text(u))["input"] for u in store.list_files(join(out, TASKS_DIR))}
+    assert not any(d.endswith(("w1.warc.gz", "w2.warc.gz")) for d in done)  # no marker for an unread file
+    proxy.clear()
+    before = dict(proxy.served)
+    man = run_stage(cfg, "extract", "s3://outage/in/", out)
+    assert man["failed_inputs"] == []
+    assert _per_file(man) == {f"w{i}.warc.gz": SMALL_KEPT for i in range(4)}
+    for d in done:  # finished tasks were kept, not read again
+        path = "/" + d.split("://", 1)[1]
+        assert proxy.served[path] == before.get(path, 0), d
+
+
+def test_a_missing_object_is_a_failed_input(spark, s3_server, proxy, cfg_factory):
+    keys = _four_warcs(s3_server, "holes")
+    listing = "".join(f"s3://holes/{k}\n" for k in keys[:3]) + "s3://holes/in/gone.warc.gz\n"
+    s3_server.client().put_object(Bucket="holes", Key="list.paths", Body=listing.encode())
+    cfg = _through(proxy, cfg_factory, "storage.retries=2")
+    man = run_stage(cfg, "extract", "s3://holes/list.paths", "s3://holes/out/extract")
+    assert [f["file"] for f in man["failed_inputs"]] == ["s3://holes/in/gone.warc.gz"]
+    assert "no such file" in man["failed_inputs"][0]["error"]
+    assert _per_file(man) == {"w0.warc.gz": SMALL_KEPT, "w1.warc.gz": SMALL_KEPT, "w2.warc.gz": SMALL_KEPT,
+                              "gone.warc.gz": 0}
+
+
+def test_retry_failed_reruns_only_the_failed_input(spark, cfg_factory, tmp_path, capsys):
+    """A committed extract with one broken WARC: `mdr status` names it and the command to retry; once the file is
+    restored, `mdr stage extract --retry-failed` runs only that task and commits a manifest with every file."""
+    from pipeline.cli import build_parser, main
+    from pipeline.report import print_status
+    good = shared_path("warc", "dolma-sample-0001.warc.gz").read_bytes()
+    src, root = tmp_path / "warcs", tmp_path / "run"
+    src.mkdir()
+    for i in range(4):
+        (src / f"w{i}.warc.gz").write_bytes(good)
+    (src / "w2.warc.gz").write_bytes(b"<html>this is not a WARC file</html>\n" * 50)
+    sets = ["extract.url_filter.enabled=false", "run.max_failed_input_share=0.5"]
+    cfg = cfg_factory(*sets)
+    out = str(root / "extract")
+    first = run_stage(cfg, "extract", str(src), out)
+    assert [f["file"].rsplit("/", 1)[1] for f in first["failed_inputs"]] == ["w2.warc.gz"]
+    assert first["rows"] == 3 * SMALL_KEPT
+
+    capsys.readouterr()
+    print_status(str(root), cfg)
+    status = capsys.readouterr().out
+    assert "extract: 1 failed input" in status and "w2.warc.gz" in status, status
+    assert f"mdr stage extract --input {src} --output {out} --retry-failed" in status, status
+
+    (src / "w2.warc.gz").write_bytes(good)  # fixed: downloaded again
+    args = ["stage", "extract", "--input", str(src), "--output", out, "--retry-failed"]
+    assert main(args + [a for s in sets for a in ("--set", s)]) == 0
+    man = read_manifest(Storage(), out)
+    assert man["failed_inputs"] == [] and _per_file(man) == {f"w{i}.warc.gz": SMALL_KEPT for i in range(4)}
+    assert man["rows"] == 4 * SMALL_KEPT == read_dataset(Storage(), out).num_rows
+    c, c0 = man["counts"], first["counts"]
+    assert c["in"] == c["kept"] + sum(c["removed"].values()) and c["kept"] == 4 * SMALL_KEPT
+    kept_parts = {p["path"] for p in first["parts"]}
+    assert kept_parts < {p["path"] for p in man["parts"]} and len(man["parts"]) == len(first["parts"]) + 1
+    assert c["in"] == c0["in"] + c0["in"] // 3  # the three good files' counts kept, the restored file's added
+    assert not (root / "extract" / TASKS_DIR).exists()  # nothing left to retry: the task markers are gone
+    capsys.readouterr()
+    print_status(str(root), cfg)
+    assert "--retry-failed" not in capsys.readouterr().out
+    assert build_parser().parse_args(["run", "--retry-failed"]).retry_failed

@@ -1,6 +1,7 @@
 """Storage for the nightly refresh: conditional writes (S3 If-None-Match / If-Match on moto, a lock on local
-disk), and HTTP(S) sources whose faults (404, 5xx, a download cut short) end as a ``SourceError`` naming the
-file, after retries with backoff and Range resumes, on a real HTTP server on 127.0.0.1."""
+disk), and HTTP(S) sources on a real HTTP server on 127.0.0.1: the file's own fault (404) is a ``SourceError`` at
+once; the server's (5xx, a download cut short) a ``TransientStorageError`` naming the file, after retries with
+backoff and Range resumes."""
 from __future__ import annotations
 
 import time
@@ -8,7 +9,7 @@ import time
 import pytest
 
 from pipeline.config import load_config
-from pipeline.storage import SourceError, Storage, StorageError
+from pipeline.storage import SourceError, Storage, StorageError, TransientStorageError
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def test_conditional_writes(roots, where):
     assert store.delete_if(uri, second) and store.read_versioned(uri) is None
 
 
-def test_http_source_faults_are_source_errors(fake_cc, tmp_path):
+def test_http_source_faults_are_source_or_transient_errors(fake_cc, tmp_path):
     data = bytes(range(256)) * 4000
     for name, fault in (("ok", None), ("flaky", "flaky"), ("gone", "missing"), ("down", "5xx"), ("cut", "truncate")):
         fake_cc.publish("CC-NEWS/2099/02", f"{name}.warc.gz", data, fault)
@@ -43,10 +44,10 @@ def test_http_source_faults_are_source_errors(fake_cc, tmp_path):
     with pytest.raises(SourceError, match="HTTP 404"):
         store.read_bytes(base + "gone.warc.gz")
     t0 = time.time()
-    with pytest.raises(SourceError, match="failed after 3 attempts.*503"):
-        store.read_bytes(base + "down.warc.gz")
+    with pytest.raises(TransientStorageError, match="failed after 3 attempts.*503"):
+        store.read_bytes(base + "down.warc.gz")                        # the server's fault, not the file's
     assert time.time() - t0 > 0.5                                      # backoff between attempts
-    with pytest.raises(SourceError, match="kept breaking off at byte 512,000 of 1,024,000"):
+    with pytest.raises(TransientStorageError, match="kept breaking off at byte 512,000 of 1,024,000"):
         store.read_bytes(base + "cut.warc.gz")                         # resumed with Range, still cut: failed
     with pytest.raises(StorageError, match="not under an allowed HTTP base URL"):
         Storage().read_bytes(base + "ok.warc.gz")

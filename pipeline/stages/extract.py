@@ -11,7 +11,8 @@ from pipeline.config import Config
 from pipeline.dataset import InputDataset
 from pipeline.runner import StageSpec
 from pipeline.stage import StageContext, StageResult, TaskSink, run_file_tasks
-from pipeline.storage import SourceError, Storage, StorageError, is_remote, iter_lines, join, scheme
+from pipeline.storage import (SourceError, Storage, StorageError, TransientStorageError, is_remote, iter_lines, join,
+                              scheme)
 from udfs.extract import ExtractSettings, process_warc
 
 SCHEMA = pa.schema([
@@ -59,22 +60,23 @@ def settings(cfg: Config) -> ExtractSettings:
                            fallback=e.fallback, deduplicate=e.deduplicate)
 
 
-def _extract_file(store: Storage, s: ExtractSettings, url_filter_bc, langid: dict, uri: str, sink: TaskSink) -> None:
+def _extract_file(store: Storage, s: ExtractSettings, url_filter_bc, langid: dict, transient_fails_input: bool,
+                  uri: str, sink: TaskSink) -> None:
     from udfs.langid import load_model
     model = load_model(langid["model_uri"], store) if langid["enabled"] else None
     url_filter = url_filter_bc.value if url_filter_bc is not None else None
     try:
-        stream = store.open_read(uri)
-    except StorageError as e:
-        sink.fail(str(e))
-        return
-    with stream:
-        try:
+        with store.open_read(uri) as stream:
             stats = process_warc(stream, uri, s, sink, url_filter, model, tuple(langid["languages"]), langid["min_score"],
                                  langid["prescreen"])
-        except SourceError as e:  # an HTTP(S) source kept failing mid-file: that file's error, not the storage's
-            sink.fail(str(e))
-            return
+    except SourceError as e:  # the file itself is missing, refused or served wrong: a failed input
+        sink.fail(str(e))
+        return
+    except TransientStorageError as e:  # the storage did not serve it after retries: not the file's failure
+        if not transient_fails_input:
+            raise  # the task fails, Spark retries it; the stage never commits without this file
+        sink.fail(str(e))
+        return
     error = stats.pop("error", None)
     sink.stats.update(stats)
     if error:  # what was read before the damage is kept; the file is listed as failed
@@ -94,7 +96,8 @@ def run(ctx: StageContext) -> StageResult:
         load_model(li.model_uri, ctx.store)
     langid = {"enabled": li.enabled, "model_uri": li.model_uri, "languages": list(li.languages),
               "min_score": li.min_score, "prescreen": li.prescreen}
-    fn = partial(_extract_file, ctx.store, settings(cfg), url_filter_bc, langid)
+    fn = partial(_extract_file, ctx.store, settings(cfg), url_filter_bc, langid,
+                 cfg.run.transient_input_errors == "failed_input")
     result = run_file_tasks(ctx, fn, SCHEMA, label="WARC files", drop_failed=cfg.extract.drop_failed_files)
     result.params = {"trafilatura": settings(cfg).__dict__, "languages": langid["languages"],
                      "min_lang_score": langid["min_score"], "lang_prescreen": li.enabled and li.prescreen}
