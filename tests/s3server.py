@@ -73,6 +73,7 @@ class FaultyProxy:
         self.keys: dict[str, list] = {}  # "/bucket/key" -> [requests let through first, 503s left (None: until cleared)]
         self.faulted: collections.Counter = collections.Counter()
         self.served: collections.Counter = collections.Counter()
+        self.strip_conditions = False  # forward writes without If-None-Match/If-Match (a server that ignores them)
         self._lock = threading.Lock()
         self._server = None
 
@@ -146,8 +147,10 @@ class FaultyProxy:
                     if self.command != "HEAD":
                         self.wfile.write(err)
                     return
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in ("transfer-encoding", "content-length")}
+                dropped = {"transfer-encoding", "content-length"}
+                if proxy.strip_conditions:
+                    dropped |= {"if-none-match", "if-match"}
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in dropped}
                 if body or self.command in ("PUT", "POST"):
                     headers["Content-Length"] = str(len(body))
                 conn = http.client.HTTPConnection(proxy.upstream, timeout=60)

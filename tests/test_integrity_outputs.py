@@ -252,3 +252,27 @@ def test_two_concurrent_commands_on_one_output_one_refuses_and_the_commit_is_who
     assert man["parts"] and all((out / p["path"]).stat().st_size == p["bytes"] for p in man["parts"] + man["rejects"])
     assert all(f"-r{holder}-" in p["path"] for p in man["parts"] + man["rejects"])
     assert not (out / "_lease.json").exists()
+
+
+def test_a_store_that_ignores_conditional_writes_is_refused_before_the_lease(tmp_path, s3_server, cfg_factory):
+    """An S3 endpoint that drops If-None-Match/If-Match would make the lease last-writer-wins: `mdr stage` refuses
+    it (exit 3) with a message, after one probe, and writes no lease or data there."""
+    from tests.s3server import FaultyProxy
+    s3_server.make_bucket("nocas")
+    proxy = FaultyProxy(s3_server.endpoint).start()
+    proxy.strip_conditions = True
+    try:
+        store = Storage(cfg_factory(f"storage.s3_endpoint={proxy.endpoint}").storage)
+        with pytest.raises(StorageError, match=r"ignores conditional writes \(If-None-Match\)"):
+            store.check_conditional("s3://nocas/out/extract/_lease.json")
+        committed(str(tmp_path / "in"), "dedup_fuzzy")
+        env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1", AWS_ENDPOINT_URL=proxy.endpoint)
+        r = subprocess.run([sys.executable, "-m", "pipeline.cli", "stage", "dedup_exact", "--input", str(tmp_path / "in"),
+                            "--output", "s3://nocas/out/exact", "--set", f"storage.s3_endpoint={proxy.endpoint}"],
+                           env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 3 and "ignores conditional writes" in r.stderr, r.stderr[-2000:]
+        keys = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket="nocas").get("Contents", [])]
+        assert all(k.endswith("/") for k in keys), keys  # at most the empty folder marker of the write probe
+    finally:
+        proxy.stop()
+    Storage().check_conditional("s3://nocas/out/extract/_lease.json")  # the real server honours them

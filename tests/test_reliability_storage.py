@@ -98,8 +98,8 @@ def _four_warcs(s3_server, bucket: str) -> list[str]:
     s3_server.make_bucket(bucket)
     small = shared_path("warc", "dolma-sample-0001.warc.gz").read_bytes()
     keys = [f"in/w{i}.warc.gz" for i in range(4)]
-    for k in keys:
-        s3_server.client().put_object(Bucket=bucket, Key=k, Body=small)
+    for i, k in enumerate(keys):  # four files of the same pages, each with its own record ids
+        s3_server.client().put_object(Bucket=bucket, Key=k, Body=relabel(small, i))
     return keys
 
 
@@ -174,7 +174,7 @@ def test_retry_failed_reruns_only_the_failed_input(spark, cfg_factory, tmp_path,
     src, root = tmp_path / "warcs", tmp_path / "run"
     src.mkdir()
     for i in range(4):
-        (src / f"w{i}.warc.gz").write_bytes(good)
+        (src / f"w{i}.warc.gz").write_bytes(relabel(good, i))
     (src / "w2.warc.gz").write_bytes(b"<html>this is not a WARC file</html>\n" * 50)
     sets = ["extract.url_filter.enabled=false", "run.max_failed_input_share=0.5"]
     cfg = cfg_factory(*sets)
@@ -189,7 +189,7 @@ def test_retry_failed_reruns_only_the_failed_input(spark, cfg_factory, tmp_path,
     assert "extract: 1 failed input" in status and "w2.warc.gz" in status, status
     assert f"mdr stage extract --input {src} --output {out} --retry-failed" in status, status
 
-    (src / "w2.warc.gz").write_bytes(good)  # fixed: downloaded again
+    (src / "w2.warc.gz").write_bytes(relabel(good, 2))  # fixed: downloaded again
     args = ["stage", "extract", "--input", str(src), "--output", out, "--retry-failed"]
     assert main(args + [a for s in sets for a in ("--set", s)]) == 0
     man = read_manifest(Storage(), out)
