@@ -158,6 +158,9 @@ class FaultyProxy:
                     conn.request(self.command, self.path, body=body or None, headers=headers)
                     resp = conn.getresponse()
                     data = resp.read()
+                except OSError:  # the server behind is down: so are we, for this request
+                    self.close_connection = True
+                    return
                 finally:
                     conn.close()
                 self.send_response(resp.status, resp.reason)
