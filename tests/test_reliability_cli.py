@@ -381,8 +381,9 @@ def test_output_names_never_come_from_urls_or_file_names(spark, tmp_path):
     urls = ["https://e.org/../../../../tmp/pwned", "https://e.org/%2e%2e/%2e%2e/x", "file:///etc/passwd",
             "https://e.org/a?f=../../b", "https://e.org/" + "x/" * 100, "javascript:alert(1)"]
     names = ["..evil.warc.gz", "a b;rm -rf ~.warc.gz", "__init__.warc.gz", "ñame-%2e%2e.warc.gz"]
-    for i, n in enumerate(names):
+    for i, n in enumerate(names):  # the same URLs in every file, as other records (relabel: their own record ids)
         warcgen.write_pages(str(inp / n), [(u, warcgen.page(i * 10 + j)) for j, u in enumerate(urls)])
+        (inp / n).write_bytes(warcgen.relabel((inp / n).read_bytes(), i))
     out = tmp_path / "out" / "extract"
     cfg = load_config(None, ["extract.url_filter.enabled=false", "extract.langid.enabled=false"])
     man = run_stage(cfg, "extract", str(inp), str(out))
