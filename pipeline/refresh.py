@@ -342,7 +342,12 @@ def status(cfg: Config) -> int:
                 print(f"  {e.path}{extra}")
     lock = store.read_versioned(paths.lock)
     held = json.loads(lock.data) if lock else None
-    print(f"lock: held by run {held.get('run_id')} since {held.get('acquired')}" if held else "lock: free")
+    if held and not held.get("released"):
+        print(f"lock: held by run {held.get('run_id')} since {held.get('acquired')} (generation "
+              f"{held.get('generation', '?')})")
+    else:
+        print("lock: free" + (f" (last held by run {held.get('run_id')}, generation {held.get('generation', '?')}, "
+                              f"released {held['released']})" if held else ""))
     for rel in releases.releases[-5:]:
         print(f"release {rel['id']}: {rel['documents']:,} documents from {rel['warc_files']} files "
               f"({rel['failed_files']} failed) -> {join(paths.releases, rel['dataset'])}")
