@@ -1,6 +1,7 @@
 """The refresh's parts without Spark, on real servers (moto S3, an HTTP server on 127.0.0.1): the lease (two
-refreshes at once, expiry and takeover, generations, heartbeat), the ledger's order and outcomes, Common Crawl
-listings, and the refresh's configuration checks."""
+refreshes at once, expiry and takeover, generations, heartbeat), fencing of the release index, index garbage
+collection across generations, the ledger's order and outcomes, Common Crawl listings, and the refresh's
+configuration checks."""
 from __future__ import annotations
 
 import datetime as dt
@@ -126,6 +127,44 @@ def test_heartbeat_that_cannot_renew_marks_the_lease_lost_at_expiry(roots, capfd
     assert "renewal failed (ValueError" in capfd.readouterr().err
 
 
+def test_taking_over_fences_the_release_index_so_the_old_holder_cannot_commit(roots):
+    """The old holder passed its lock check just before its lease expired and was taken over: its commit, prepared
+    from the index it read, fails; so does one from a fresh read of the index, since the generation is older."""
+    from pipeline.releases import ReleaseConflict, ReleaseIndex
+    store, state = Storage(), f"{roots['s3']}/fence"
+    old = Lease(store, f"{state}/_lock.json", 2, "stalled").acquire()
+    seen = ReleaseIndex.load(store, f"{state}/releases")   # read at its start: no release yet
+    time.sleep(3.2)
+    new = Lease(store, f"{state}/_lock.json", 60, "next").acquire(min_generation=seen.generation)
+    fenced = ReleaseIndex.load(store, f"{state}/releases").fence(store, new.generation)
+    assert fenced.generation == new.generation == 2 and fenced.releases == []
+    with pytest.raises(ReleaseConflict, match="changed since this run read it"):
+        seen.commit(store, {"id": "R-old"}, "index/_catalogs/R-old-g1.json", old.generation)
+    with pytest.raises(ReleaseConflict, match="generation 2 took over the refresh after this run"):
+        ReleaseIndex.load(store, f"{state}/releases").commit(store, {"id": "R-old"}, "c", old.generation)
+    idx = ReleaseIndex.load(store, f"{state}/releases").commit(store, {"id": "R", "generation": 2}, "c", 2)
+    assert [r["id"] for r in idx.releases] == ["R"] and idx.generation == 2
+    with pytest.raises(ReleaseConflict, match="generation 2 took over"):
+        idx.fence(store, 2)  # a fence never goes back or repeats
+    new.release()
+
+
+def test_index_garbage_of_a_release_is_collected_up_to_its_generation_never_newer(tmp_path):
+    from pipeline.prior_build import collect_garbage
+    from pipeline.prior_index import CATALOGS, Catalog
+    store, root = Storage(), str(tmp_path / "index")
+    files = {p: f"{root}/{p}" for p in ("R/g2/url/b=0000-live.parquet", "R/g2/url/b=0000-retry.parquet",
+                                        "R/g1/url/b=0000-old.parquet", "R/url/b=0000-legacy.parquet",
+                                        "R/g3/url/b=0000-newer.parquet", "Q/g1/url/b=0000-other.parquet")}
+    for uri in files.values():
+        store.write_bytes(uri, b"x")
+    cat = Catalog(f"{root}/{CATALOGS}/R-g2.json", {"release": "R", "generation": 2, "replaced": [], "files": {
+        "url": {"0": [{"path": "R/g2/url/b=0000-live.parquet"}, {"path": "Q/g1/url/b=0000-other.parquet"}]}}})
+    assert collect_garbage(store, cat) == 3
+    assert {p for p, u in files.items() if store.exists(u)} == {
+        "R/g2/url/b=0000-live.parquet", "R/g3/url/b=0000-newer.parquet", "Q/g1/url/b=0000-other.parquet"}
+
+
 def test_ledger_order_outcomes_and_limits(roots):
     store = Storage()
     led = Ledger.load(store, f"{roots['s3']}/ledger.parquet")
@@ -214,14 +253,16 @@ def test_release_committed_but_ledger_not_updated_is_repaired_next_night(s3_serv
     led.add_listed([("CC-NEWS/2099/05", p1), ("CC-NEWS/2099/05", p2)])
     led.start(list(led.entries.values()), "R1")
     led.save(store)
-    write_release_manifest(store, f"{state}/releases/R1", {"files": [
+    name = write_release_manifest(store, f"{state}/releases/R1", {"generation": 1, "files": [
         {"path": p1, "error": None, "documents": 3}, {"path": p2, "error": "HTTP 404 Not Found", "documents": None}]})
-    catalog = f"index/{CATALOGS}/R1.json"
-    store.write_text(f"{state}/{catalog}", json.dumps({"format": FORMAT, "release": "R1", "buckets": 1,
-                                                       "params": index_params(cfg), "releases": ["R1"], "files": {}}))
-    orphan = f"{state}/index/R1/url/b=0000-dead.parquet"
+    catalog = f"index/{CATALOGS}/R1-g1.json"
+    store.write_text(f"{state}/{catalog}", json.dumps({"format": FORMAT, "release": "R1", "generation": 1,
+                                                       "buckets": 1, "params": index_params(cfg), "releases": ["R1"],
+                                                       "files": {}}))
+    orphan = f"{state}/index/R1/g1/url/b=0000-dead.parquet"
     store.write_bytes(orphan, b"left by an earlier attempt")
-    ReleaseIndex.load(store, f"{state}/releases").commit(store, {"id": "R1"}, catalog)
+    ReleaseIndex.load(store, f"{state}/releases").commit(
+        store, {"id": "R1", "generation": 1, "manifest": f"R1/{name}"}, catalog, 1)
 
     night = refresh(cfg)
     assert night.status == "nothing_new"
