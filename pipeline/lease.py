@@ -7,8 +7,14 @@ root (two refreshes never process the same files); a stage run holds one in its 
   against the response's Date, so machines' clocks do not matter) is expired: it is taken over with a put
   conditional on the ETag that was read (``If-Match``), so of two runs taking over at once exactly one wins;
 - a running refresh renews it every ``heartbeat_s`` (``If-Match`` on its own last ETag): when that fails, the
-  lease was taken over after expiring, and the run stops before committing anything (``check``);
-- released with a delete conditional on its ETag, so a run never removes a lease it no longer holds.
+  lease was taken over after expiring, and the run stops before committing anything (``check``); a renewal
+  failing for another reason is retried until the lease expires;
+- released with a write conditional on its ETag that marks it released, so a run never frees a lease it no
+  longer holds, and the record keeps its ``generation``: every acquire or takeover adds one, so a holder's
+  generation is never reused and what it writes (paths, commits) can be told from an older holder's;
+- a lease whose holder ran on this machine (same host name and boot id) in a process that no longer exists is
+  expired at once: a run killed on a laptop does not block the next one for ``ttl_s``;
+- the heartbeat thread calls ``on_lost`` when the lease is taken over or has expired while renewals failed.
 On a local state root the same protocol runs on a file with a lock held for each compare-and-swap.
 """
 from __future__ import annotations
@@ -21,6 +27,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from typing import Callable
 
 from pipeline.storage import Storage, StorageError
 
@@ -64,28 +71,49 @@ def holder_is_dead(info: dict) -> bool:
 
 
 class Lease:
-    def __init__(self, store: Storage, uri: str, ttl_s: float, run_id: str, what: str = "refresh") -> None:
-        self.store, self.uri, self.ttl_s, self.run_id = store, uri, ttl_s, run_id
+    """A lease on ``uri``: ``acquire``, ``renew`` / ``check``, ``release``, ``heartbeat``. ``generation`` counts the
+    takings of this lease (every acquire or takeover adds one, a released lease keeps its count), so what a holder
+    writes can carry it and a commit can refuse an older generation. ``on_lost(message)`` is called once, from the
+    thread that finds the lease lost (taken over, or expired while renewals failed)."""
+
+    def __init__(self, store: Storage, uri: str, ttl_s: float, run_id: str,
+                 on_lost: Callable[[str], None] | None = None, what: str = "refresh") -> None:
+        self.store, self.uri, self.ttl_s, self.run_id, self.on_lost = store, uri, ttl_s, run_id, on_lost
         self.what = what  # who holds it, for messages: "refresh", "stage extract", ...
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.acquired = time.time()
         self.etag: str | None = None
         self.taken_over: dict | None = None   # the expired lease this run took over, if any
         self.lost: str | None = None
+        self._generation = 0
+        self._renewed = time.monotonic()      # when the last renewal that got through was sent
         self._lock = threading.Lock()
 
-    def _body(self) -> bytes:
-        now = time.time()
-        return json.dumps({"format": FORMAT, "run_id": self.run_id, "owner": self.owner, "host": socket.gethostname(),
-                           "pid": os.getpid(), "boot_id": boot_id(), "acquired": _iso(self.acquired), "renewed": _iso(now),
-                           "ttl_s": self.ttl_s, "expires": _iso(now + self.ttl_s)}, sort_keys=True).encode()
+    @property
+    def generation(self) -> int:
+        """This holder's generation (0 before ``acquire``)."""
+        return self._generation
 
-    def acquire(self) -> "Lease":
+    def _body(self, released: bool = False) -> bytes:
+        now = time.time()
+        info = {"format": FORMAT, "run_id": self.run_id, "owner": self.owner, "host": socket.gethostname(),
+                "pid": os.getpid(), "boot_id": boot_id(), "generation": self._generation, "acquired": _iso(self.acquired),
+                "renewed": _iso(now), "ttl_s": self.ttl_s, "expires": _iso(now + self.ttl_s)}
+        if released:
+            info["released"] = _iso(now)
+        return json.dumps(info, sort_keys=True).encode()
+
+    def acquire(self, min_generation: int = 0) -> "Lease":
+        """Take the lease: a new one, a released one, or an expired one (taken over); LeaseHeld when it is held.
+        The generation becomes one more than the record's, and more than ``min_generation`` (what the caller
+        knows was used already, should the record have been deleted by hand)."""
         self.store.check_conditional(self.uri)  # a store that ignores the conditions is refused, not trusted
         for _ in range(5):
+            self._generation = min_generation + 1
+            sent = time.monotonic()
             tag = self.store.write_if(self.uri, self._body(), None)
             if tag is not None:
-                self.etag = tag
+                self.etag, self._renewed = tag, sent
                 return self
             cur = self.store.read_versioned(self.uri)
             if cur is None:
@@ -97,66 +125,110 @@ class Lease:
             ttl = float(info.get("ttl_s", self.ttl_s))
             age = cur.now - cur.modified
             dead = holder_is_dead(info)
-            if age < ttl and not dead:
+            if age < ttl and not info.get("released") and not dead:
                 raise LeaseHeld(describe(info, self.uri, ttl - age, self.what))
+            self._generation = max(int(info.get("generation", 0)), min_generation) + 1
+            sent = time.monotonic()
             tag = self.store.write_if(self.uri, self._body(), cur.etag)
             if tag is not None:
-                self.etag, self.taken_over = tag, info
-                why = "its process has exited" if dead else f"{age:.0f}s ago, ttl {ttl:.0f}s"
-                print(f"[{self.what}] took over the expired lock of run {info.get('run_id', '?')} (held by "
-                      f"{info.get('owner', '?')} since {info.get('acquired', '?')}, last renewed "
-                      f"{info.get('renewed', '?')}: {why})", file=sys.stderr)
+                self.etag, self._renewed = tag, sent
+                if not info.get("released"):
+                    self.taken_over = info
+                    why = "its process has exited" if dead else f"{age:.0f}s ago, ttl {ttl:.0f}s"
+                    print(f"[{self.what}] took over the expired lock of run {info.get('run_id', '?')} (held by "
+                          f"{info.get('owner', '?')} since {info.get('acquired', '?')}, generation "
+                          f"{info.get('generation', '?')}, last renewed {info.get('renewed', '?')}: {why}); this run "
+                          f"is generation {self._generation}", file=sys.stderr)
                 return self
         cur = self.store.read_versioned(self.uri)
         info = json.loads(cur.data) if cur is not None else {}
         raise LeaseHeld(describe(info, self.uri, None, self.what))
 
+    def _lose(self, why: str) -> LeaseLost:
+        """Mark the lease lost (once) and call ``on_lost``; returns the exception to raise."""
+        with self._lock:
+            first, self.lost = self.lost is None, self.lost or why
+        if first and self.on_lost is not None:
+            try:
+                self.on_lost(self.lost)
+            except Exception as e:  # noqa: BLE001 - the loss is recorded; the callback's failure must not hide it
+                print(f"[lease] {self.uri}: the lost-lease callback failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return LeaseLost(self.lost)
+
     def renew(self) -> None:
         """Extend the lease (and publish ``run_id``); LeaseLost when someone else holds it now."""
         with self._lock:
-            if self.lost:
-                raise LeaseLost(self.lost)
-            tag = self.store.write_if(self.uri, self._body(), self.etag)
-            if tag is None:
-                cur = self.store.read_versioned(self.uri)
-                holder = json.loads(cur.data).get("run_id", "?") if cur is not None else "nobody"
-                knobs = ("refresh.lease_ttl_s", "refresh.heartbeat_s") if self.what == "refresh" else \
-                    ("run.lease_ttl_s", "run.lease_ttl_s/4")
-                self.lost = (f"the lock of run {self.run_id} at {self.uri} expired and is now held by {holder}; "
-                             f"this run stops without committing (raise {knobs[0]}, or check why renewals "
-                             f"every {knobs[1]} did not get through)")
-                raise LeaseLost(self.lost)
-            self.etag = tag
+            lost = self.lost
+            if not lost:
+                sent = time.monotonic()
+                tag = self.store.write_if(self.uri, self._body(), self.etag)
+                if tag is not None:
+                    self.etag, self._renewed = tag, sent
+                    return
+        if lost:
+            raise LeaseLost(lost)
+        cur = self.store.read_versioned(self.uri)
+        try:
+            info = json.loads(cur.data) if cur is not None else {}
+        except ValueError:
+            info = {}
+        holder = (f"run {info.get('run_id', '?')} (generation {info.get('generation', '?')}"
+                  f"{', released since' if info.get('released') else ''})" if cur is not None else "nobody")
+        raise self._lose(f"the lock of run {self.run_id} (generation {self._generation}) at {self.uri} expired and "
+                         f"was taken over by {holder}; this run stops without committing (raise {self._knobs()})")
+
+    def _knobs(self) -> str:
+        if self.what == "refresh":
+            return "refresh.lease_ttl_s, or check why renewals every refresh.heartbeat_s did not get through"
+        return "run.lease_ttl_s, or check why renewals every quarter of it did not get through"
 
     def check(self) -> None:
         """Before a commit: renew now, so a run whose lease was taken over never commits."""
         self.renew()
 
     def release(self) -> None:
+        """Mark the lease released (a conditional write on its ETag, keeping the generation count): the next
+        acquire takes it at once. A lost lease is left alone."""
         with self._lock:
             if self.etag is not None and not self.lost:
                 try:
-                    self.store.delete_if(self.uri, self.etag)
+                    if self.store.write_if(self.uri, self._body(released=True), self.etag) is None:
+                        print(f"[lease] {self.uri}: not released: it changed since the last renewal", file=sys.stderr)
                 except StorageError as e:  # it expires by itself
                     print(f"[{self.what}] note: could not release the lock ({e}); it expires after "
                           f"{self.ttl_s:.0f}s", file=sys.stderr)
             self.etag = None
 
+    def _beat(self, every_s: float, stop: threading.Event) -> None:
+        """Renew every ``every_s`` until stopped or lost. A failed renewal of any kind is logged and retried; when
+        none got through for ``ttl_s`` the lease has expired: it is marked lost."""
+        wait = every_s
+        while not stop.wait(wait):
+            wait = every_s
+            try:
+                self.renew()
+                continue
+            except LeaseLost:
+                return
+            except Exception as e:  # noqa: BLE001 - whatever failed, keep trying until the lease expires
+                left = self.ttl_s - (time.monotonic() - self._renewed)
+                if left > 0:
+                    print(f"[lease] {self.uri}: renewal failed ({type(e).__name__}: {e}); retrying in "
+                          f"{min(every_s, left):.1f}s, the lease expires in {left:.0f}s", file=sys.stderr, flush=True)
+                    wait = min(every_s, left)
+                    continue
+                why = (f"the lock of run {self.run_id} (generation {self._generation}) at {self.uri} expired: no "
+                       f"renewal got through for {self.ttl_s:.0f}s (last error {type(e).__name__}: {e}); this run "
+                       f"stops without committing")
+                print(f"[lease] {why}", file=sys.stderr, flush=True)
+                self._lose(why)
+                return
+
     @contextmanager
     def heartbeat(self, every_s: float):
         """Renew every ``every_s`` in a background thread while the body runs."""
         stop = threading.Event()
-
-        def loop() -> None:
-            while not stop.wait(every_s):
-                try:
-                    self.renew()
-                except LeaseLost:
-                    return
-                except (StorageError, OSError) as e:  # transient: the next beat retries well before expiry
-                    print(f"[{self.what}] note: lock renewal failed ({e}); retrying in {every_s:.0f}s", file=sys.stderr)
-
-        t = threading.Thread(target=loop, name="mdr-lease-heartbeat", daemon=True)
+        t = threading.Thread(target=self._beat, args=(every_s, stop), name="mdr-lease-heartbeat", daemon=True)
         t.start()
         try:
             yield self

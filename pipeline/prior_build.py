@@ -7,15 +7,18 @@ for the documents the release holds. ``key_sources`` finds those inputs through 
 
 One Spark job: a task per part of those inputs computes its documents' keys; rows of documents the release
 does not hold are dropped (a semi-join on the released dataset's ids), the rest shuffled by (index, bucket),
-sorted by key, and each task writes one file per (index, bucket) under ``<index root>/<release>/``. The new
-catalog lists the earlier catalog's files plus these; a bucket with more than ``refresh.index_compact_files``
-files is merged into one. Nothing here is live until ``releases/_index.json`` names the new catalog;
-``collect_garbage`` then deletes what no live catalog lists (files of an interrupted attempt, files merged away).
+sorted by key, and each task writes one file per (index, bucket) under ``<index root>/<release>/g<N>/`` (N: the
+lease generation of the night, so an older holder of the lease never writes the same files). The new catalog
+(``_catalogs/<release>-g<N>.json``) lists the earlier catalog's files plus these; a bucket with more than
+``refresh.index_compact_files`` files is merged into one. Nothing here is live until ``releases/_index.json``
+names the new catalog; ``collect_garbage`` then deletes what no live catalog lists (files of earlier interrupted
+generations of the release, files merged away), never a newer generation's.
 """
 from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -96,11 +99,23 @@ def band_entries(table: pa.Table, cfg: Config, buckets: int) -> pa.RecordBatch |
                     pa.nulls(keys.size, pa.binary()), keys, ids[idx])
 
 
-def _write_group(store: Storage, root: str, release: str, kind: str, bucket: int, tables: list[pa.Table],
-                 tag: str = "") -> dict:
+def attempt_folder(release: str, generation: int | None) -> str:
+    """Where lease generation ``generation`` writes the index files of ``release`` (relative to the index root;
+    ``<release>`` alone before generations)."""
+    return release if generation is None else f"{release}/g{generation}"
+
+
+def _generation_of(rel: str, release: str) -> int:
+    """The generation an index file's path (``<release>/g<N>/...``) names; 0 for one written before generations."""
+    m = re.match(re.escape(release) + r"/g(\d+)/", rel)
+    return int(m.group(1)) if m else 0
+
+
+def _write_group(store: Storage, root: str, folder: str, release: str, kind: str, bucket: int,
+                 tables: list[pa.Table], tag: str = "") -> dict:
     import pyarrow.parquet as pq
     t = pa.concat_tables(tables).sort_by("key")
-    path = f"{release}/{kind}/b={bucket:04d}-{tag}{attempt_token()}.parquet"
+    path = f"{folder}/{kind}/b={bucket:04d}-{tag}{attempt_token()}.parquet"
     buf = io.BytesIO()
     pq.write_table(t, buf, compression="zstd", row_group_size=256_000)
     store.write_bytes(join(root, path), buf.getvalue())
@@ -108,7 +123,7 @@ def _write_group(store: Storage, root: str, release: str, kind: str, bucket: int
 
 
 def write_entries(spark, store: Storage, cfg: Config, sources: KeySources, release: str, root: str,
-                  buckets: int) -> list[dict]:
+                  buckets: int, folder: str) -> list[dict]:
     """Compute and write the index rows of the released documents; returns the written files."""
     columns = {EXACT: (["id", "url", "text"], exact_entries), FUZZY: (["id", "text"], band_entries)}
 
@@ -136,7 +151,7 @@ def write_entries(spark, store: Storage, cfg: Config, sources: KeySources, relea
             for s, e in zip(np.r_[0, cuts], np.r_[cuts, len(code)]):
                 k = (int(code[s]) // 65536, int(code[s]) % 65536)
                 if k != cur and tables:
-                    metas.append(_write_group(store, root, release, KINDS[cur[0]], cur[1], tables))
+                    metas.append(_write_group(store, root, folder, release, KINDS[cur[0]], cur[1], tables))
                     tables = []
                 cur = k
                 g, kind = t.slice(s, e - s), KINDS[k[0]]
@@ -144,7 +159,7 @@ def write_entries(spark, store: Storage, cfg: Config, sources: KeySources, relea
                                         "release": pa.array([release] * g.num_rows, pa.string())},
                                        schema=file_schema(kind)))
         if tables:
-            metas.append(_write_group(store, root, release, KINDS[cur[0]], cur[1], tables))
+            metas.append(_write_group(store, root, folder, release, KINDS[cur[0]], cur[1], tables))
         yield pa.RecordBatch.from_pydict({"meta": [json.dumps(metas)]}, schema=pa.schema([("meta", pa.string())]))
 
     released = open_input(store, sources.released).parts
@@ -163,16 +178,17 @@ def write_entries(spark, store: Storage, cfg: Config, sources: KeySources, relea
     return sorted(out, key=lambda m: (m["kind"], m["bucket"], m["path"]))
 
 
-def _merge_bucket(store: Storage, root: str, release: str, kind: str, bucket: int, paths: list[str]) -> dict:
+def _merge_bucket(store: Storage, root: str, folder: str, release: str, kind: str, bucket: int,
+                  paths: list[str]) -> dict:
     import pyarrow.parquet as pq
     tables = []
     for p in paths:
         with store.open_read(join(root, p)) as f:
             tables.append(pq.ParquetFile(io.BytesIO(f.read())).read().cast(file_schema(kind)))
-    return _write_group(store, root, release, kind, bucket, tables, tag="c-")
+    return _write_group(store, root, folder, release, kind, bucket, tables, tag="c-")
 
 
-def compact(spark, store: Storage, files: dict, root: str, release: str, limit: int) -> list[str]:
+def compact(spark, store: Storage, files: dict, root: str, folder: str, release: str, limit: int) -> list[str]:
     """Merge every bucket holding more than ``limit`` files into one file (in place in ``files``); returns the
     paths merged away (deleted once the catalog that no longer lists them is live)."""
     todo = [(kind, int(b), [f["path"] for f in fs]) for kind in KINDS for b, fs in files.get(kind, {}).items()
@@ -180,7 +196,7 @@ def compact(spark, store: Storage, files: dict, root: str, release: str, limit: 
     if not todo:
         return []
     merged = (spark.sparkContext.parallelize(todo, len(todo))
-              .map(lambda t: _merge_bucket(store, root, release, *t)).collect())
+              .map(lambda t: _merge_bucket(store, root, folder, release, *t)).collect())
     for m in merged:
         files[m["kind"]][str(m["bucket"])] = [{k: m[k] for k in ("path", "rows", "release")}]
     print(f"[refresh] index: merged {len(todo)} buckets holding more than {limit} files each", file=sys.stderr)
@@ -188,28 +204,31 @@ def compact(spark, store: Storage, files: dict, root: str, release: str, limit: 
 
 
 def build_catalog(spark, store: Storage, cfg: Config, dataset_uri: str, release: str, root: str,
-                  prior: Catalog | None) -> Catalog:
+                  prior: Catalog | None, generation: int | None = None) -> Catalog:
     """Index the documents of ``dataset_uri`` (the release's dataset) on top of ``prior``, keyed from the dedup
-    stages' inputs (``key_sources``); write and return the new catalog."""
+    stages' inputs (``key_sources``); write and return the new catalog. ``generation``: the lease generation
+    writing it (its files and catalog name carry it)."""
     t0 = time.time()
     buckets = prior.buckets if prior is not None else cfg.refresh.index_buckets
     sources = key_sources(store, dataset_uri)
     print(f"[refresh] index: keys of the documents of {dataset_uri}: URL and text hash from {sources.exact}, "
           f"bands from {sources.fuzzy}", file=sys.stderr)
-    new = write_entries(spark, store, cfg, sources, release, root, buckets)
+    folder = attempt_folder(release, generation)
+    new = write_entries(spark, store, cfg, sources, release, root, buckets, folder)
     files: dict[str, dict[str, list[dict]]] = {k: {b: list(fs) for b, fs in (prior.entries(k) if prior else {}).items()}
                                                for k in KINDS}
     for m in new:
         files[m["kind"]].setdefault(str(m["bucket"]), []).append({k: m[k] for k in ("path", "rows", "release")})
-    replaced = compact(spark, store, files, root, release, cfg.refresh.index_compact_files)
+    replaced = compact(spark, store, files, root, folder, release, cfg.refresh.index_compact_files)
     added = {k: sum(m["rows"] for m in new if m["kind"] == k) for k in KINDS}
-    data = {"format": FORMAT, "release": release, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    data = {"format": FORMAT, "release": release, "generation": generation,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "buckets": buckets, "params": index_params(cfg),
             "releases": (prior.releases if prior else []) + [release],
             "rows": {k: sum(f["rows"] for fs in files[k].values() for f in fs) for k in KINDS},
             "added": added, "replaced": replaced,
             "files": {k: dict(sorted(files[k].items(), key=lambda kv: int(kv[0]))) for k in KINDS}}
-    uri = join(root, CATALOGS, f"{release}.json")
+    uri = join(root, CATALOGS, f"{release if generation is None else f'{release}-g{generation}'}.json")
     store.write_text(uri, json.dumps(data, indent=1))
     print(f"[refresh] index: +{added['url']:,} URL, +{added['doc']:,} text-hash, +{added['band']:,} band keys in "
           f"{len(new)} files ({time.time() - t0:.1f}s); catalog {uri} (not live until the release commits)",
@@ -218,14 +237,17 @@ def build_catalog(spark, store: Storage, cfg: Config, dataset_uri: str, release:
 
 
 def collect_garbage(store: Storage, catalog: Catalog) -> int:
-    """After the commit: delete index files no live catalog lists (merged away, or of an interrupted attempt of
-    this release). Never fails the night: garbage is invisible to readers."""
+    """After the commit of ``catalog``: delete index files no live catalog lists: merged away, or left by this
+    generation or an older one of the same release (interrupted attempts, lease holders that were taken over).
+    A newer generation's files are never touched. Never fails the night: garbage is invisible to readers."""
     live, n = catalog.paths(), 0
-    release = catalog.data["release"]
+    release, generation = catalog.data["release"], catalog.data.get("generation") or 0
     try:
         doomed = [join(catalog.root, p) for p in catalog.data.get("replaced", [])]
-        prefix = join(catalog.root, release)
-        doomed += [u for u in store.list_files(prefix) if u[len(catalog.root.rstrip("/")) + 1:] not in live]
+        for u in store.list_files(join(catalog.root, release)):
+            rel = u[len(catalog.root.rstrip("/")) + 1:]
+            if rel not in live and _generation_of(rel, release) <= generation:
+                doomed.append(u)
         for uri in doomed:
             store.delete(uri)
             n += 1

@@ -10,8 +10,8 @@ A released document's keys are made from the text each stage looked up, not the 
 cuts repeated spans after its lookups): URL and text hash from dedup_exact's input, bands from dedup_fuzzy's.
 
 Each index is split by key hash into ``buckets``; a bucket is a few files, each sorted by key. A *catalog*
-(``<index root>/_catalogs/<release>.json``) lists every live file per index and bucket, with the parameters the
-keys were made with. A catalog is live only once ``releases/_index.json`` names it (``pipeline.releases``, the
+(``<index root>/_catalogs/<release>-g<N>.json``, N the lease generation that wrote it) lists every live file per
+index and bucket, with the parameters the keys were made with. A catalog is live only once ``releases/_index.json`` names it (``pipeline.releases``, the
 refresh's one commit point), so files written by a night that did not commit are never read. A stage given a
 catalog (``dedup_fuzzy.prior_index``, ``dedup_exact.prior_index``) reads only the buckets its own keys fall in.
 Building and extending the indexes is ``pipeline.prior_build``.

@@ -1,17 +1,20 @@
 """`mdr refresh`: one night of the incremental pipeline over the crawl files not processed yet.
 
-1. take the lock (``pipeline.lease``), or stop with "locked by run X since T";
+1. take the lock (``pipeline.lease``), or stop with "locked by run X since T"; a run that takes over an expired
+   lock fences the release index with its lease generation N (``ReleaseIndex.fence``), so the run it took over
+   can no longer commit, and a lost lock stops the night at once (Spark jobs cancelled, exit 4);
 2. read the ledger (``pipeline.ledger``) and the release index (``pipeline.releases``); the files of a release
    that committed but whose ledger update was lost are recorded from its ``_release.json``;
 3. list the followed crawls (``pipeline.ccsource``): files never seen become pending;
 4. pick the night's files: those of an interrupted night (resumed under its run id, so its committed stages are
    reused), else the next ``refresh.budget`` files; none: stop (a fast no-op, Spark never starts);
-5. mark them in progress, then run ``run.stages`` into ``releases/<run id>/`` with ``dedup_fuzzy.prior_index``
-   and ``dedup_exact.prior_index`` set to the last committed index catalog (cross-release dedup);
+5. mark them in progress, then run ``run.stages`` into ``releases/<run id>/`` (the lock checked before each) with
+   ``dedup_fuzzy.prior_index`` and ``dedup_exact.prior_index`` set to the last committed index catalog
+   (cross-release dedup);
 6. index the release's documents into a new catalog (``pipeline.prior_build``; keyed from the text each dedup
-   stage looked up, before dedup_exact's cuts) and write ``_release.json``;
-7. renew the lock (a run that lost it stops here) and commit: ``releases/_index.json`` lists the release and its
-   catalog, in one conditional write;
+   stage looked up, before dedup_exact's cuts) and write ``_release-g<N>.json``;
+7. renew the lock (a run that lost it stops here) and commit: ``releases/_index.json`` lists the release, its
+   catalog and generation, in one conditional write that a newer generation's fence makes fail;
 8. record each file's outcome in the ledger (done, failed, gave_up), delete unused index files, write the report.
 A night stopped anywhere before 7 leaves nothing readers or later nights' dedup can see, and the next night
 resumes it; stopped between 7 and 8, step 2 of the next night repairs the ledger.
@@ -21,20 +24,22 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
 from pipeline import __version__
 from pipeline.ccsource import check_follow, check_source, expand, file_url, list_source
 from pipeline.config import Config, ConfigError
-from pipeline.lease import Lease
+from pipeline.lease import Lease, LeaseLost
 from pipeline.ledger import FAILED, GAVE_UP, IN_PROGRESS, Ledger
-from pipeline.releases import ReleaseIndex, read_release_manifest, write_release_manifest
+from pipeline.releases import ReleaseConflict, ReleaseIndex, read_release_manifest, write_release_manifest
 from pipeline.storage import Storage, join, scheme
 
 HOLD_ENV = "MDR_REFRESH_HOLD_AT"   # test hook: "stages" or "commit"; the run waits there until it is killed
-LISTING = "_warc.paths"
+HOLD_UNTIL_ENV = "MDR_REFRESH_HOLD_UNTIL"   # test hook: a file; the held run goes on once it exists
 RULES = {
     "url": "a document whose normalized URL an earlier release holds is removed (duplicate_url_prior)",
     "doc": "a document whose text hash an earlier release holds is removed (duplicate_text_prior)",
@@ -120,9 +125,62 @@ def night_config(cfg: Config, catalog: str | None) -> Config:
 
 def _hold(step: str) -> None:
     if os.environ.get(HOLD_ENV) == step:
-        log(f"{HOLD_ENV}={step}: holding here until killed (test hook)")
-        while True:
-            time.sleep(3600)
+        until = os.environ.get(HOLD_UNTIL_ENV)
+        log(f"{HOLD_ENV}={step}: holding here until {f'{until} exists' if until else 'killed'} (test hook)")
+        while not (until and os.path.exists(until)):
+            time.sleep(0.2)
+
+
+def listing_name(generation: int) -> str:
+    """The night's WARC listing in the release folder, written by lease generation ``generation``."""
+    return f"_warc-g{generation}.paths"
+
+
+class StopWhenLost:
+    """A night's lost-lock callback (``Lease.on_lost``): cancel the running Spark jobs and raise LeaseLost in the
+    main thread, through a signal so that a blocking call there (a Spark job, a wait) is interrupted too. Armed
+    only inside ``with``, and only when entered on the main thread (elsewhere the stage loop's lock checks stop
+    the night)."""
+    SIGNAL = signal.SIGUSR1
+
+    def __init__(self) -> None:
+        self._main = threading.main_thread()
+        self._lock = threading.Lock()
+        self._armed, self._previous, self.message = False, None, None
+
+    def __enter__(self) -> "StopWhenLost":
+        if threading.current_thread() is self._main:
+            self._previous = signal.signal(self.SIGNAL, self._raise)
+            self._armed = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            armed, self._armed = self._armed, False
+        if armed:
+            signal.signal(self.SIGNAL, self._previous)
+
+    def _raise(self, signum, frame) -> None:
+        """The signal handler (main thread): no lock here, the main thread may hold it in ``__exit__``."""
+        if self._armed and self.message is not None:
+            self._armed = False
+            raise LeaseLost(self.message)
+
+    def __call__(self, message: str) -> None:
+        self.message = message
+        log("the lock was lost: cancelling the Spark jobs and stopping this run")
+        if "pyspark" in sys.modules:
+            from pyspark import SparkContext
+            sc = SparkContext._active_spark_context
+            if sc is not None:
+                try:
+                    sc.cancelAllJobs()
+                except Exception as e:  # noqa: BLE001 - the main thread is stopped anyway
+                    log(f"note: could not cancel the Spark jobs: {type(e).__name__}: {e}")
+        if threading.current_thread() is not self._main:
+            with self._lock:
+                if self._armed:
+                    signal.pthread_kill(self._main.ident, self.SIGNAL)
 
 
 def _new_run_id(taken: set[str]) -> str:
@@ -146,7 +204,7 @@ def _pick(store: Storage, cfg: Config, paths: Paths, ledger: Ledger, releases: R
     r = cfg.refresh
     for run_id, entries in ledger.stale_runs().items():  # committed, ledger not updated: repair from its manifest
         if run_id in releases.ids():
-            man = read_release_manifest(store, paths.release(run_id)) or {"files": []}
+            man = read_release_manifest(store, paths.releases, releases.entry(run_id)) or {"files": []}
             ledger.finish(run_id, run_id, {f["path"]: f for f in man["files"]}, r.max_attempts)
             log(f"release {run_id} was committed but its files were still in progress: recorded {len(entries)} files")
             if write and releases.catalog():
@@ -192,17 +250,30 @@ def dry_run(cfg: Config) -> Night:
 
 def refresh(cfg: Config, *, target: str = "local", spark=None, master: str | None = None, k8s_api=None,
             force: bool = False) -> Night:
-    """One night. Raises LeaseHeld when another refresh holds the lock (nothing done)."""
+    """One night. Raises LeaseHeld when another refresh holds the lock (nothing done), LeaseLost when this run's
+    lock was taken over (it stopped without committing)."""
     t0 = time.time()
     store, paths = Storage(cfg.storage), check_config(cfg, target)
     check_source(store, cfg.refresh.source)
     releases = ReleaseIndex.load(store, paths.releases)
     _prior_catalog(store, cfg, paths, releases)  # MinHash / URL rules changed since the last release: fail now
-    lease = Lease(store, paths.lock, cfg.refresh.lease_ttl_s, _new_run_id(releases.ids())).acquire()
-    log(f"lock taken at {paths.lock} (run {lease.run_id}, ttl {cfg.refresh.lease_ttl_s:.0f}s)")
+    stop = StopWhenLost()
+    lease = Lease(store, paths.lock, cfg.refresh.lease_ttl_s, _new_run_id(releases.ids()),
+                  on_lost=stop).acquire(min_generation=releases.generation)
+    log(f"lock taken at {paths.lock} (run {lease.run_id}, generation {lease.generation}, "
+        f"ttl {cfg.refresh.lease_ttl_s:.0f}s)")
     try:
-        with lease.heartbeat(cfg.refresh.heartbeat_s):
+        with stop, lease.heartbeat(cfg.refresh.heartbeat_s):
+            if lease.taken_over is not None:
+                _fenced(lease, lambda: releases.fence(store, lease.generation))
+                log(f"fenced {releases.uri} at generation {lease.generation}: the run taken over cannot commit")
             night = _night(cfg, store, paths, lease, target, spark, master, k8s_api, force)
+    except LeaseLost:
+        raise
+    except BaseException as e:  # a Spark job cancelled, a wait interrupted: because the lock was lost
+        if lease.lost:
+            raise LeaseLost(lease.lost) from e
+        raise
     finally:
         lease.release()
     night.seconds = round(time.time() - t0, 2)
@@ -220,7 +291,7 @@ def _night(cfg: Config, store: Storage, paths: Paths, lease: Lease, target: str,
         ledger.save(store)
         night.status = "nothing_new"
         return night
-    run_id = resume or lease.run_id
+    run_id, gen = resume or lease.run_id, lease.generation
     lease.run_id = run_id
     lease.renew()  # the lock now names the run it protects
     ledger.start(batch, run_id)
@@ -228,13 +299,13 @@ def _night(cfg: Config, store: Storage, paths: Paths, lease: Lease, target: str,
     night.run_id, night.files = run_id, sorted(e.path for e in batch)
     root = paths.release(run_id)
     url_of = {file_url(r.source, e.path): e for e in batch}
-    listing = join(root, LISTING)
+    listing = join(root, listing_name(gen))
     store.write_text(listing, "".join(u + "\n" for u in sorted(url_of)))
     log(f"run {run_id}: {len(batch)} files -> {root}/")
     prior = _prior_catalog(store, cfg, paths, releases)
     ncfg = night_config(cfg, prior.uri if prior else None)
     _hold("stages")
-    manifests = _run_stages(ncfg, store, listing, root, run_id, target, spark, master, k8s_api, force)
+    manifests = _run_stages(ncfg, store, listing, root, run_id, target, spark, master, k8s_api, force, lease)
 
     extract = manifests[0]
     errors = {f["file"]: f["error"] for f in extract.get("failed_inputs", [])}
@@ -249,6 +320,7 @@ def _night(cfg: Config, store: Storage, paths: Paths, lease: Lease, target: str,
     final = manifests[-1]
     night.documents = final["rows"]
     if len(night.failed) == len(outcomes):  # nothing read: no release; the files are retried on later nights
+        lease.check()
         ledger.finish(run_id, None, outcomes, r.max_attempts)
         ledger.save(store)
         night.status = "no_release"
@@ -264,10 +336,12 @@ def _night(cfg: Config, store: Storage, paths: Paths, lease: Lease, target: str,
         from pipeline.spark import get_spark
         sp = get_spark(ncfg, master if target == "local" else "local[*]")
     dataset = join(root, final["stage"])
-    catalog = build_catalog(sp, store, ncfg, dataset, run_id, paths.index, prior)
+    lease.check()
+    catalog = build_catalog(sp, store, ncfg, dataset, run_id, paths.index, prior, generation=gen)
     rel_catalog = catalog.uri[len(paths.state) + 1:]
     manifest = {
-        "format": "mdr.release/1", "id": run_id, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "format": "mdr.release/1", "id": run_id, "generation": gen,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "code_version": __version__, "source": r.source, "documents": final["rows"],
         "dataset": f"{run_id}/{final['stage']}", "stages": {m["stage"]: m["counts"] for m in manifests},
         "files": [outcomes[p] for p in sorted(outcomes)],
@@ -277,13 +351,15 @@ def _night(cfg: Config, store: Storage, paths: Paths, lease: Lease, target: str,
         "dedup_across_releases": RULES,
         "config_hash": ncfg.section_hash(*[s for s in ("extract", "filter", "dedup_fuzzy", "dedup_exact", "quality")]),
     }
-    write_release_manifest(store, root, manifest)
+    lease.check()
+    name = write_release_manifest(store, root, manifest)
     _hold("commit")
     lease.check()  # a run whose lock was taken over stops here, before anything becomes visible
     entry = {"id": run_id, "created": manifest["created"], "path": f"{run_id}/", "dataset": manifest["dataset"],
              "documents": final["rows"], "warc_files": len(outcomes) - len(night.failed),
-             "failed_files": len(night.failed), "catalog": rel_catalog}
-    releases.commit(store, entry, rel_catalog)
+             "failed_files": len(night.failed), "catalog": rel_catalog, "generation": gen,
+             "manifest": f"{run_id}/{name}"}
+    _fenced(lease, lambda: releases.commit(store, entry, rel_catalog, gen))  # fails if a newer generation fenced
     log(f"committed release {run_id}: {final['rows']:,} documents ({paths.releases}/_index.json)")
     ledger.finish(run_id, run_id, outcomes, r.max_attempts)
     ledger.save(store)
@@ -296,10 +372,20 @@ def _night(cfg: Config, store: Storage, paths: Paths, lease: Lease, target: str,
     return night
 
 
+def _fenced(lease: Lease, write):
+    """A conditional write of the release index; refused because a newer generation fenced it: LeaseLost."""
+    try:
+        return write()
+    except ReleaseConflict:
+        lease.check()  # taken over: LeaseLost says by whom
+        raise
+
+
 def _run_stages(cfg: Config, store: Storage, listing: str, root: str, run_id: str, target: str, spark, master,
-                k8s_api, force: bool) -> list[dict]:
+                k8s_api, force: bool, lease: Lease) -> list[dict]:
     stages = list(cfg.run.stages)
     if target == "k8s":
+        lease.check()
         from pipeline.submit import plan_run, submit_run
         from pipeline.submit_k8s import K8S_MASTER, K8sTarget
         plan = plan_run(cfg, store, input_uri=listing, root=root, stages=stages,
@@ -309,6 +395,7 @@ def _run_stages(cfg: Config, store: Storage, listing: str, root: str, run_id: st
     from pipeline.runner import run_stage, stage_output
     manifests, src = [], listing
     for name in stages:
+        lease.check()  # a run whose lock was taken over starts no further stage
         manifests.append(run_stage(cfg, name, src, stage_output(root, name), spark=spark, master=master, force=force))
         src = stage_output(root, name)
     return manifests
@@ -345,7 +432,12 @@ def status(cfg: Config) -> int:
                 print(f"  {e.path}{extra}")
     lock = store.read_versioned(paths.lock)
     held = json.loads(lock.data) if lock else None
-    print(f"lock: held by run {held.get('run_id')} since {held.get('acquired')}" if held else "lock: free")
+    if held and not held.get("released"):
+        print(f"lock: held by run {held.get('run_id')} since {held.get('acquired')} (generation "
+              f"{held.get('generation', '?')})")
+    else:
+        print("lock: free" + (f" (last held by run {held.get('run_id')}, generation {held.get('generation', '?')}, "
+                              f"released {held['released']})" if held else ""))
     for rel in releases.releases[-5:]:
         print(f"release {rel['id']}: {rel['documents']:,} documents from {rel['warc_files']} files "
               f"({rel['failed_files']} failed) -> {join(paths.releases, rel['dataset'])}")

@@ -10,7 +10,9 @@ Spark in local mode. The tests run in order and share one state root, as nights 
    refresh exits with "locked by run X since T"; once the dead run's lock expires the next refresh takes it over,
    resumes the night and commits it exactly once, and no index entry of the killed attempt survives;
 3. a night with nothing new is a fast no-op; changed MinHash settings are refused before anything runs;
-4. a night through ``--target k8s`` (a stand-in for the operators runs each submitted stage here).
+4. a night through ``--target k8s`` (a stand-in for the operators runs each submitted stage here);
+5. a night frozen (SIGSTOP) while its lock is taken over and its run committed by the next one: woken up, it
+   exits 4 at once and changes nothing of the new release; a lost lock cancels a running Spark job.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from pipeline.config import ConfigError, load_config
 from pipeline.dataset import read_dataset, read_manifest, read_rejects
 from pipeline.ledger import DONE, GAVE_UP, IN_PROGRESS, Ledger
 from pipeline.prior_index import KINDS, Catalog
-from pipeline.refresh import HOLD_ENV, refresh
+from pipeline.refresh import HOLD_ENV, HOLD_UNTIL_ENV, refresh
 from pipeline.releases import ReleaseIndex
 from pipeline.storage import Storage
 from tests.conftest import ROOT
@@ -140,7 +142,10 @@ def test_night1_takes_the_first_batch_and_records_source_errors(world, spark):
     # the truncated file's first records were read, then dropped: a failed file gives nothing, it is retried whole
     ext = read_manifest(store, f"{STATE}/releases/{night.run_id}/extract")
     assert ext["counts"]["removed"].get("input_file_failed", 0) >= 1
-    man = json.loads(store.read_text(f"{STATE}/releases/{night.run_id}/_release.json"))
+    entry = idx.entry(night.run_id)
+    assert entry["generation"] == json.loads(store.read_text(f"{STATE}/_lock.json"))["generation"] == 1
+    assert entry["manifest"] == f"{night.run_id}/_release-g1.json" and idx.generation == 1
+    man = json.loads(store.read_text(f"{STATE}/releases/{entry['manifest']}"))
     assert {f["path"]: f["error"] is None for f in man["files"]} == {p: s == DONE for p, (s, _) in status.items()}
     catalog = Catalog.load(store, f"{STATE}/{idx.catalog()}")
     assert catalog.data["rows"]["url"] == 11 and catalog.data["rows"]["doc"] == 11
@@ -187,7 +192,8 @@ def test_night2_is_killed_before_commit_then_resumed_once(world, spark):
     assert taken == new | retried and {ledger.entries[p].run_id for p in taken} == {run_id}
     assert [r["id"] for r in ReleaseIndex.load(store, f"{STATE}/releases").releases] == [w.seen["night1"]]
     orphans = store.list_files(f"{STATE}/index/{run_id}")
-    assert orphans and store.exists(f"{STATE}/index/_catalogs/{run_id}.json")  # written, never made live
+    assert orphans and all(u.startswith(f"{STATE}/index/{run_id}/g{lock['generation']}/") for u in orphans)
+    assert store.exists(f"{STATE}/index/_catalogs/{run_id}-g{lock['generation']}.json")  # written, never made live
     extract_before = read_manifest(store, f"{STATE}/releases/{run_id}/extract")
 
     os.killpg(proc.pid, signal.SIGKILL)  # the night dies just before its commit
@@ -227,8 +233,11 @@ def test_night2_is_killed_before_commit_then_resumed_once(world, spark):
     # each file went into one release, once; the indexes hold the two releases' documents and nothing else
     idx = ReleaseIndex.load(store, f"{STATE}/releases")
     assert [r["id"] for r in idx.releases] == [w.seen["night1"], run_id]
+    gen = lock["generation"] + 1  # the night that took over the killed one's lock
+    assert idx.generation == idx.entry(run_id)["generation"] == gen
+    assert idx.catalog() == f"index/_catalogs/{run_id}-g{gen}.json"
     inputs = [f for r in idx.releases for f in
-              json.loads(store.read_text(f"{STATE}/releases/{r['id']}/_release.json"))["files"] if f["error"] is None]
+              json.loads(store.read_text(f"{STATE}/releases/{r['manifest']}"))["files"] if f["error"] is None]
     assert len(inputs) == len({f["path"] for f in inputs}) == 6
     catalog = Catalog.load(store, f"{STATE}/{idx.catalog()}")
     assert catalog.releases == [w.seen["night1"], run_id]
@@ -258,7 +267,7 @@ def test_night_with_nothing_new_is_a_fast_noop(world):
     assert "nothing new to process" in text and "[extract]" not in text
     assert seconds < 30, f"no-op night took {seconds:.1f}s"
     assert store.read_versioned(f"{STATE}/releases/_index.json").etag == before.etag
-    assert store.read_versioned(f"{STATE}/_lock.json") is None  # released on the way out
+    assert json.loads(store.read_text(f"{STATE}/_lock.json"))["released"]  # released on the way out
     status = subprocess.run([sys.executable, "-m", "pipeline.cli", "refresh", *w.args, "--status"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert status.returncode == 0 and "gave up:" in status.stdout and "m-gone.warc.gz after 2 attempts" in status.stdout
@@ -266,9 +275,10 @@ def test_night_with_nothing_new_is_a_fast_noop(world):
 
 def test_changed_minhash_settings_are_refused_before_anything_runs(world):
     store = Storage(world.cfg().storage)
+    before = store.read_versioned(f"{STATE}/_lock.json")
     with pytest.raises(ConfigError, match=r"was built with minhash .*5ng_14b_8r_112h.*start a new refresh state root"):
         refresh(world.cfg("dedup_fuzzy.preset=refinedweb"))
-    assert store.read_versioned(f"{STATE}/_lock.json") is None
+    assert store.read_versioned(f"{STATE}/_lock.json").etag == before.etag  # never taken
 
 
 def test_night_through_the_k8s_target(world, spark, tmp_path):
@@ -300,3 +310,94 @@ def test_night_where_every_file_fails_publishes_nothing(world, spark):
     assert store.list_files("s3://refresh/allfail/releases") == []
     assert store.list_files("s3://refresh/allfail/index") == []
 
+
+
+def _wait_for(proc, text: str, timeout: float = 420) -> list[str]:
+    out, deadline = [], time.time() + timeout
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        out.append(line)
+        if text in line or (not line and proc.poll() is not None):
+            break
+    assert any(text in ln for ln in out), "".join(out[-40:])
+    return out
+
+
+def test_a_stalled_night_whose_lock_was_taken_over_stops_and_leaves_the_new_release_alone(world, tmp_path):
+    """Night A is frozen (SIGSTOP) while it holds the lock, before its stages; the lock expires, night B takes it
+    over, resumes A's run and commits it. A is woken up: it exits 4 within seconds, commits nothing, and writes or
+    deletes nothing of B's release (catalog, index files, manifest, release index byte for byte the same)."""
+    w = world
+    state, item = "s3://refresh/takeover", "CC-NEWS/2099/03"
+    w.publish(item, "t1.warc.gz", pages("take", 0, 3))
+    w.publish(item, "t2.warc.gz", pages("take", 10, 13))
+    args = [f"--set=refresh.state={state}", f"--set=refresh.follow=[{item}]"]
+    store = Storage(w.cfg().storage)
+    go = tmp_path / "go"
+    a = mdr(w, *args, env={HOLD_ENV: "stages", HOLD_UNTIL_ENV: str(go)})
+    try:
+        _wait_for(a, "holding here until")
+        lock = json.loads(store.read_text(f"{state}/_lock.json"))
+        os.killpg(a.pid, signal.SIGSTOP)
+        time.sleep(w.cfg().refresh.lease_ttl_s + 2)  # A's lock expires while it is frozen
+
+        b = mdr(w, *args)
+        text_b, _ = b.communicate(timeout=600)
+        assert b.returncode == 0, text_b
+        assert f"took over the expired lock of run {lock['run_id']}" in text_b
+        idx = ReleaseIndex.load(store, f"{state}/releases")
+        (entry,) = idx.releases
+        assert entry["id"] == lock["run_id"]   # B resumed A's run and committed it
+        catalog = Catalog.load(store, f"{state}/{idx.catalog()}")
+        files = {u: store.read_bytes(u) for u in store.list_files(state)}
+        root = f"{state}/releases/{entry['id']}"
+        assert entry["generation"] == idx.generation == lock["generation"] + 1  # B's generation, fenced first
+        hidden = [idx.uri, catalog.uri, f"{state}/releases/{entry['manifest']}",
+                  *(f"{root}/{s}/_manifest.json" for s in w.cfg().run.stages)]
+        hidden = {u: store.read_bytes(u) for u in hidden}
+
+        go.touch()
+        t0 = time.time()
+        os.killpg(a.pid, signal.SIGCONT)
+        text_a, _ = a.communicate(timeout=300)
+        seconds = time.time() - t0
+    finally:
+        if a.poll() is None:
+            os.killpg(a.pid, signal.SIGKILL)
+    assert a.returncode == 4, text_a
+    assert "expired and was taken over by run" in text_a and "committed release" not in text_a
+    assert f"(generation {lock['generation'] + 1}, released since)" in text_a
+    assert {u: store.read_bytes(u) for u in hidden} == hidden
+    assert {u: store.read_bytes(u) for u in store.list_files(state)} == files  # nothing of B's changed or deleted
+    assert all(store.exists(u) for k in KINDS for u in catalog.files(k))
+    docs = read_dataset(store, f"{state}/releases/{entry['dataset']}", ["id", "url"]).to_pylist()
+    assert {d["url"] for d in docs} == {u for n in ("t1.warc.gz", "t2.warc.gz") for u, _, _ in w.docs[n]}
+    assert seconds < 15, f"the stalled night took {seconds:.1f}s to stop:\n{text_a}"
+
+
+def test_a_lost_lock_cancels_the_running_spark_job_and_stops_the_main_thread(spark, tmp_path):
+    """The lock is taken from under a night while a Spark job of an hour runs in the main thread: the heartbeat
+    sees it, the job is cancelled and the main thread stops within seconds; the Spark session stays usable."""
+    import threading
+
+    from pipeline.lease import Lease
+    from pipeline.refresh import StopWhenLost
+    store, uri = Storage(), str(tmp_path / "_lock.json")
+    stop = StopWhenLost()
+    lease = Lease(store, uri, 30, "night", on_lost=stop).acquire()
+
+    def take_it():
+        time.sleep(4)  # the job runs by then
+        while True:
+            cur = store.read_versioned(uri)
+            if store.write_if(uri, json.dumps({"run_id": "thief", "generation": 2}).encode(), cur.etag):
+                return
+    threading.Thread(target=take_it, daemon=True).start()
+    t0 = time.time()
+    with pytest.raises(Exception) as stopped:  # noqa: PT011 - LeaseLost, or the cancelled job's error first
+        with stop, lease.heartbeat(0.5):
+            spark.sparkContext.parallelize(range(2), 2).map(lambda x: time.sleep(3600) or x).count()
+    seconds = time.time() - t0
+    assert lease.lost and "was taken over by run thief (generation 2)" in lease.lost, stopped.value
+    assert seconds < 20, f"{seconds:.1f}s"
+    assert spark.range(5).count() == 5

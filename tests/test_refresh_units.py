@@ -1,6 +1,7 @@
 """The refresh's parts without Spark, on real servers (moto S3, an HTTP server on 127.0.0.1): the lease (two
-refreshes at once, expiry and takeover, heartbeat), the ledger's order and outcomes, Common Crawl listings,
-and the refresh's configuration checks."""
+refreshes at once, expiry and takeover, generations, heartbeat), fencing of the release index, index garbage
+collection across generations, the ledger's order and outcomes, Common Crawl listings, and the refresh's
+configuration checks."""
 from __future__ import annotations
 
 import datetime as dt
@@ -40,11 +41,13 @@ def test_two_refreshes_at_once_one_gets_the_lock(roots, where):
         t.start()
     for t in threads:
         t.join()
-    assert len(won) == 1 and len(lost) == 5
+    assert len(won) == 1 and len(lost) == 5 and won[0].generation == 1
     assert all(f"locked by run {won[0].run_id} since " in m and "expires in" in m for m in lost)
     won[0].release()
-    assert store.read_versioned(uri) is None
-    Lease(store, uri, 60, "after").acquire().release()  # free again
+    assert json.loads(store.read_versioned(uri).data)["released"]  # marked released: its generation stays
+    after = Lease(store, uri, 60, "after").acquire()  # free again, at once
+    assert after.generation == 2 and after.taken_over is None
+    after.release()
 
 
 def test_expired_lease_is_taken_over_and_the_old_holder_cannot_commit(roots):
@@ -54,8 +57,8 @@ def test_expired_lease_is_taken_over_and_the_old_holder_cannot_commit(roots):
         Lease(store, uri, 2, "too-early").acquire()
     time.sleep(3.2)  # S3 Last-Modified has 1-second resolution
     new = Lease(store, uri, 60, "next-night").acquire()
-    assert new.taken_over["run_id"] == "crashed-run"
-    with pytest.raises(LeaseLost, match="now held by next-night"):
+    assert new.taken_over["run_id"] == "crashed-run" and (old.generation, new.generation) == (1, 2)
+    with pytest.raises(LeaseLost, match=r"was taken over by run next-night \(generation 2\)"):
         old.check()   # the old run wakes up: it must not commit
     old.release()     # a lost lease is never deleted by its old holder
     assert json.loads(store.read_versioned(uri).data)["run_id"] == "next-night"
@@ -72,6 +75,94 @@ def test_heartbeat_keeps_a_long_run_locked(roots):
             Lease(store, uri, 3, "other").acquire()
     lease.check()
     lease.release()
+
+
+class FlakyStore(Storage):
+    """A real storage whose conditional writes raise an unexpected error: the first ``fail`` of them, or all."""
+
+    def __init__(self, fail: int | None) -> None:
+        super().__init__()
+        self.fail, self.failures, self.armed = fail, 0, False
+
+    def write_if(self, uri, data, etag):
+        if self.armed and (self.fail is None or self.failures < self.fail):
+            self.failures += 1
+            raise ValueError("unexpected answer from the store")
+        return super().write_if(uri, data, etag)
+
+
+def test_heartbeat_survives_an_unexpected_renewal_error(roots, capfd):
+    store = FlakyStore(fail=1)
+    uri = f"{roots['local']}/flaky/_lock.json"
+    lost = []
+    lease = Lease(store, uri, 2, "long-run", on_lost=lost.append).acquire()
+    store.armed = True
+    with lease.heartbeat(0.3):
+        time.sleep(3.5)  # longer than the ttl: the renewals after the failed one keep it
+        with pytest.raises(LeaseHeld):
+            Lease(Storage(), uri, 2, "other").acquire()
+    assert store.failures == 1 and not lease.lost and not lost
+    err = capfd.readouterr().err
+    assert f"[lease] {uri}: renewal failed (ValueError: unexpected answer from the store)" in err
+    lease.check()
+    lease.release()
+
+
+def test_heartbeat_that_cannot_renew_marks_the_lease_lost_at_expiry(roots, capfd):
+    store = FlakyStore(fail=None)
+    uri = f"{roots['local']}/down/_lock.json"
+    lost = []
+    lease = Lease(store, uri, 1.5, "cut-off", on_lost=lost.append).acquire()
+    store.armed = True
+    t0 = time.monotonic()
+    with lease.heartbeat(0.4):
+        while not lost and time.monotonic() - t0 < 5:
+            time.sleep(0.05)
+    assert 1.4 <= time.monotonic() - t0 < 2.5  # at expiry, not before, not much later
+    assert len(lost) == 1 and "no renewal got through for 2s" in lost[0] and uri in lost[0]
+    assert lease.lost == lost[0] and store.failures >= 3
+    with pytest.raises(LeaseLost, match="expired"):
+        lease.check()   # the run stops without committing
+    assert len(lost) == 1
+    assert "renewal failed (ValueError" in capfd.readouterr().err
+
+
+def test_taking_over_fences_the_release_index_so_the_old_holder_cannot_commit(roots):
+    """The old holder passed its lock check just before its lease expired and was taken over: its commit, prepared
+    from the index it read, fails; so does one from a fresh read of the index, since the generation is older."""
+    from pipeline.releases import ReleaseConflict, ReleaseIndex
+    store, state = Storage(), f"{roots['s3']}/fence"
+    old = Lease(store, f"{state}/_lock.json", 2, "stalled").acquire()
+    seen = ReleaseIndex.load(store, f"{state}/releases")   # read at its start: no release yet
+    time.sleep(3.2)
+    new = Lease(store, f"{state}/_lock.json", 60, "next").acquire(min_generation=seen.generation)
+    fenced = ReleaseIndex.load(store, f"{state}/releases").fence(store, new.generation)
+    assert fenced.generation == new.generation == 2 and fenced.releases == []
+    with pytest.raises(ReleaseConflict, match="changed since this run read it"):
+        seen.commit(store, {"id": "R-old"}, "index/_catalogs/R-old-g1.json", old.generation)
+    with pytest.raises(ReleaseConflict, match="generation 2 took over the refresh after this run"):
+        ReleaseIndex.load(store, f"{state}/releases").commit(store, {"id": "R-old"}, "c", old.generation)
+    idx = ReleaseIndex.load(store, f"{state}/releases").commit(store, {"id": "R", "generation": 2}, "c", 2)
+    assert [r["id"] for r in idx.releases] == ["R"] and idx.generation == 2
+    with pytest.raises(ReleaseConflict, match="generation 2 took over"):
+        idx.fence(store, 2)  # a fence never goes back or repeats
+    new.release()
+
+
+def test_index_garbage_of_a_release_is_collected_up_to_its_generation_never_newer(tmp_path):
+    from pipeline.prior_build import collect_garbage
+    from pipeline.prior_index import CATALOGS, Catalog
+    store, root = Storage(), str(tmp_path / "index")
+    files = {p: f"{root}/{p}" for p in ("R/g2/url/b=0000-live.parquet", "R/g2/url/b=0000-retry.parquet",
+                                        "R/g1/url/b=0000-old.parquet", "R/url/b=0000-legacy.parquet",
+                                        "R/g3/url/b=0000-newer.parquet", "Q/g1/url/b=0000-other.parquet")}
+    for uri in files.values():
+        store.write_bytes(uri, b"x")
+    cat = Catalog(f"{root}/{CATALOGS}/R-g2.json", {"release": "R", "generation": 2, "replaced": [], "files": {
+        "url": {"0": [{"path": "R/g2/url/b=0000-live.parquet"}, {"path": "Q/g1/url/b=0000-other.parquet"}]}}})
+    assert collect_garbage(store, cat) == 3
+    assert {p for p, u in files.items() if store.exists(u)} == {
+        "R/g2/url/b=0000-live.parquet", "R/g3/url/b=0000-newer.parquet", "Q/g1/url/b=0000-other.parquet"}
 
 
 def test_ledger_order_outcomes_and_limits(roots):
@@ -162,14 +253,16 @@ def test_release_committed_but_ledger_not_updated_is_repaired_next_night(s3_serv
     led.add_listed([("CC-NEWS/2099/05", p1), ("CC-NEWS/2099/05", p2)])
     led.start(list(led.entries.values()), "R1")
     led.save(store)
-    write_release_manifest(store, f"{state}/releases/R1", {"files": [
+    name = write_release_manifest(store, f"{state}/releases/R1", {"generation": 1, "files": [
         {"path": p1, "error": None, "documents": 3}, {"path": p2, "error": "HTTP 404 Not Found", "documents": None}]})
-    catalog = f"index/{CATALOGS}/R1.json"
-    store.write_text(f"{state}/{catalog}", json.dumps({"format": FORMAT, "release": "R1", "buckets": 1,
-                                                       "params": index_params(cfg), "releases": ["R1"], "files": {}}))
-    orphan = f"{state}/index/R1/url/b=0000-dead.parquet"
+    catalog = f"index/{CATALOGS}/R1-g1.json"
+    store.write_text(f"{state}/{catalog}", json.dumps({"format": FORMAT, "release": "R1", "generation": 1,
+                                                       "buckets": 1, "params": index_params(cfg), "releases": ["R1"],
+                                                       "files": {}}))
+    orphan = f"{state}/index/R1/g1/url/b=0000-dead.parquet"
     store.write_bytes(orphan, b"left by an earlier attempt")
-    ReleaseIndex.load(store, f"{state}/releases").commit(store, {"id": "R1"}, catalog)
+    ReleaseIndex.load(store, f"{state}/releases").commit(
+        store, {"id": "R1", "generation": 1, "manifest": f"R1/{name}"}, catalog, 1)
 
     night = refresh(cfg)
     assert night.status == "nothing_new"
