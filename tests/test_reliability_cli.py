@@ -389,7 +389,7 @@ def test_output_names_never_come_from_urls_or_file_names(spark, tmp_path):
     man = run_stage(cfg, "extract", str(inp), str(out))
     assert man["counts"]["in"] == man["counts"]["kept"] + sum(man["counts"]["removed"].values()) > 0
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
-    pattern = re.compile(r"^(in/.*|out/extract/(_manifest\.json|(_rejects/)?part-\d{5}-[a-z0-9-]+\.parquet))$")
+    pattern = re.compile(r"^(in/.*|out/extract/(_manifest\.json|_lease\.json|(_rejects/)?part-\d{5}-[a-z0-9-]+\.parquet))$")
     assert all(pattern.match(p) for p in written), [p for p in written if not pattern.match(p)]
     assert sorted(p.name for p in inp.iterdir()) == sorted(names)  # the input folder is untouched
     assert not Path("/tmp/pwned").exists()
