@@ -35,7 +35,7 @@ TASKS_DIR = "_tasks"
 FORMAT = "mdr.manifest/1"
 LEASE = "_lease.json"
 # the names mdr gives part files; parts of mdr versions before the run id (no "r<run>-") match too
-PART_NAME = re.compile(r"^part-\d{5}-(?:r(?P<run>[0-9a-f]{8})-)?(?:a\d+-[0-9a-f]{6}|s\d{3}-[0-9a-f]{8}|[0-9a-f]{8})"
+PART_NAME = re.compile(r"^part-\d{5,}-(?:r(?P<run>[0-9a-f]{8})-)?(?:a\d+-[0-9a-f]{6}|s\d{3,}-[0-9a-f]{8}|[0-9a-f]{8})"
                        r"\.parquet$")
 RUN_PROPERTY = "mdr.run"  # Spark local property: the id of the stage run whose tasks write parts
 EXTERNAL_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz", ".json.gz", ".ndjson", ".ndjson.gz")

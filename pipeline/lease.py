@@ -141,7 +141,10 @@ class Lease:
                           f"is generation {self._generation}", file=sys.stderr)
                 return self
         cur = self.store.read_versioned(self.uri)
-        info = json.loads(cur.data) if cur is not None else {}
+        try:
+            info = json.loads(cur.data) if cur is not None else {}
+        except ValueError:
+            info = {}
         raise LeaseHeld(describe(info, self.uri, None, self.what))
 
     def _lose(self, why: str) -> LeaseLost:

@@ -20,8 +20,19 @@ def check_output(store: Storage, uri: str, *, probe: bool = True) -> None:
     store.check_writable(uri, probe=probe)
 
 
+def _canonical(uri: str) -> str:
+    """One spelling per location: local paths absolute and normalised, s3a:// as s3://, no trailing slash."""
+    import os
+    from pipeline.storage import _local_path
+    if scheme(uri) == "file":
+        return os.path.abspath(_local_path(uri))
+    if scheme(uri) == "s3a":
+        uri = "s3://" + uri.split("://", 1)[1]
+    return uri.rstrip("/")
+
+
 def _overlaps(a: str, b: str) -> str | None:
-    a, b = a.rstrip("/"), b.rstrip("/")
+    a, b = _canonical(a), _canonical(b)
     if a == b:
         return "is"
     if a.startswith(b + "/"):
@@ -47,11 +58,17 @@ def check_overlap(store: Storage, stage: str, inp, output: str) -> None:
     parent = out
     while "/" in parent.split("://", 1)[-1].strip("/"):
         parent = parent.rsplit("/", 1)[0]
-        if store.exists(join(parent, MANIFEST)):
+        try:
+            held = store.exists(join(parent, MANIFEST))
+        except StorageError:  # credentials scoped below this folder: it is not ours to check
+            break
+        if held:
             man = read_manifest(store, parent) or {}
             raise ConfigError(f"stage {stage}: the output {out} is inside {parent}, the committed dataset of stage "
                               f"{man.get('stage', '?')}; {fix}")
     man = read_manifest(store, out)
+    if man is not None and _overlaps(out, man.get("input", {}).get("uri") or "") == "is":
+        raise ConfigError(f"stage {stage}: the output {out} is the input its committed dataset was made from; {fix}")
     if man is not None and man.get("stage") != stage:
         raise ConfigError(f"stage {stage}: the output {out} is the committed dataset of stage {man.get('stage')}; "
                           f"{fix}, or delete that dataset first")

@@ -439,12 +439,13 @@ class Storage:
             first = self.write_if(probe, b"1", None)
             again = self.write_if(probe, b"2", None)           # must fail: the object exists
             stale = self.write_if(probe, b"3", '"0123456789abcdef0123456789abcdef"')  # must fail: wrong version
+            fresh = self.write_if(probe, b"4", first) if first else None  # must succeed: the right version
         finally:
             try:
                 self._boto().delete_object(Bucket=bucket, Key=self._bucket_key(probe)[1])
             except Exception:  # noqa: BLE001 - a probe left behind is harmless
                 pass
-        if first is None or again is not None or stale is not None:
+        if first is None or again is not None or stale is not None or fresh is None:
             ignored = "If-None-Match" if first is None or again is not None else "If-Match"
             raise StorageError(f"{uri}: the S3 server at {self._endpoint() or 'AWS'} ignores conditional writes "
                                f"({ignored}): mdr's leases and manifest commits need them, or two runs could both "
@@ -607,9 +608,16 @@ def _local_lock(path: str):
     """An exclusive lock for compare-and-swap on a local file: a lock on its folder (no lock file left behind)."""
     import fcntl
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as e:
+        raise StorageError(f"{path}: cannot lock its folder: {e}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as e:  # a file system without flock on folders (NFS): say so
+            raise StorageError(f"{path}: cannot lock its folder for a conditional write ({e}); use a local disk "
+                               f"or s3:// for outputs and state roots") from None
         yield
     finally:
         os.close(fd)  # releases the lock

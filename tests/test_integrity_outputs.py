@@ -62,13 +62,15 @@ def test_output_containing_the_input_is_refused_and_nothing_is_deleted(tmp_path,
     assert files(out) == before
 
 
-@pytest.mark.parametrize("case", ["inside_input", "is_input", "other_stage", "inside_other_stage", "holds_other_stage"])
+@pytest.mark.parametrize("case", ["inside_input", "is_input", "is_input_spelled_otherwise", "other_stage",
+                                  "inside_other_stage", "holds_other_stage"])
 def test_overlapping_outputs_are_refused_before_any_work(tmp_path, cfg_factory, spark, case):
     from pipeline.runner import run_stage
     out = tmp_path / "out"
     committed(str(out / "dedup_fuzzy"), "dedup_fuzzy")
     committed(str(out / "extract"), "extract")
     output = {"inside_input": out / "dedup_fuzzy" / "exact", "is_input": out / "dedup_fuzzy",
+              "is_input_spelled_otherwise": f"file://{out}/extract/../dedup_fuzzy/",
               "other_stage": out / "extract", "inside_other_stage": out / "extract" / "x",
               "holds_other_stage": out / "extract" / ".."}[case]
     if case == "holds_other_stage":
@@ -79,6 +81,16 @@ def test_overlapping_outputs_are_refused_before_any_work(tmp_path, cfg_factory, 
         run_stage(cfg_factory(), "dedup_exact", str(out / "dedup_fuzzy"), str(output), spark=spark)
     assert str(output).rstrip("/") in str(e.value)
     assert files(tmp_path) == before
+
+
+def test_part_names_of_every_writer_match_the_cleanup_pattern():
+    from pipeline.dataset import PART_NAME
+    for name in ["part-00003-r0a1b2c3d-a0-9f8e7d.parquet", "part-123456-r0a1b2c3d-a12-9f8e7d.parquet",
+                 "part-00001-r0a1b2c3d-s1234-0123abcd.parquet", "part-00007-deadbeef.parquet"]:
+        assert PART_NAME.match(name), name
+    for name in ["part-00000-3f0c1d2e-aaaa-bbbb-cccc-0123456789ab-c000.snappy.parquet", "train-00000.parquet",
+                 "part-00000-t.parquet", "part-0001-deadbeef.parquet"]:
+        assert not PART_NAME.match(name), name
 
 
 def test_cleanup_deletes_only_the_stages_own_part_files(tmp_path, cfg_factory, spark):
