@@ -53,7 +53,7 @@ def _same_as_clean(store, clean_root: str, faulted_root: str, stages: list[str])
         assert len(rej) == sum(cb["removed"].values())
         on_disk = {os.path.relpath(os.path.join(d, f), f"{faulted_root}/{s}")
                    for d, _, fs in os.walk(f"{faulted_root}/{s}") for f in fs}
-        listed = {p["path"] for p in b["parts"] + b["rejects"]} | {"_manifest.json"}
+        listed = {p["path"] for p in b["parts"] + b["rejects"]} | {"_manifest.json", "_lease.json"}
         assert on_disk == listed, (s, on_disk ^ listed)  # a killed attempt's files were collected
 
 
@@ -170,4 +170,4 @@ def test_ray_actor_killed_mid_quality_stage_recovers_complete_and_unique(tmp_pat
     assert _rejects(store, faulted) == _rejects(store, clean)
     assert len(rows_b) + len(_rejects(store, faulted)) == n
     on_disk = {os.path.relpath(os.path.join(d, f), faulted) for d, _, fs in os.walk(faulted) for f in fs}
-    assert on_disk == {p["path"] for p in man["parts"] + man["rejects"]} | {"_manifest.json"}
+    assert on_disk == {p["path"] for p in man["parts"] + man["rejects"]} | {"_manifest.json", "_lease.json"}
