@@ -9,10 +9,10 @@ from __future__ import annotations
 import gzip
 import io
 import random
-import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.s3server import serve_http, stop_http
 from tests.warcgen import response_record, write_warc
 
 NOUNS = ("river garden village teacher market window kitchen library station harbour mountain forest bridge castle "
@@ -163,15 +163,11 @@ class FakeCC:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve_http(Handler)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        stop_http(self._server)
 
 
 def gz_lines(data: bytes) -> list[str]:

@@ -12,6 +12,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def serve_http(handler) -> "ThreadingHTTPServer":
+    """A threaded HTTP server on 127.0.0.1 (a free port) serving ``handler`` in a daemon thread."""
+    import threading
+    from http.server import ThreadingHTTPServer
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def stop_http(server) -> None:
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+
+
 def port_open(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -111,9 +127,8 @@ class FaultyProxy:
 
     def start(self) -> "FaultyProxy":
         import http.client
-        import threading
         import urllib.parse
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -175,13 +190,9 @@ class FaultyProxy:
 
             do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve_http(Handler)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        stop_http(self._server)
+        self._server = None
