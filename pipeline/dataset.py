@@ -201,8 +201,12 @@ def read_manifest(store: Storage, root: str) -> dict | None:
     uri = manifest_uri(root)
     if not store.exists(uri):  # a store we cannot reach (credentials, endpoint) raises: never "not committed"
         return None
+    return _parse_manifest(uri, store.read_bytes(uri))
+
+
+def _parse_manifest(uri: str, raw: bytes) -> dict:
     try:
-        data = json.loads(store.read_text(uri))
+        data = json.loads(raw)
     except json.JSONDecodeError as e:
         raise StorageError(f"{uri}: manifest is not valid JSON ({e}); delete it or re-run the stage with --force") from None
     if data.get("format") != FORMAT:
@@ -244,18 +248,21 @@ def build_manifest(*, stage: str, config_hash: str, input_desc: dict, parts: lis
 ANY_VERSION = "*any*"  # commit() without a condition (a store without conditional writes)
 
 
-def manifest_version(store: Storage, root: str) -> str | None:
-    """The version of the committed manifest (None: there is none) that a later ``commit(expect=...)`` must
-    still find; ANY_VERSION where the store has no conditional writes (gs://)."""
+def read_manifest_versioned(store: Storage, root: str) -> tuple[dict | None, str | None]:
+    """The committed manifest (None: there is none) and, from the same read, the version a later
+    ``commit(expect=...)`` must still find: None when there is none, ANY_VERSION where the store has no
+    conditional writes (gs://)."""
     uri = manifest_uri(root)
     if not store.supports_conditional(uri):
-        return ANY_VERSION
+        return read_manifest(store, root), ANY_VERSION
     cur = store.read_versioned(uri)
-    return cur.etag if cur is not None else None
+    if cur is None:
+        return None, None
+    return _parse_manifest(uri, cur.data), cur.etag
 
 
 def commit(store: Storage, root: str, manifest: dict, expect: str | None = ANY_VERSION) -> None:
-    """Write the manifest last: from this moment the dataset exists. With ``expect`` (from ``manifest_version``)
+    """Write the manifest last: from this moment the dataset exists. With ``expect`` (from ``read_manifest_versioned``)
     it is written only over that version, so of two runs that started from the same state one commits."""
     counts = Counts.from_dict(manifest["counts"])
     counts.check(f"stage {manifest['stage']} at {root}")

@@ -32,7 +32,7 @@ def _canonical(uri: str) -> str:
 
 
 def _overlaps(a: str, b: str) -> str | None:
-    a, b = _canonical(a), _canonical(b)
+    """How canonical location ``a`` relates to canonical location ``b``: "is", "inside", "contains" or None."""
     if a == b:
         return "is"
     if a.startswith(b + "/"):
@@ -48,8 +48,9 @@ def check_overlap(store: Storage, stage: str, inp, output: str) -> None:
     from pipeline.dataset import MANIFEST, read_manifest
     out = output.rstrip("/")
     fix = "choose an output folder of its own (mdr run writes <output>/<stage>/)"
+    where = _canonical(out)
     for other in [inp.uri, *inp.parts]:
-        how = _overlaps(out, other)
+        how = _overlaps(where, _canonical(other))
         if how:
             what = "is its input" if how == "is" else f"{'is inside' if how == 'inside' else how} its input"
             raise ConfigError(f"stage {stage}: the output {out} {what} {other.rstrip('/')}; {fix}")
@@ -67,7 +68,7 @@ def check_overlap(store: Storage, stage: str, inp, output: str) -> None:
             raise ConfigError(f"stage {stage}: the output {out} is inside {parent}, the committed dataset of stage "
                               f"{man.get('stage', '?')}; {fix}")
     man = read_manifest(store, out)
-    if man is not None and _overlaps(out, man.get("input", {}).get("uri") or "") == "is":
+    if man is not None and where == _canonical(man.get("input", {}).get("uri") or ""):
         raise ConfigError(f"stage {stage}: the output {out} is the input its committed dataset was made from; {fix}")
     if man is not None and man.get("stage") != stage:
         raise ConfigError(f"stage {stage}: the output {out} is the committed dataset of stage {man.get('stage')}; "

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from pipeline.config import Config, ConfigError
-from pipeline.dataset import (InputDataset, build_manifest, commit, manifest_version, open_input, read_manifest,
-                              verify_parts)
+from pipeline.dataset import (InputDataset, build_manifest, commit, open_input, read_manifest,
+                              read_manifest_versioned, verify_parts)
 from pipeline.output_lease import OutputRun, collect_garbage, hold_output
 from pipeline.stage import StageContext, StageResult
 from pipeline.storage import Storage, StorageError, join
@@ -67,9 +67,8 @@ def run_stage(cfg: Config, name: str, input_uri: str, output_uri: str, *, force:
     if not _checked:
         check_stage(store, cfg, name, output_uri)
     with hold_output(store, cfg, output_uri, name) as run:
-        seen = manifest_version(store, output_uri)  # before reading it: a commit after this makes ours fail
+        existing, seen = read_manifest_versioned(store, output_uri)  # a commit after this makes ours fail
         config_hash = stage_hash(cfg, spec)
-        existing = read_manifest(store, output_uri)
         failed = (existing or {}).get("failed_inputs") or []
         retry = retry_failed and not force and bool(failed) and existing.get("config_hash") == config_hash
         if existing and not force and existing.get("logic_version") != spec.logic_version:

@@ -179,7 +179,7 @@ def test_a_skip_checks_every_listed_part_and_reruns_when_one_is_missing(tmp_path
 
 @pytest.mark.parametrize("where", ["local", "s3"])
 def test_the_manifest_is_written_only_over_the_version_the_run_started_from(tmp_path, s3_server, where):
-    from pipeline.dataset import ManifestConflict, manifest_version
+    from pipeline.dataset import ManifestConflict, read_manifest_versioned
     store = Storage()
     if where == "s3":
         s3_server.make_bucket("conflict")
@@ -187,7 +187,7 @@ def test_the_manifest_is_written_only_over_the_version_the_run_started_from(tmp_
     else:
         root = str(tmp_path / "exact")
     committed(root, "dedup_exact")
-    seen = manifest_version(store, root)
+    _, seen = read_manifest_versioned(store, root)
     committed(root, "dedup_exact", offset=100)  # another run commits meanwhile
     man = build_manifest(stage="dedup_exact", config_hash="late", input_desc={}, parts=[], rejects=[], schema=SCHEMA,
                          counts=Counts(), failed_inputs=[], started=time.time())
