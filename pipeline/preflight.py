@@ -73,18 +73,10 @@ def check_overlap(store: Storage, stage: str, inp, output: str) -> None:
     if man is not None and man.get("stage") != stage:
         raise ConfigError(f"stage {stage}: the output {out} is the committed dataset of stage {man.get('stage')}; "
                           f"{fix}, or delete that dataset first")
-    if store.is_dir(out):
-        import pyarrow.fs as pafs
-        fs, path = store.resolve(out)
-        try:
-            infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
-        except OSError as e:
-            raise StorageError(f"{out}: cannot list: {e}") from None
-        inner = sorted(i.path[len(path):].strip("/").rsplit("/", 1)[0] for i in infos
-                       if i.base_name == MANIFEST and i.path[len(path):].strip("/") != MANIFEST)
-        if inner:
-            raise ConfigError(f"stage {stage}: the output {out} contains committed datasets "
-                              f"({', '.join(join(out, d) for d in inner[:5])}); {fix}")
+    inner = [f.rsplit("/", 1)[0] for f in store.list_files(out, hidden=True)
+             if f.rsplit("/", 1)[1] == MANIFEST and f != join(out, MANIFEST)]
+    if inner:
+        raise ConfigError(f"stage {stage}: the output {out} contains committed datasets ({', '.join(inner[:5])}); {fix}")
 
 
 def check_url_lists(store: Storage, cfg: Config) -> None:

@@ -281,12 +281,12 @@ class Storage:
             return None
         return self._info(uri).size
 
-    def list_files(self, uri: str, recursive: bool = True) -> list[str]:
+    def list_files(self, uri: str, recursive: bool = True, hidden: bool = False) -> list[str]:
         """Every file under a folder/prefix (recursive, or its top level only), as URIs, sorted; hidden (_ or .)
-        names skipped."""
-        return sorted(self.file_sizes(uri, recursive))
+        names skipped unless ``hidden``."""
+        return sorted(self.file_sizes(uri, recursive, hidden))
 
-    def file_sizes(self, uri: str, recursive: bool = True) -> dict[str, int]:
+    def file_sizes(self, uri: str, recursive: bool = True, hidden: bool = False) -> dict[str, int]:
         """``list_files`` with each file's size in bytes, from the same listing."""
         fs, path = self.resolve(uri)
         try:
@@ -298,7 +298,7 @@ class Storage:
             if info.type != pafs.FileType.File:
                 continue
             rel = info.path[len(path):].lstrip("/")
-            if any(part.startswith(("_", ".")) for part in rel.split("/")):
+            if not hidden and any(part.startswith(("_", ".")) for part in rel.split("/")):
                 continue
             out[join(uri, rel)] = info.size
         return out
