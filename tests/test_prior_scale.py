@@ -1,0 +1,82 @@
+"""The cross-release index's cost per night does not grow with the history (Spark local mode).
+
+30 synthetic nights of band keys are added to a one-bucket index through the library (``_write_group`` for the
+night's file, ``compact`` as the refresh runs it); a storage that counts the bytes it serves measures what
+compaction reads each night and what a night's lookup (``prior_matches``) reads. Before the fix compaction merged
+the whole bucket into one file in one process (night k read all k nights) and a lookup read every file of the
+buckets its keys fell in (the whole index)."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from pipeline import prior_build
+from pipeline.prior_build import _write_group, compact
+from pipeline.prior_index import Catalog, file_schema, prior_matches
+from tests.readcount import CountingStore
+
+N = 300          # band keys a night adds
+NIGHTS = 30
+PROBES = 20      # keys a lookup night brings: half released earlier, half new
+LOOKUP_NIGHTS = (6, 12, 18, 24, 30)
+
+
+def _night_keys(night: int) -> np.ndarray:
+    return np.random.default_rng(night).integers(-2**63, 2**63 - 1, N, dtype=np.int64)
+
+
+@pytest.fixture(scope="module")
+def nights(spark, tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setattr(prior_build, "FILE_ROWS", N, raising=False)        # compacted files: a night's rows at most
+    mp.setattr(prior_build, "ROW_GROUP_ROWS", 20, raising=False)  # the granule a lookup reads
+    tmp = tmp_path_factory.mktemp("scale")
+    store, root = CountingStore(str(tmp / "reads.log")), str(tmp / "index")
+    files: dict = {"band": {}}
+    out = {"compaction": [], "lookup": {}, "night_file": 0, "index_bytes": {}}
+    rng = np.random.default_rng(0)
+    for night in range(1, NIGHTS + 1):
+        release = f"r{night:02d}"
+        keys = _night_keys(night)
+        t = pa.table({"key": keys, "id": [f"{release}-{i}" for i in range(N)], "release": [release] * N},
+                     schema=file_schema("band"))
+        meta = _write_group(store, root, release, release, "band", 0, [t])
+        files["band"].setdefault("0", []).append({k: v for k, v in meta.items() if k not in ("kind", "bucket")})
+        out["night_file"] = max(out["night_file"], store.size(f"{root}/{meta['path']}"))
+        before = store.read_total()
+        compact(spark, store, files, root, release, release, 1)
+        out["compaction"].append(store.read_total() - before)
+        for f in files["band"]["0"]:
+            assert store.exists(f"{root}/{f['path']}")
+        if night in LOOKUP_NIGHTS:
+            old = [(int(_night_keys(n)[i]), f"r{n:02d}-{i}") for n, i in
+                   zip(rng.integers(1, night + 1, PROBES // 2), rng.integers(0, N, PROBES // 2))]
+            probe = [k for k, _ in old] + [int(k) for k in rng.integers(-2**63, 2**63 - 1, PROBES // 2)]
+            cat = Catalog(f"{root}/_catalogs/{release}.json", {"buckets": 1, "files": files})
+            before = store.read_total()
+            found = prior_matches(spark.createDataFrame([(k,) for k in probe], "key long"), cat, store, "band")
+            got = {r["key"]: r["prior_id"] for r in found.collect()}
+            assert got == dict(old)
+            out["lookup"][night] = store.read_total() - before
+            out["index_bytes"][night] = sum(store.size(f"{root}/{f['path']}") for f in files["band"]["0"])
+    mp.undo()
+    return out
+
+
+def test_compaction_reads_a_bounded_amount_each_night(nights):
+    """Before: every night merged the bucket's whole history (night 30 read 30 nights' files)."""
+    per_night = [b / nights["night_file"] for b in nights["compaction"]]
+    print("compaction reads per night, in night files:", [round(x, 1) for x in per_night])
+    assert max(per_night) <= 12
+    assert sum(per_night[-10:]) <= 1.5 * sum(per_night[10:20]) + 10
+    assert sum(per_night) <= 6 * NIGHTS
+
+
+def test_a_nights_lookup_reads_what_its_keys_need_not_the_whole_index(nights):
+    """Before: a lookup read every file of the buckets its keys fell in, the whole index here."""
+    lookup, index = nights["lookup"], nights["index_bytes"]
+    print("lookup bytes by night:", lookup, "index bytes:", index)
+    assert index[30] >= 4 * index[6]                # the history grew
+    assert lookup[30] <= 1.5 * lookup[6]            # what a night of the same size reads did not
+    assert all(lookup[n] <= index[n] / 3 for n in (18, 24, 30))
