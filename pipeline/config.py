@@ -358,8 +358,10 @@ class RefreshConfig:
                              300.0, min=0.5, max=86400.0)
     index_buckets: int = doc("hash buckets of each cross-release index; a night reads only the buckets its keys fall "
                              "in (fixed when the first release is published)", 256, min=1, max=4096)
-    index_compact_files: int = doc("a bucket holding more files than this is merged into one at the next release",
-                                   32, min=1, max=100_000)
+    index_compact_files: int = doc("a bucket holding more nightly (level-0) files than this merges them into its "
+                                   "sorted levels at the next release", 8, min=1, max=100_000)
+    index_file_rows: int = doc("most rows in one compacted index file: one merge holds about "
+                               "index_file_rows * 6 rows, whatever the history", 2_000_000, min=100, max=1_000_000_000)
 
     def __post_init__(self) -> None:
         if self.heartbeat_s * 3 > self.lease_ttl_s:

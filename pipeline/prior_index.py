@@ -9,19 +9,29 @@ Three indexes, one row per released document and key (Parquet: ``key``, ``id``, 
 A released document's keys are made from the text each stage looked up, not the released text (dedup_exact
 cuts repeated spans after its lookups): URL and text hash from dedup_exact's input, bands from dedup_fuzzy's.
 
-Each index is split by key hash into ``buckets``; a bucket is a few files, each sorted by key. A *catalog*
+Each index is split by key hash into ``buckets``; a bucket is a few levels of files sorted by key
+(``pipeline.prior_build`` compacts them). A *catalog*
 (``<index root>/_catalogs/<release>-g<N>.json``, N the lease generation that wrote it) lists every live file per
 index and bucket, with the parameters the keys were made with. A catalog is live only once ``releases/_index.json`` names it (``pipeline.releases``, the
 refresh's one commit point), so files written by a night that did not commit are never read. A stage given a
-catalog (``dedup_fuzzy.prior_index``, ``dedup_exact.prior_index``) reads only the buckets its own keys fall in.
+catalog (``dedup_fuzzy.prior_index``, ``dedup_exact.prior_index``) looks its keys up one Spark task per bucket
+(``prior_matches``): of that bucket's files, only those whose [min, max] key range (in the catalog) holds one of
+its keys are opened, and of them only the row groups (``prior_build.ROW_GROUP_ROWS`` rows) whose key statistics
+hold one: a night's read is bounded by its number of keys times a row group per level, not by the history. With
+hashed keys that saves reading only while the night's keys are fewer than the index's row groups (a small
+CC-NEWS night against a long history); a night as large as the history reads it all, one task per bucket.
 Building and extending the indexes is ``pipeline.prior_build``.
 """
 from __future__ import annotations
 
+import bisect
 import json
-from dataclasses import dataclass
+import struct
+from dataclasses import dataclass, fields
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pipeline.config import Config, ConfigError
 from pipeline.storage import Storage, StorageError, join
@@ -111,6 +121,113 @@ def load_checked(store: Storage, uri: str, cfg: Config, parts: tuple[str, ...]) 
     return cat
 
 
+# --------------------------------------------------------------------------- reading index files
+
+def key_to_json(kind: str, key) -> int | str:
+    """A key as a catalog records it (a file's ``min`` / ``max``): band keys as integers, others as hex."""
+    return int(key) if kind == "band" else bytes(key).hex()
+
+
+def key_from_json(kind: str, value):
+    return int(value) if kind == "band" else bytes.fromhex(value)
+
+
+@dataclass
+class ReadStats:
+    """What reading the index cost: files opened, row groups and rows read, bytes fetched from storage."""
+    files: int = 0
+    row_groups: int = 0
+    rows: int = 0
+    bytes: int = 0
+
+    def add(self, other: "ReadStats") -> "ReadStats":
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        return self
+
+
+class _Metered:
+    """A seekable file that counts the bytes read through it."""
+
+    def __init__(self, f) -> None:
+        self.f, self.bytes = f, 0
+
+    def read(self, n: int = -1) -> bytes:
+        b = self.f.read(n)
+        self.bytes += len(b)
+        return b
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return self.f.seek(pos, whence)
+
+    def tell(self) -> int:
+        return self.f.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    @property
+    def closed(self) -> bool:
+        return self.f.closed
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def open_index_file(store: Storage, uri: str) -> tuple[pq.ParquetFile, _Metered]:
+    """An index file opened for ranged reads: its footer is fetched exactly (Parquet's reader would fetch the
+    last 64 KiB), then only the row groups asked for. The second value counts the bytes fetched."""
+    f = _Metered(store.open_read(uri, random_access=True))
+    size = f.seek(0, 2)
+    f.seek(size - 8)
+    tail = f.read(8)
+    if tail[4:] != b"PAR1":
+        f.close()
+        raise StorageError(f"{uri}: not a Parquet file (a damaged cross-release index file)")
+    length = struct.unpack("<i", tail[:4])[0]
+    f.seek(size - 8 - length)
+    meta = pq.read_metadata(pa.BufferReader(b"PAR1" + f.read(length) + tail))
+    return pq.ParquetFile(f, metadata=meta, pre_buffer=False), f   # no coalescing: only the row groups asked for
+
+
+def lookup_bucket(store: Storage, root: str, entries: list[dict], kind: str, keys) -> tuple[pa.Table, ReadStats]:
+    """The rows (key, prior_id, prior_release) of one bucket's files whose key is one of ``keys``. A file is opened
+    only when one of the keys lies in its [min, max] (the catalog's), and of it only the row groups whose key
+    statistics hold one of them are read: each key costs at most one row group per file whose range holds it."""
+    want = sorted(set(k for k in (keys.to_pylist() if hasattr(keys, "to_pylist") else keys) if k is not None))
+    out_schema = pa.schema([("key", KEY_TYPES[kind]), ("prior_id", pa.string()), ("prior_release", pa.string())])
+    stats, parts, wanted = ReadStats(), [], pa.array(want, KEY_TYPES[kind])
+
+    def holds(lo, hi) -> bool:
+        i = bisect.bisect_left(want, lo)
+        return i < len(want) and want[i] <= hi
+
+    for e in entries if want else []:
+        if "min" in e and not holds(key_from_json(kind, e["min"]), key_from_json(kind, e["max"])):
+            continue
+        pf, f = open_index_file(store, join(root, e["path"]))
+        try:
+            md, groups = pf.metadata, []
+            for g in range(md.num_row_groups):
+                st = md.row_group(g).column(0).statistics
+                if st is None or not st.has_min_max or holds(st.min, st.max):
+                    groups.append(g)
+            stats.files += 1
+            if groups:
+                t = pf.read_row_groups(groups, columns=["key", "id", "release"]).cast(file_schema(kind))
+                stats.row_groups += len(groups)
+                stats.rows += t.num_rows
+                parts.append(t.filter(pc.is_in(t.column("key"), wanted))
+                             .rename_columns(out_schema.names))
+        finally:
+            stats.bytes += f.bytes
+            f.close()
+    return (pa.concat_tables(parts) if parts else out_schema.empty_table()), stats
+
+
 # --------------------------------------------------------------------------- lookups in Spark
 
 def bucket_expr(col, kind: str, buckets: int):
@@ -121,37 +238,24 @@ def bucket_expr(col, kind: str, buckets: int):
     return F.pmod(F.conv(F.hex(F.substring(col, 1, 4)), 16, 10).cast("long"), F.lit(buckets))
 
 
-def read_files(spark, store: Storage, files: list[str], kind: str):
-    """DataFrame (key, prior_id, prior_release) of index files: one task per file, read through the storage layer."""
-    from pyspark.sql.pandas.types import from_arrow_schema
-    out = pa.schema([("key", KEY_TYPES[kind]), ("prior_id", pa.string()), ("prior_release", pa.string())])
-    if not files:
-        return spark.createDataFrame([], from_arrow_schema(out))
-
-    def read(batches):
-        import io
-
-        import pyarrow.parquet as pq
-        for b in batches:
-            for uri in b.column("uri").to_pylist():
-                with store.open_read(uri) as f:
-                    t = pq.ParquetFile(io.BytesIO(f.read())).read(columns=["key", "id", "release"])
-                yield from t.rename_columns(out.names).cast(out).to_batches(max_chunksize=100_000)
-
-    uris = spark.sparkContext.parallelize([(u,) for u in files], len(files))
-    return spark.createDataFrame(uris, "uri string").mapInArrow(read, from_arrow_schema(out))
-
-
 def prior_matches(keys, catalog: Catalog, store: Storage, kind: str):
     """(key, prior_id, prior_release) for the keys of ``keys`` (a DataFrame with a ``key`` column) that an earlier
-    release holds: the earliest release, then the smallest id. Reads only the buckets those keys fall in."""
+    release holds: the earliest release, then the smallest id. One task per bucket the keys fall in reads, of that
+    bucket's files, only the row groups holding one of its keys (``lookup_bucket``): nothing is collected."""
     from pyspark.sql import functions as F
-    buckets = [r[0] for r in keys.select(bucket_expr(F.col("key"), kind, catalog.buckets).alias("b"))
-               .distinct().collect()]
-    files = catalog.files(kind, buckets)
-    prior = read_files(keys.sparkSession, store, files, kind)
+    entries, root = catalog.entries(kind), catalog.root
+    ddl = f"key {'long' if kind == 'band' else 'binary'}, prior_id string, prior_release string"
+
+    def lookup(table: pa.Table) -> pa.Table:
+        bucket = table.column("b")[0].as_py()
+        found, _ = lookup_bucket(store, root, entries.get(str(bucket), []), kind, table.column("key"))
+        return found
+
+    found = (keys.select("key").where(F.col("key").isNotNull()).distinct()
+             .withColumn("b", bucket_expr(F.col("key"), kind, catalog.buckets))
+             .groupBy("b").applyInArrow(lookup, ddl))
     first = F.min(F.struct("prior_release", "prior_id")).alias("p")
-    return (prior.join(keys.select("key").distinct(), "key", "left_semi").groupBy("key").agg(first)
+    return (found.groupBy("key").agg(first)
             .select("key", F.col("p.prior_id").alias("prior_id"), F.col("p.prior_release").alias("prior_release")))
 
 

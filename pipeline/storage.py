@@ -224,12 +224,15 @@ class Storage:
                                f"add its base to storage.http_base_urls")
 
     # ------------------------------------------------------------------ reading
-    def open_read(self, uri: str) -> IO[bytes]:
+    def open_read(self, uri: str, random_access: bool = False) -> IO[bytes]:
         """A binary stream; HTTP streams resume with Range requests after a dropped connection. A missing or
         refused object is a ``SourceError``; a storage that does not answer is retried with backoff
-        (``storage.retries`` times), then a ``TransientStorageError``."""
+        (``storage.retries`` times), then a ``TransientStorageError``. ``random_access``: a seekable file that
+        reads only the ranges asked for (object storage: ranged GETs; not over HTTP)."""
         s = scheme(uri)
         if s in ("http", "https"):
+            if random_access:
+                raise StorageError(f"{uri}: random access is not offered over HTTP")
             self.check_http_allowed(uri)
             return io.BufferedReader(_HttpStream(uri, self.cfg.retries, _http_opener(self.cfg.http_base_urls)),
                                      buffer_size=1 << 20)
@@ -237,6 +240,8 @@ class Storage:
         attempt = 0
         while True:
             try:
+                if random_access:
+                    return fs.open_input_file(path)
                 return fs.open_input_stream(path, compression=None)  # bytes as stored: .gz is the reader's business
             except OSError as e:
                 fault = _fault(e)

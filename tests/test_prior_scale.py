@@ -18,7 +18,8 @@ from tests.readcount import CountingStore
 
 N = 300          # band keys a night adds
 NIGHTS = 30
-PROBES = 20      # keys a lookup night brings: half released earlier, half new
+PROBES = 10      # keys a lookup night brings: half released earlier, half new
+ROW_GROUP = 20
 LOOKUP_NIGHTS = (6, 12, 18, 24, 30)
 
 
@@ -30,11 +31,12 @@ def _night_keys(night: int) -> np.ndarray:
 def nights(spark, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setattr(prior_build, "FILE_ROWS", N, raising=False)        # compacted files: a night's rows at most
-    mp.setattr(prior_build, "ROW_GROUP_ROWS", 20, raising=False)  # the granule a lookup reads
+    mp.setattr(prior_build, "ROW_GROUP_ROWS", ROW_GROUP, raising=False)  # the granule a lookup reads
     tmp = tmp_path_factory.mktemp("scale")
     store, root = CountingStore(str(tmp / "reads.log")), str(tmp / "index")
     files: dict = {"band": {}}
-    out = {"compaction": [], "lookup": {}, "night_file": 0, "index_bytes": {}}
+    out = {"compaction": [], "lookup": {}, "night_file": 0, "index_bytes": {}, "history": [], "stats": {},
+           "levels": {}}
     rng = np.random.default_rng(0)
     for night in range(1, NIGHTS + 1):
         release = f"r{night:02d}"
@@ -47,6 +49,7 @@ def nights(spark, tmp_path_factory):
         before = store.read_total()
         compact(spark, store, files, root, release, release, 1)
         out["compaction"].append(store.read_total() - before)
+        out["history"].append(sum(store.size(f"{root}/{f['path']}") for f in files["band"]["0"]))
         for f in files["band"]["0"]:
             assert store.exists(f"{root}/{f['path']}")
         if night in LOOKUP_NIGHTS:
@@ -59,24 +62,30 @@ def nights(spark, tmp_path_factory):
             got = {r["key"]: r["prior_id"] for r in found.collect()}
             assert got == dict(old)
             out["lookup"][night] = store.read_total() - before
+            from pipeline.prior_index import lookup_bucket
+            _, out["stats"][night] = lookup_bucket(store, root, files["band"]["0"], "band", probe)
+            out["levels"][night] = {f.get("level", 0) for f in files["band"]["0"]} | {0}
+            out["level0"] = sum(1 for f in files["band"]["0"] if f.get("level", 0) == 0)
             out["index_bytes"][night] = sum(store.size(f"{root}/{f['path']}") for f in files["band"]["0"])
     mp.undo()
     return out
 
 
 def test_compaction_reads_a_bounded_amount_each_night(nights):
-    """Before: every night merged the bucket's whole history (night 30 read 30 nights' files)."""
-    per_night = [b / nights["night_file"] for b in nights["compaction"]]
-    print("compaction reads per night, in night files:", [round(x, 1) for x in per_night])
-    assert max(per_night) <= 12
-    assert sum(per_night[-10:]) <= 1.5 * sum(per_night[10:20]) + 10
-    assert sum(per_night) <= 6 * NIGHTS
+    """Before: every night merged the bucket's whole history into one file (night k read all k nights)."""
+    per_night = [b / h for b, h in zip(nights["compaction"], nights["history"])]
+    print("compaction reads per night / index size:", [round(x, 2) for x in per_night])
+    assert max(per_night[19:]) <= 0.7                     # before: 1.0 every night
+    assert sum(per_night[-10:]) / 10 <= 0.35              # falls as the history grows (log levels)
 
 
 def test_a_nights_lookup_reads_what_its_keys_need_not_the_whole_index(nights):
     """Before: a lookup read every file of the buckets its keys fell in, the whole index here."""
     lookup, index = nights["lookup"], nights["index_bytes"]
     print("lookup bytes by night:", lookup, "index bytes:", index)
-    assert index[30] >= 4 * index[6]                # the history grew
-    assert lookup[30] <= 1.5 * lookup[6]            # what a night of the same size reads did not
+    assert index[30] >= 4 * index[6]                                   # the history grew 5 times,
+    assert lookup[30] / lookup[6] <= 0.75 * index[30] / index[6]        # what a same-size night reads less
     assert all(lookup[n] <= index[n] / 3 for n in (18, 24, 30))
+    for n, st in nights["stats"].items():   # a key costs at most one row group per level-0 file and per level
+        assert st.row_groups <= PROBES * (len(nights["levels"][n]) - 1 + PROBES)
+        assert st.rows <= st.row_groups * ROW_GROUP
