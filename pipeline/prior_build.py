@@ -304,10 +304,10 @@ def _dedupe(entries: list[dict]) -> list[dict]:
 
 
 def compact(spark, store: Storage, files: dict, root: str, folder: str, release: str, limit: int,
-            file_rows: int | None = None) -> list[str]:
-    """Run ``compact_bucket`` (one Spark task per bucket needing it) on every bucket with more than ``limit``
-    level-0 files or a level over its target; updates ``files`` in place and returns the paths merged away
-    (deleted once the catalog that no longer lists them is live)."""
+            file_rows: int | None = None) -> tuple[list[str], dict]:
+    """Run ``compact_bucket`` (one Spark task per bucket needing it; in this process without ``spark``) on every
+    bucket with more than ``limit`` level-0 files or a level over its target; updates ``files`` in place. Returns
+    the paths merged away (deleted once the catalog that no longer lists them is live) and what the merges read."""
     how = Compaction(limit, file_rows or FILE_ROWS, FANOUT, ROW_GROUP_ROWS)
 
     def needs(fs: list[dict]) -> bool:
@@ -317,13 +317,16 @@ def compact(spark, store: Storage, files: dict, root: str, folder: str, release:
         return (sum(1 for e in fs if _level(e) == 0) > limit
                 or any(lv >= 1 and n > how.target(lv) for lv, n in rows.items()))
 
+    total = {"merges": 0, "rows_read": 0, "bytes_read": 0, "max_merge_rows": 0}
     todo = [(kind, int(b), fs) for kind in KINDS for b, fs in files.get(kind, {}).items() if needs(fs)]
     if not todo:
-        return []
-    done = (spark.sparkContext.parallelize(todo, len(todo))
-            .map(lambda t: (t[0], t[1], compact_bucket(store, root, folder, release, t[0], t[1], t[2], how)))
-            .collect())
-    replaced, total = [], {"merges": 0, "rows_read": 0, "bytes_read": 0, "max_merge_rows": 0}
+        return [], total
+
+    def run(t):
+        return t[0], t[1], compact_bucket(store, root, folder, release, t[0], t[1], t[2], how)
+    done = ([run(t) for t in todo] if spark is None
+            else spark.sparkContext.parallelize(todo, len(todo)).map(run).collect())
+    replaced = []
     for kind, b, (live, gone, stats) in done:
         files[kind][str(b)] = live
         replaced += gone
@@ -332,7 +335,7 @@ def compact(spark, store: Storage, files: dict, root: str, folder: str, release:
     print(f"[refresh] index: compacted {len(todo)} buckets: {total['merges']} merges read {total['rows_read']:,} "
           f"rows ({total['bytes_read']:,} bytes), at most {total['max_merge_rows']:,} rows in one",
           file=sys.stderr)
-    return replaced
+    return replaced, total
 
 
 def build_catalog(spark, store: Storage, cfg: Config, dataset_uri: str, release: str, root: str,
@@ -351,8 +354,8 @@ def build_catalog(spark, store: Storage, cfg: Config, dataset_uri: str, release:
                                                for k in KINDS}
     for m in new:
         files[m["kind"]].setdefault(str(m["bucket"]), []).append(entry(m))
-    replaced = compact(spark, store, files, root, folder, release, cfg.refresh.index_compact_files,
-                       cfg.refresh.index_file_rows)
+    replaced, _ = compact(spark, store, files, root, folder, release, cfg.refresh.index_compact_files,
+                          cfg.refresh.index_file_rows)
     added = {k: sum(m["rows"] for m in new if m["kind"] == k) for k in KINDS}
     data = {"format": FORMAT, "release": release, "generation": generation,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

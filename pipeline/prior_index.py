@@ -196,7 +196,8 @@ def open_index_file(store: Storage, uri: str) -> tuple[pq.ParquetFile, _Metered]
 def lookup_bucket(store: Storage, root: str, entries: list[dict], kind: str, keys) -> tuple[pa.Table, ReadStats]:
     """The rows (key, prior_id, prior_release) of one bucket's files whose key is one of ``keys``. A file is opened
     only when one of the keys lies in its [min, max] (the catalog's), and of it only the row groups whose key
-    statistics hold one of them are read: each key costs at most one row group per file whose range holds it."""
+    statistics hold one of them are read, their key column first and the rest only where a key matched: each key
+    costs at most one row group per file whose range holds it."""
     want = sorted(set(k for k in (keys.to_pylist() if hasattr(keys, "to_pylist") else keys) if k is not None))
     out_schema = pa.schema([("key", KEY_TYPES[kind]), ("prior_id", pa.string()), ("prior_release", pa.string())])
     stats, parts, wanted = ReadStats(), [], pa.array(want, KEY_TYPES[kind])
@@ -216,12 +217,13 @@ def lookup_bucket(store: Storage, root: str, entries: list[dict], kind: str, key
                 if st is None or not st.has_min_max or holds(st.min, st.max):
                     groups.append(g)
             stats.files += 1
-            if groups:
-                t = pf.read_row_groups(groups, columns=["key", "id", "release"]).cast(file_schema(kind))
-                stats.row_groups += len(groups)
-                stats.rows += t.num_rows
-                parts.append(t.filter(pc.is_in(t.column("key"), wanted))
-                             .rename_columns(out_schema.names))
+            for g in groups:   # the key column first; ids only of a row group holding a match
+                k = pf.read_row_group(g, columns=["key"]).column("key")
+                stats.row_groups += 1
+                stats.rows += len(k)
+                if pc.any(pc.is_in(k, wanted)).as_py():
+                    t = pf.read_row_group(g, columns=["key", "id", "release"]).cast(file_schema(kind))
+                    parts.append(t.filter(pc.is_in(t.column("key"), wanted)).rename_columns(out_schema.names))
         finally:
             stats.bytes += f.bytes
             f.close()

@@ -89,3 +89,58 @@ def test_a_nights_lookup_reads_what_its_keys_need_not_the_whole_index(nights):
     for n, st in nights["stats"].items():   # a key costs at most one row group per level-0 file and per level
         assert st.row_groups <= PROBES * (len(nights["levels"][n]) - 1 + PROBES)
         assert st.rows <= st.row_groups * ROW_GROUP
+
+
+def test_one_merge_holds_a_bounded_number_of_rows_whatever_the_history(tmp_path):
+    """60 nights through ``compact_bucket`` (in this process): no merge holds more than the level-0 files plus
+    (FANOUT + 2) compacted files, each level's files never share a key, and every row is still there once."""
+    from pipeline.prior_build import FANOUT, Compaction, compact_bucket, entry
+    from pipeline.storage import Storage
+    store, root, how = Storage(), str(tmp_path / "index"), Compaction(2, N, FANOUT, ROW_GROUP)
+    files, biggest, merged = [], 0, []
+    for night in range(1, 61):
+        release = f"r{night:02d}"
+        t = pa.table({"key": _night_keys(night), "id": [f"{release}-{i}" for i in range(N)],
+                      "release": [release] * N}, schema=file_schema("band"))
+        files.append(entry(_write_group(store, root, release, release, "band", 0, [t], row_group_rows=ROW_GROUP)))
+        files, gone, stats = compact_bucket(store, root, release, release, "band", 0, files, how)
+        biggest = max(biggest, stats["max_merge_rows"])
+        merged.append(stats["rows_read"])
+    assert biggest <= (how.level0_files + 1) * N + (FANOUT + 2) * N
+    assert sum(merged[-20:]) <= 1.5 * sum(merged[-40:-20])   # nights 41-60 merge about what nights 21-40 did
+    levels: dict[int, list] = {}
+    for f in files:
+        levels.setdefault(f["level"], []).append((f["min"], f["max"]))
+    for lv, ranges in levels.items():
+        ranges.sort()
+        assert lv == 0 or all(a[1] < b[0] for a, b in zip(ranges, ranges[1:]))
+    assert len(set(levels) - {0}) >= 3 and sum(f["rows"] for f in files) == 60 * N
+
+
+def test_simulated_nights_read_the_same_from_the_index_night_after_night(tmp_path, monkeypatch):
+    """bench.refresh_nights on 8 small nights over a history of 10 larger ones: what each night's lookup reads
+    (files, row groups, bytes) does not grow with the night number, and is a small part of the index. (Nights as
+    large as the history would read all of it: keys are hashes; the module docstring of prior_index says so.)"""
+    import numpy as np
+
+    from bench import refresh_nights as sim
+    from pipeline.prior_index import KINDS
+    from pipeline.storage import Storage
+    monkeypatch.setattr(prior_build, "ROW_GROUP_ROWS", 64)
+    store, root, files = Storage(), str(tmp_path / "index"), {k: {} for k in KINDS}
+    rng, pool = np.random.default_rng(1), {k: None for k in KINDS}
+    for h in range(10):
+        keys = sim.night_keys(rng, 1000, pool, 0.0, -h - 1)
+        sim.run_night(store, root, files, keys, 900 + h, 2, 4, 20_000, measure_lookup=False)
+        pool = {k: v[0] for k, v in keys.items()}
+    nights = []
+    for night in range(1, 9):
+        keys = sim.night_keys(rng, 10, pool, 0.2, night)
+        nights.append(sim.run_night(store, root, files, keys, night, 2, 4, 20_000))
+        assert nights[-1]["found"] >= 2 * 16     # the reused documents' keys were all found
+    first, last = nights[:4], nights[4:]
+    for what in ("files", "row_groups", "bytes"):
+        a, b = (sum(getattr(r["read"], what) for r in x) for x in (first, last))
+        assert b <= 1.25 * a, (what, a, b)
+    assert all(r["read"].rows <= r["index_rows"] / 4 for r in nights)
+    assert nights[-1]["index_rows"] > nights[0]["index_rows"]
