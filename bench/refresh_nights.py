@@ -115,10 +115,11 @@ def run_night(store: Storage, root: str, files: dict, keys: dict, night: int, bu
     store.write_text(join(root, "_catalogs", f"{release}.json"), json.dumps({"files": files}))
     for p in replaced:
         store.delete(join(root, p))
-    rows = sum(e["rows"] for k in KINDS for fs in files[k].values() for e in fs)
-    nfiles = sum(len(fs) for k in KINDS for fs in files[k].values())
-    return {"lookup_s": t_lookup, "found": found, "read": stats, "compaction": comp, "index_rows": rows,
-            "index_files": nfiles}
+    live = [e for k in KINDS for fs in files[k].values() for e in fs]
+    sizes = store.file_sizes(root)
+    return {"lookup_s": t_lookup, "found": found, "read": stats, "compaction": comp,
+            "index_rows": sum(e["rows"] for e in live), "index_files": len(live),
+            "index_bytes": sum(sizes.get(join(root, e["path"]), 0) for e in live)}
 
 
 def ledger_night(store: Storage, uri: str, night: int, per_night: int = 50) -> None:
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
           f"buckets, files of at most {a.file_rows:,} rows, row groups of {a.row_group_rows}, "
           f"{a.history_nights} nights of history first")
     print(f"{'night':>5} {'s':>6} {'files':>6} {'rgroups':>7} {'rows read':>10} {'bytes read':>11} {'found':>6} "
-          f"{'merged':>8} {'max merge':>9} {'index rows':>10} {'idx files':>9} {'peak MiB':>8}")
+          f"{'merged':>8} {'max merge':>9} {'index rows':>10} {'idx files':>9} {'index MB':>8} {'peak MiB':>8}")
     for night in range(1, a.nights + 1):
         keys = night_keys(rng, a.docs, pool, a.dup, night)
         peak.reset()
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         st, c = r["read"], r["compaction"]
         print(f"{night:>5} {r['s']:>6.2f} {st.files:>6} {st.row_groups:>7} {st.rows:>10,} {st.bytes:>11,} "
               f"{r['found']:>6} {c['rows_read']:>8,} {c['max_merge_rows']:>9,} {r['index_rows']:>10,} "
-              f"{r['index_files']:>9} {r['peak_mib']:>8.0f}", flush=True)
+              f"{r['index_files']:>9} {r['index_bytes'] / 1e6:>8.1f} {r['peak_mib']:>8.0f}", flush=True)
     peak.stop()
 
     def avg(sel, f):
@@ -185,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
                     ("rows read", lambda r: r["read"].rows), ("bytes read", lambda r: r["read"].bytes),
                     ("rows merged", lambda r: r["compaction"]["rows_read"]),
                     ("max merge", lambda r: r["compaction"]["max_merge_rows"]),
-                    ("index rows", lambda r: r["index_rows"]), ("peak MiB", lambda r: r["peak_mib"])):
+                    ("index rows", lambda r: r["index_rows"]), ("index bytes", lambda r: r["index_bytes"]),
+                    ("peak MiB", lambda r: r["peak_mib"])):
         x, y = avg(first, f), avg(last, f)
         print(f"{name:<11} {x:>11,.1f} {y:>11,.1f} {y / x if x else float('nan'):>10.2f}")
     return 0

@@ -15,8 +15,9 @@ of earlier interrupted generations of the release, files merged away), never a n
 
 Compaction is leveled, per bucket, so that no night merges the bucket's history. A night's files are level 0
 (each spans the whole key range: keys are hashes). Levels 1, 2, ... are each a run of sorted files of at most
-``refresh.index_file_rows`` rows whose key ranges do not overlap; level i may hold ``index_file_rows * FANOUT**i``
-rows. When a bucket has more than ``refresh.index_compact_files`` level-0 files they are merged with level 1;
+``refresh.index_file_rows`` rows whose key ranges do not overlap; level i may hold
+``index_file_rows * FANOUT**(i-1)`` rows. When a bucket has more than ``refresh.index_compact_files`` level-0
+files they are merged with level 1 (about one file: each night file spans the whole key range, so all of it);
 while a level is over its size, one of its files (the one overlapping the fewest rows below) is merged with the
 files of the next level its range overlaps. One merge thus holds at most the night files plus about
 ``(FANOUT + 2) * index_file_rows`` rows, whatever the history, and each row is rewritten about FANOUT times per
@@ -50,7 +51,7 @@ ENTRY_DDL = "kind int, bucket int, bkey binary, lkey long, id string"
 ROWS_PER_BATCH = 256
 ROW_GROUP_ROWS = 4096     # rows per Parquet row group of an index file: what a lookup reads for one key in one file
 FILE_ROWS = 2_000_000     # most rows in one compacted file (refresh.index_file_rows)
-FANOUT = 4                # level i (>= 1) holds up to FILE_ROWS * FANOUT**i rows
+FANOUT = 4                # level i (>= 1) holds up to FILE_ROWS * FANOUT**(i-1) rows
 EXACT, FUZZY = "dedup_exact", "dedup_fuzzy"
 
 
@@ -222,7 +223,7 @@ class Compaction:
 
     def target(self, level: int) -> int:
         """Rows level ``level`` (>= 1) may hold before one of its files is pushed down."""
-        return self.file_rows * self.fanout ** level
+        return self.file_rows * self.fanout ** (level - 1)
 
 
 def _merge(store: Storage, root: str, folder: str, release: str, kind: str, bucket: int, inputs: list[dict],
