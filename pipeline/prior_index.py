@@ -218,12 +218,15 @@ def lookup_bucket(store: Storage, root: str, entries: list[dict], kind: str, key
                     groups.append(g)
             stats.files += 1
             for g in groups:   # the key column first; ids only of a row group holding a match
-                k = pf.read_row_group(g, columns=["key"]).column("key")
+                k = pf.read_row_group(g, columns=["key"]).column("key").cast(KEY_TYPES[kind])
                 stats.row_groups += 1
                 stats.rows += len(k)
-                if pc.any(pc.is_in(k, wanted)).as_py():
-                    t = pf.read_row_group(g, columns=["key", "id", "release"]).cast(file_schema(kind))
-                    parts.append(t.filter(pc.is_in(t.column("key"), wanted)).rename_columns(out_schema.names))
+                hit = pc.is_in(k, wanted)
+                if pc.any(hit).as_py():
+                    rest = pf.read_row_group(g, columns=["id", "release"])
+                    t = pa.table([k, rest.column("id").cast(pa.string()), rest.column("release").cast(pa.string())],
+                                 schema=out_schema)
+                    parts.append(t.filter(hit))
         finally:
             stats.bytes += f.bytes
             f.close()
