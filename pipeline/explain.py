@@ -1,7 +1,8 @@
 """`mdr explain ROOT URL_OR_ID`: which stage kept or removed a document, why, and the scores behind it.
 
 A point lookup, not a report: it streams each stage's reject and kept parts a row group at a time
-(``iter_part``), keeping only the matching rows, and stops at the stage that removed the document. For a duplicate it also reads the kept copy from the stage's input and
+(``iter_part``), keeping only the matching rows, and stops at the stage that removed the document.
+For a duplicate it also reads the kept copy from the stage's input and
 measures how similar the two texts are: exact word n-gram Jaccard and, for MinHash stages, the share
 of equal signature minima (what LSH saw).
 """

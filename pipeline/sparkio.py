@@ -14,7 +14,8 @@ import json
 
 import pyarrow as pa
 
-from pipeline.dataset import REJECT_SCHEMA, Counts, PartInfo, RotatingPartWriter, attempt_token, iter_part, part_schema, reject_row
+from pipeline.dataset import (REJECT_SCHEMA, Counts, PartInfo, RotatingPartWriter, attempt_token, iter_part, part_schema,
+                              reject_row)
 from pipeline.stage import Progress, StageContext, StageResult
 from pipeline.storage import Storage
 

@@ -170,3 +170,11 @@ def test_streaming_reads_match_whole_reads_and_schemas_come_from_footers(tmp_pat
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert schema == whole.schema and peak < path.stat().st_size / 10, (peak, path.stat().st_size)
+
+
+def test_task_reports_list_every_rotated_part_and_read_older_markers():
+    from pipeline.stage import marker_parts
+    a, b = {"path": "part-00001-0123abcd.parquet", "rows": 1, "bytes": 9}, {"path": "x_c001", "rows": 1, "bytes": 9}
+    assert marker_parts({"parts": [a, b], "rejects": []}, "parts") == [a, b]
+    assert marker_parts({"part": a, "rejects": b}, "parts") == [a] and marker_parts({"part": a, "rejects": b}, "rejects") == [b]
+    assert marker_parts({"part": None, "rejects": None}, "parts") == [] == marker_parts({"part": None, "rejects": None}, "rejects")

@@ -3,7 +3,8 @@
 A Ray Data job over work units (an input part, or a row slice of one when parts are fewer than twice
 the actors): a fixed pool of actors, each loading the model once, streams its unit's rows through
 ``Storage`` (the row groups of its slice, ``ray.batch_size`` rows at a time), scores them and streams kept
-rows into part files and removed rows (``low_quality``) into rejects files, rotated at ``run.target_part_bytes``. Reading and writing inside the actors keeps the
+rows into part files and removed rows (``low_quality``) into rejects files, rotated at ``run.target_part_bytes``.
+Reading and writing inside the actors keeps the
 text out of the object store and the process count at the pool size (which is what lets 2 actors
 beat one process on 2 cores). Every file name carries a random attempt token, so a retried unit never
 overwrites another's file; the driver lists exactly the files the finished units reported and the
