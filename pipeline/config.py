@@ -96,7 +96,10 @@ class RunConfig:
         "what rejected documents keep: id/url/reason/scores always; text too for a sample (sample) or all (full)", "sample")
     audit_sample_rate: float = doc("share of rejected documents whose text head is kept when audit=sample", 0.02,
                                    min=0.0, max=1.0)
-    target_part_rows: int = doc("rows per output part file for stages that shuffle", 50_000, min=100)
+    target_part_bytes: int = doc("a part file is closed and the next one begun once it holds this many bytes (Parquet, "
+                                 "as written): every stage's parts stay near this size whatever the input's size, "
+                                 "and shuffle partitions follow input bytes / this (pipeline.spark.shuffle_partitions)",
+                                 256 << 20, min=64 << 10)
     lease_ttl_s: float = doc("a stage run holds a lease in its output folder, renewed every quarter of this; a run "
                              "that died elsewhere blocks the output this long (one that died on this machine: not at "
                              "all)", 120.0, min=4.0)

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.config import Config
-from pipeline.dataset import attempt_token, open_input, read_manifest, read_part
+from pipeline.dataset import attempt_token, iter_part, open_input, read_manifest
 from pipeline.prior_index import CATALOGS, FORMAT, KINDS, Catalog, file_schema, index_params
 from pipeline.storage import Storage, StorageError, join
 from udfs.prior_keys import bytes_bucket, long_buckets, url_index_key
@@ -131,15 +131,16 @@ def write_entries(spark, store: Storage, cfg: Config, sources: KeySources, relea
         for b in batches:
             for uri, what in zip(b.column("uri").to_pylist(), b.column("what").to_pylist()):
                 cols, entries = columns[what]
-                for chunk in read_part(store, uri, cols).to_batches(max_chunksize=ROWS_PER_BATCH):
-                    out = entries(pa.Table.from_batches([chunk]), cfg, buckets)
+                for chunk in iter_part(store, uri, cols, batch_rows=ROWS_PER_BATCH):  # a row group at a time
+                    out = entries(chunk, cfg, buckets)
                     if out is not None:
                         yield out
 
     def released_ids(batches):
         for b in batches:
             for uri in b.column("uri").to_pylist():
-                yield from read_part(store, uri, ["id"]).to_batches()
+                for t in iter_part(store, uri, ["id"], batch_rows=64 * 1024):
+                    yield from t.to_batches()
 
     def write(batches):
         """Rows arrive sorted by (kind, bucket): one group is held at a time and written when the next begins."""

@@ -298,7 +298,7 @@ def run(ctx: StageContext) -> StageResult:
     stats = {n: a.value for n, a in acc.items()}
     stats["text_bytes"] = sum(stats["text_bytes"].values())
     stats.update(shuffle_metrics(sc, group))
-    file_bytes = sum(ctx.store.size(p) or 0 for p in ctx.input.parts)
+    file_bytes = ctx.input.bytes or 0  # the parts' sizes, from the manifest (or one listing of an external input)
     stats["input_file_bytes"] = file_bytes
     stats["window_shuffle_bytes_raw"] = stats["windows"] * WINDOW_ROW_BYTES
     gb = 1e9
