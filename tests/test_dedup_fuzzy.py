@@ -152,6 +152,37 @@ def test_two_runs_and_other_partitionings_write_the_same_output(spark, cfg_facto
     assert len(kept) + len(dups) == len(rows)
 
 
+def _synthetic_families(n_fam: int = 10, seed: int = 9) -> list[dict]:
+    """Families of one random 400-word page and up to three copies with 1% of words edited (no shared data)."""
+    rng = random.Random(seed)
+    vocab = [f"w{i}" for i in range(20_000)]
+    rows = []
+    for f in range(n_fam):
+        words = [rng.choice(vocab) for _ in range(400)]
+        for m in range(rng.randint(1, 4)):
+            w = [x if rng.random() > 0.01 else "edit" for x in words] if m else words
+            rows.append({"id": f"f{f:02d}m{m}", "text": " ".join(w)})
+    rng.shuffle(rows)
+    return rows
+
+
+def test_128_bit_band_keys_make_the_same_decisions_and_name_themselves(spark, cfg_factory, tmp_path):
+    rows = _synthetic_families()
+    _write_jsonl(tmp_path / "in" / "all.jsonl", rows)
+    out = {}
+    for bits in (64, 128):
+        cfg = cfg_factory("dedup_fuzzy.preset=fineweb", f"dedup_fuzzy.key_bits={bits}")
+        man = _run(cfg, spark, tmp_path / "in", tmp_path / f"k{bits}")
+        out[bits] = (_dups(tmp_path / f"k{bits}"), sorted(_kept(tmp_path / f"k{bits}")), man)
+    assert out[64][:2] == out[128][:2]
+    dups, kept, man = out[128]
+    assert sorted(k[:3] for k in kept) == sorted({r["id"][:3] for r in rows})   # one survivor per family
+    assert len(dups) == len(rows) - len(kept) > 5 and all(v.endswith("m0") for v in dups.values())
+    assert man["params"]["minhash"] == man["stats"]["minhash"] == "5ng_14b_8r_112h_128bit"
+    assert out[64][2]["params"]["minhash"] == "5ng_14b_8r_112h"
+    assert man["config_hash"] != out[64][2]["config_hash"]
+
+
 def test_giant_bucket_of_identical_documents_keeps_one(spark, cfg_factory, tmp_path):
     text = " ".join(_articles()[3].split()[:60])
     rows = [{"id": f"g{i:05d}", "text": text} for i in range(10_000)]
