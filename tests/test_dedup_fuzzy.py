@@ -94,7 +94,7 @@ def test_duplicates_chains_and_short_documents(spark, cfg_factory, scenario):
     assert st["keep"] == "smallest_id"  # keep=earliest without a warc_date column falls back
     assert st["components"] == 3 and st["docs_in_components"] == 9 and st["largest_component"] == 3
     assert st["component_sizes"] == {"3-4": 3}
-    assert st["docs_without_shingles"] == 3 and st["minhash"] == "5ng_450b_20r_9000h"
+    assert st["docs_without_shingles"] == 3 and st["minhash"] == "5ng_450b_20r_9000h_128bit"
     rej = {r["id"]: r for r in read_rejects(STORE, str(out)).to_pylist()}
     assert json.loads(rej["c_c"]["details"]) == {"duplicate_of": "c_a", "component_size": 3}
     assert rej["x2"]["text"] == scenario["rows"][0]["text"]  # audit=full keeps the text
