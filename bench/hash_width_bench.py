@@ -105,11 +105,13 @@ def stages(docs: list[dict], stage: str, preset: str, repeat: int) -> None:
                 st = shuffle_metrics(spark.sparkContext, group)
             results[bits].append((wall, use.cpu_seconds, st.get("shuffle_write_bytes"), man["counts"]["kept"]))
             print(f"  {name} {key}={bits} run {r}: {wall:6.1f} s wall, {use.cpu_seconds:6.1f} s CPU, "
-                  f"kept {man['counts']['kept']}, shuffle bytes {st.get('shuffle_write_bytes')}, windows {st.get('windows')}",
+                  f"kept {man['counts']['kept']}, shuffle bytes {st.get('shuffle_write_bytes')}, "
+                  f"windows {st.get('windows')}",
                   flush=True)
     w64, w128 = min(x[0] for x in results[64]), min(x[0] for x in results[128])
     c64, c128 = min(x[1] for x in results[64]), min(x[1] for x in results[128])
-    print(f"{name} on {len(docs):,} docs ({preset if stage == 'fuzzy' else 'k=50 word'}): fastest wall 64-bit {w64:.1f} s, "
+    what = preset if stage == "fuzzy" else "k=50 word"
+    print(f"{name} on {len(docs):,} docs ({what}): fastest wall 64-bit {w64:.1f} s, "
           f"128-bit {w128:.1f} s ({(w128 / w64 - 1) * 100:+.1f}%); least CPU {c64:.1f} s vs {c128:.1f} s "
           f"({(c128 / c64 - 1) * 100:+.1f}%)")
     assert {x[3] for x in results[64]} == {x[3] for x in results[128]}, "64- and 128-bit keys kept different counts"

@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from pipeline.config import Config, ConfigError
 from pipeline.storage import Storage, StorageError, join
-from udfs.prior_keys import band_index_keys, bytes_bucket, long_bucket, url_index_key  # noqa: F401  (re-exported)
+from udfs.prior_keys import bytes_bucket, long_bucket, url_index_key  # noqa: F401  (the keys, re-exported)
 
 FORMAT = "mdr.prior-index/1"
 KINDS = ("url", "doc", "band")

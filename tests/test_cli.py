@@ -56,7 +56,8 @@ def test_http_input_outside_allowed_bases_is_refused(tmp_path):
 
 def _row(out: str, label: str, bits: int) -> list[str]:
     """The numbers of a row of the false-merge table (and its ``<- configured`` mark, if any)."""
-    line = next(x for x in out.splitlines() if x.strip().startswith(label) and x.split()[len(label.split())] == str(bits))
+    line = next(x for x in out.splitlines()
+                if x.strip().startswith(label) and x.split()[len(label.split())] == str(bits))
     return line[len("  ") + 36:].split()[1:]
 
 

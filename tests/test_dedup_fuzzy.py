@@ -101,18 +101,20 @@ def test_duplicates_chains_and_short_documents(spark, cfg_factory, scenario):
     assert {f["name"] for f in man["schema"]} == {"id", "url", "text"}
 
 
-def _near_dup_rows(n_fam: int = 12) -> list[dict]:
-    rng = random.Random(5)
+def _families(texts: list[str], rng: random.Random) -> list[dict]:
+    """Per text a family: the text (id fNNm0) and up to three copies with 1% of words edited, shuffled."""
     rows = []
-    for f, text in enumerate(t for t in _articles() if len(t.split()) >= 300):
-        if f == n_fam:
-            break
+    for f, text in enumerate(texts):
         words = text.split()
         for m in range(rng.randint(1, 4)):
             w = [x if rng.random() > 0.01 else "edit" for x in words] if m else words
             rows.append({"id": f"f{f:02d}m{m}", "text": " ".join(w)})
     rng.shuffle(rows)
     return rows
+
+
+def _near_dup_rows(n_fam: int = 12) -> list[dict]:
+    return _families([t for t in _articles() if len(t.split()) >= 300][:n_fam], random.Random(5))
 
 
 def test_two_runs_and_other_partitionings_write_the_same_output(spark, cfg_factory, tmp_path):
@@ -153,17 +155,10 @@ def test_two_runs_and_other_partitionings_write_the_same_output(spark, cfg_facto
 
 
 def _synthetic_families(n_fam: int = 10, seed: int = 9) -> list[dict]:
-    """Families of one random 400-word page and up to three copies with 1% of words edited (no shared data)."""
+    """``_families`` of random 400-word pages (no shared data)."""
     rng = random.Random(seed)
     vocab = [f"w{i}" for i in range(20_000)]
-    rows = []
-    for f in range(n_fam):
-        words = [rng.choice(vocab) for _ in range(400)]
-        for m in range(rng.randint(1, 4)):
-            w = [x if rng.random() > 0.01 else "edit" for x in words] if m else words
-            rows.append({"id": f"f{f:02d}m{m}", "text": " ".join(w)})
-    rng.shuffle(rows)
-    return rows
+    return _families([" ".join(rng.choice(vocab) for _ in range(400)) for _ in range(n_fam)], rng)
 
 
 def test_128_bit_band_keys_make_the_same_decisions_and_name_themselves(spark, cfg_factory, tmp_path):

@@ -41,6 +41,7 @@ REASON_NAME = "fuzzy_duplicate"
 PRIOR_REASON = "fuzzy_duplicate_prior"
 NODE = "node"
 DATE_COLUMN = "warc_date"
+NODE_BITS = 64      # a graph node: blake2b of the id (n**2 / 2**65 pairs of documents share one)
 DOCS_PER_CALL = 64  # documents per signature batch: (64 x num_hashes) uint32 = 2.3 MB at 9000 hashes
 
 
@@ -50,8 +51,8 @@ def resolve_input(store: Storage, cfg: Config, uri: str) -> InputDataset:
 
 def node_ids(ids: list[str]) -> np.ndarray:
     """Graph node of each document: the first 8 bytes of blake2b(id) as int64 (equal ids, equal node)."""
-    return np.array([int.from_bytes(hashlib.blake2b((i or "").encode(), digest_size=8).digest(), "little", signed=True)
-                     for i in ids], dtype=np.int64)
+    return np.array([int.from_bytes(hashlib.blake2b((i or "").encode(), digest_size=NODE_BITS // 8).digest(), "little",
+                                    signed=True) for i in ids], dtype=np.int64)
 
 
 def _parts(ctx: StageContext):
