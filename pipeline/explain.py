@@ -20,7 +20,7 @@ from pipeline.report_data import committed_stages
 from pipeline.storage import Storage, StorageError, join
 
 HEAD_CHARS = 400
-MINHASH_NAME = re.compile(r"(\d+)ng_(\d+)b_(\d+)r_(\d+)h")
+MINHASH_NAME = re.compile(r"(\d+)ng_(\d+)b_(\d+)r_(\d+)h(?:_(\d+)bit)?")
 LONG_COLUMNS = ("text",)
 
 
@@ -103,7 +103,7 @@ def similarity(a: str, b: str, minhash_name: str | None, seed: int = 1) -> dict:
     out = {"identical": a == b, "ngram": ngram, "jaccard": round(jaccard(a, b, ngram), 4)}
     if m:
         params = resolve_params("custom", num_hashes=int(m.group(4)), bands=int(m.group(2)), rows=int(m.group(3)),
-                                ngram=ngram, seed=seed)
+                                ngram=ngram, seed=seed, key_bits=int(m.group(5) or 64))
         mh = minhasher(params)
         sa, sb = shingles(a, ngram, seed), shingles(b, ngram, seed)
         if sa.size and sb.size:

@@ -30,7 +30,7 @@ from pipeline.config import Config
 from pipeline.dataset import attempt_token, iter_part, open_input, read_manifest
 from pipeline.prior_index import CATALOGS, FORMAT, KINDS, Catalog, file_schema, index_params
 from pipeline.storage import Storage, StorageError, join
-from udfs.prior_keys import bytes_bucket, long_buckets, url_index_key
+from udfs.prior_keys import band_index_keys, bytes_bucket, long_buckets, url_index_key
 
 KIND_CODE = {k: i for i, k in enumerate(KINDS)}
 ENTRY_SCHEMA = pa.schema([("kind", pa.int32()), ("bucket", pa.int32()), ("bkey", pa.binary()), ("lkey", pa.int64()),
@@ -95,8 +95,10 @@ def band_entries(table: pa.Table, cfg: Config, buckets: int) -> pa.RecordBatch |
     if not found:
         return None
     idx, keys = np.concatenate([i for i, _ in found]), np.concatenate([k for _, k in found])
-    return _entries(np.full(keys.size, KIND_CODE["band"], np.int32), long_buckets(keys, buckets),
-                    pa.nulls(keys.size, pa.binary()), keys, ids[idx])
+    n, wide = len(keys), keys.ndim == 2   # 128-bit keys: 16 bytes in bkey, bucketed by their first half
+    return _entries(np.full(n, KIND_CODE["band"], np.int32), long_buckets(keys[:, 0] if wide else keys, buckets),
+                    band_index_keys(keys) if wide else pa.nulls(n, pa.binary()),
+                    pa.nulls(n, pa.int64()) if wide else keys, ids[idx])
 
 
 def attempt_folder(release: str, generation: int | None) -> str:
@@ -126,6 +128,7 @@ def write_entries(spark, store: Storage, cfg: Config, sources: KeySources, relea
                   buckets: int, folder: str) -> list[dict]:
     """Compute and write the index rows of the released documents; returns the written files."""
     columns = {EXACT: (["id", "url", "text"], exact_entries), FUZZY: (["id", "text"], band_entries)}
+    bits = cfg.dedup_fuzzy.key_bits
 
     def compute(batches):
         for b in batches:
@@ -156,9 +159,9 @@ def write_entries(spark, store: Storage, cfg: Config, sources: KeySources, relea
                     tables = []
                 cur = k
                 g, kind = t.slice(s, e - s), KINDS[k[0]]
-                tables.append(pa.table({"key": g.column("lkey" if kind == "band" else "bkey"), "id": g.column("id"),
-                                        "release": pa.array([release] * g.num_rows, pa.string())},
-                                       schema=file_schema(kind)))
+                tables.append(pa.table({"key": g.column("lkey" if kind == "band" and bits == 64 else "bkey"),
+                                        "id": g.column("id"), "release": pa.array([release] * g.num_rows, pa.string())},
+                                       schema=file_schema(kind, bits)))
         if tables:
             metas.append(_write_group(store, root, folder, release, KINDS[cur[0]], cur[1], tables))
         yield pa.RecordBatch.from_pydict({"meta": [json.dumps(metas)]}, schema=pa.schema([("meta", pa.string())]))
@@ -180,24 +183,25 @@ def write_entries(spark, store: Storage, cfg: Config, sources: KeySources, relea
 
 
 def _merge_bucket(store: Storage, root: str, folder: str, release: str, kind: str, bucket: int,
-                  paths: list[str]) -> dict:
+                  paths: list[str], key_bits: int = 64) -> dict:
     import pyarrow.parquet as pq
     tables = []
     for p in paths:
         with store.open_read(join(root, p)) as f:
-            tables.append(pq.ParquetFile(io.BytesIO(f.read())).read().cast(file_schema(kind)))
+            tables.append(pq.ParquetFile(io.BytesIO(f.read())).read().cast(file_schema(kind, key_bits)))
     return _write_group(store, root, folder, release, kind, bucket, tables, tag="c-")
 
 
-def compact(spark, store: Storage, files: dict, root: str, folder: str, release: str, limit: int) -> list[str]:
+def compact(spark, store: Storage, files: dict, root: str, folder: str, release: str, limit: int,
+            key_bits: int = 64) -> list[str]:
     """Merge every bucket holding more than ``limit`` files into one file (in place in ``files``); returns the
-    paths merged away (deleted once the catalog that no longer lists them is live)."""
+    paths merged away (deleted once the catalog that no longer lists them is live). ``key_bits``: the band keys'."""
     todo = [(kind, int(b), [f["path"] for f in fs]) for kind in KINDS for b, fs in files.get(kind, {}).items()
             if len(fs) > limit]
     if not todo:
         return []
     merged = (spark.sparkContext.parallelize(todo, len(todo))
-              .map(lambda t: _merge_bucket(store, root, folder, release, *t)).collect())
+              .map(lambda t: _merge_bucket(store, root, folder, release, *t, key_bits)).collect())
     for m in merged:
         files[m["kind"]][str(m["bucket"])] = [{k: m[k] for k in ("path", "rows", "release")}]
     print(f"[refresh] index: merged {len(todo)} buckets holding more than {limit} files each", file=sys.stderr)
@@ -220,7 +224,8 @@ def build_catalog(spark, store: Storage, cfg: Config, dataset_uri: str, release:
                                                for k in KINDS}
     for m in new:
         files[m["kind"]].setdefault(str(m["bucket"]), []).append({k: m[k] for k in ("path", "rows", "release")})
-    replaced = compact(spark, store, files, root, folder, release, cfg.refresh.index_compact_files)
+    replaced = compact(spark, store, files, root, folder, release, cfg.refresh.index_compact_files,
+                       cfg.dedup_fuzzy.key_bits)
     added = {k: sum(m["rows"] for m in new if m["kind"] == k) for k in KINDS}
     data = {"format": FORMAT, "release": release, "generation": generation,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

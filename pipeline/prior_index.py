@@ -4,7 +4,8 @@ Three indexes, one row per released document and key (Parquet: ``key``, ``id``, 
 
 - ``url``: the first 16 bytes of sha256 of the normalized URL (``udfs.urlnorm`` with the dedup_exact URL options);
 - ``doc``: the 16-byte text hash of dedup_exact (``udfs.dochash``);
-- ``band``: every MinHash LSH band key of dedup_fuzzy (``udfs.minhash``, the same parameters).
+- ``band``: every MinHash LSH band key of dedup_fuzzy (``udfs.minhash``, the same parameters): int64, or 16 bytes
+  for 128-bit keys (``dedup_fuzzy.key_bits``; ``udfs.prior_keys.band_index_keys``).
 
 A released document's keys are made from the text each stage looked up, not the released text (dedup_exact
 cuts repeated spans after its lookups): URL and text hash from dedup_exact's input, bands from dedup_fuzzy's.
@@ -33,8 +34,13 @@ CATALOGS = "_catalogs"
 KEY_TYPES = {"url": pa.binary(), "doc": pa.binary(), "band": pa.int64()}
 
 
-def file_schema(kind: str) -> pa.Schema:
-    return pa.schema([("key", KEY_TYPES[kind]), ("id", pa.string()), ("release", pa.string())])
+def key_type(kind: str, key_bits: int = 64) -> pa.DataType:
+    """A key's Arrow type: 128-bit band keys are 16 bytes like URL and text keys."""
+    return pa.binary() if kind == "band" and key_bits == 128 else KEY_TYPES[kind]
+
+
+def file_schema(kind: str, key_bits: int = 64) -> pa.Schema:
+    return pa.schema([("key", key_type(kind, key_bits)), ("id", pa.string()), ("release", pa.string())])
 
 
 # --------------------------------------------------------------------------- keys (udfs.prior_keys)
@@ -42,7 +48,7 @@ def file_schema(kind: str) -> pa.Schema:
 def index_params(cfg: Config) -> dict:
     """What the keys depend on: a catalog built with other values cannot be compared with this config's keys."""
     mh, ex = cfg.dedup_fuzzy.params(), cfg.dedup_exact
-    return {"minhash": {"name": mh.name, "seed": mh.seed},
+    return {"minhash": {"name": mh.name, "seed": mh.seed, **({"key_bits": mh.key_bits} if mh.key_bits != 64 else {})},
             "url": {"ignore_scheme": ex.url_ignore_scheme, "strip_www": ex.url_strip_www,
                     "drop_params": sorted(ex.url_drop_params)},
             "doc": {"casefold": ex.doc_casefold},
@@ -75,6 +81,10 @@ class Catalog:
         return int(self.data["buckets"])
 
     @property
+    def band_key_bits(self) -> int:
+        return int(self.data.get("params", {}).get("minhash", {}).get("key_bits", 64))
+
+    @property
     def releases(self) -> list[str]:
         return list(self.data.get("releases", []))
 
@@ -96,7 +106,7 @@ def check_params(catalog: Catalog, cfg: Config, parts: tuple[str, ...] = ("minha
     now, then = index_params(cfg), catalog.data.get("params", {})
     for part in parts:
         if then.get(part) != now[part]:
-            keys = {"minhash": "dedup_fuzzy.preset/num_hashes/bands/rows/ngram/seed",
+            keys = {"minhash": "dedup_fuzzy.preset/num_hashes/bands/rows/ngram/seed/key_bits",
                     "url": "dedup_exact.url_ignore_scheme/url_strip_www/url_drop_params",
                     "doc": "dedup_exact.doc_casefold"}[part]
             raise ConfigError(f"{keys}: the cross-release index {catalog.uri} was built with {part} "
@@ -113,18 +123,24 @@ def load_checked(store: Storage, uri: str, cfg: Config, parts: tuple[str, ...]) 
 
 # --------------------------------------------------------------------------- lookups in Spark
 
-def bucket_expr(col, kind: str, buckets: int):
+def band_key_expr(key: str, key2: str):
+    """A 128-bit band key's two long columns as the index's 16 bytes (``udfs.prior_keys.band_index_keys``)."""
+    from pyspark.sql import functions as F
+    return F.concat(*[F.unhex(F.lpad(F.hex(F.col(c)), 16, "0")) for c in (key, key2)])
+
+
+def bucket_expr(col, kind: str, buckets: int, key_bits: int = 64):
     """The bucket of a key column, as ``bytes_bucket`` / ``long_bucket`` compute it."""
     from pyspark.sql import functions as F
-    if kind == "band":
+    if kind == "band" and key_bits == 64:
         return F.pmod(F.shiftrightunsigned(col, 32), F.lit(buckets))
     return F.pmod(F.conv(F.hex(F.substring(col, 1, 4)), 16, 10).cast("long"), F.lit(buckets))
 
 
-def read_files(spark, store: Storage, files: list[str], kind: str):
+def read_files(spark, store: Storage, files: list[str], kind: str, key_bits: int = 64):
     """DataFrame (key, prior_id, prior_release) of index files: one task per file, read through the storage layer."""
     from pyspark.sql.pandas.types import from_arrow_schema
-    out = pa.schema([("key", KEY_TYPES[kind]), ("prior_id", pa.string()), ("prior_release", pa.string())])
+    out = pa.schema([("key", key_type(kind, key_bits)), ("prior_id", pa.string()), ("prior_release", pa.string())])
     if not files:
         return spark.createDataFrame([], from_arrow_schema(out))
 
@@ -146,10 +162,11 @@ def prior_matches(keys, catalog: Catalog, store: Storage, kind: str):
     """(key, prior_id, prior_release) for the keys of ``keys`` (a DataFrame with a ``key`` column) that an earlier
     release holds: the earliest release, then the smallest id. Reads only the buckets those keys fall in."""
     from pyspark.sql import functions as F
-    buckets = [r[0] for r in keys.select(bucket_expr(F.col("key"), kind, catalog.buckets).alias("b"))
+    bits = catalog.band_key_bits
+    buckets = [r[0] for r in keys.select(bucket_expr(F.col("key"), kind, catalog.buckets, bits).alias("b"))
                .distinct().collect()]
     files = catalog.files(kind, buckets)
-    prior = read_files(keys.sparkSession, store, files, kind)
+    prior = read_files(keys.sparkSession, store, files, kind, bits)
     first = F.min(F.struct("prior_release", "prior_id")).alias("p")
     return (prior.join(keys.select("key").distinct(), "key", "left_semi").groupBy("key").agg(first)
             .select("key", F.col("p.prior_id").alias("prior_id"), F.col("p.prior_release").alias("prior_release")))
@@ -182,6 +199,8 @@ def fuzzy_prior(bands, labels, attrs, removed, catalog: Catalog, store: Storage,
     since a release is never changed. ``removed`` (part, id, duplicate_of, component_size, reason,
     prior_release) loses those documents' in-night decisions and gets these. Returns (removed, tainted count)."""
     from pyspark.sql import functions as F
+    if "key2" in bands.columns:   # 128-bit keys: the index's 16 bytes
+        bands = bands.select(band_key_expr("key", "key2").alias("key"), node)
     found = prior_matches(bands.select("key"), catalog, store, "band")
     first = F.min(F.struct("prior_release", "prior_id")).alias("p")
     tainted = bands.join(found, "key").groupBy(node).agg(first)

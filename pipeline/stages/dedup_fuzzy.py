@@ -1,7 +1,8 @@
 """dedup_fuzzy: MinHash LSH near-duplicate removal, every step distributed in Spark.
 
 1. band keys: one task per input part reads its texts and computes their MinHash band keys
-   (``udfs.minhash``) in the same Python worker -> rows (band key, node), node = 64-bit hash of the id;
+   (``udfs.minhash``) in the same Python worker -> rows (band key, node), node = 64-bit hash of the id; a 128-bit
+   key (``dedup_fuzzy.key_bits``) is two long columns (key, key2), cheaper to shuffle and sort than 16-byte binary;
 2. bucket stars: every member of a bucket is linked to the bucket's smallest node (a window over
    the key, spilling to disk), so a bucket of a million copies gives a million edges, not 5e11 pairs;
 3. connected components of those edges (``pipeline.connected_components``, large/small star);
@@ -42,6 +43,7 @@ REASON_NAME = "fuzzy_duplicate"
 PRIOR_REASON = "fuzzy_duplicate_prior"
 NODE = "node"
 DATE_COLUMN = "warc_date"
+NODE_BITS = 64      # a graph node: blake2b of the id (n**2 / 2**65 pairs of documents share one)
 DOCS_PER_CALL = 64  # documents per signature batch: (64 x num_hashes) uint32 = 2.3 MB at 9000 hashes
 
 
@@ -51,8 +53,8 @@ def resolve_input(store: Storage, cfg: Config, uri: str) -> InputDataset:
 
 def node_ids(ids: list[str]) -> np.ndarray:
     """Graph node of each document: the first 8 bytes of blake2b(id) as int64 (equal ids, equal node)."""
-    return np.array([int.from_bytes(hashlib.blake2b((i or "").encode(), digest_size=8).digest(), "little", signed=True)
-                     for i in ids], dtype=np.int64)
+    return np.array([int.from_bytes(hashlib.blake2b((i or "").encode(), digest_size=NODE_BITS // 8).digest(), "little",
+                                    signed=True) for i in ids], dtype=np.int64)
 
 
 def _parts(ctx: StageContext):
@@ -87,19 +89,27 @@ def text_band_keys(texts: list, params: MinHashParams) -> Iterator[tuple[np.ndar
         yield idx + s, keys
 
 
+def key_columns(params: MinHashParams) -> list[str]:
+    """The band key's columns: ``key`` (64 bits), or ``key``, ``key2`` (128 bits)."""
+    return ["key"] if params.key_bits == 64 else ["key", "key2"]
+
+
 def band_keys(ctx: StageContext, params: MinHashParams, no_shingles=None):
-    """(key, node) rows: one per band of every document with shingles."""
+    """(key[, key2], node) rows: one per band of every document with shingles."""
+    names = key_columns(params)
+
     def compute(b: pa.RecordBatch, part: int):
         nodes = node_ids(b.column(0).to_pylist())
         texts = b.column(1).to_pylist()
         n_keys = 0
         for idx, keys in text_band_keys(texts, params):
-            n_keys += keys.size
-            if keys.size:
-                yield pa.RecordBatch.from_arrays([pa.array(keys), pa.array(nodes[idx])], names=["key", NODE])
+            n_keys += len(keys)
+            if len(keys):
+                cols = [keys] if keys.ndim == 1 else [keys[:, 0], keys[:, 1]]
+                yield pa.RecordBatch.from_arrays([*map(pa.array, cols), pa.array(nodes[idx])], names=[*names, NODE])
         if no_shingles is not None:
             no_shingles.add(len(texts) - n_keys // params.bands)
-    return scan_parts(ctx, ["id", "text"], compute, f"key long, {NODE} long")
+    return scan_parts(ctx, ["id", "text"], compute, ", ".join(f"{c} long" for c in [*names, NODE]))
 
 
 def doc_attrs(ctx: StageContext, with_date: bool):
@@ -118,7 +128,7 @@ def bucket_stars(bands):
     """Edges (src, dst): each bucket member -> the bucket's smallest node; linear in the bucket size."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
-    root = F.min(NODE).over(Window.partitionBy("key"))
+    root = F.min(NODE).over(Window.partitionBy(*[c for c in bands.columns if c != NODE]))
     return (bands.withColumn("dst", root).where(F.col(NODE) != F.col("dst"))
             .select(F.col(NODE).alias("src"), "dst"))
 
