@@ -38,11 +38,11 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.config import Config
-from pipeline.dataset import attempt_token, open_input, read_manifest, read_part
+from pipeline.dataset import attempt_token, iter_part, open_input, read_manifest
 from pipeline.prior_index import (CATALOGS, FORMAT, KINDS, Catalog, file_schema, index_params, key_from_json,
                                   key_to_json, open_index_file)
 from pipeline.storage import Storage, StorageError, join
-from udfs.prior_keys import bytes_bucket, long_buckets, url_index_key
+from udfs.prior_keys import band_index_keys, bytes_bucket, long_buckets, url_index_key
 
 KIND_CODE = {k: i for i, k in enumerate(KINDS)}
 ENTRY_SCHEMA = pa.schema([("kind", pa.int32()), ("bucket", pa.int32()), ("bkey", pa.binary()), ("lkey", pa.int64()),
@@ -110,8 +110,10 @@ def band_entries(table: pa.Table, cfg: Config, buckets: int) -> pa.RecordBatch |
     if not found:
         return None
     idx, keys = np.concatenate([i for i, _ in found]), np.concatenate([k for _, k in found])
-    return _entries(np.full(keys.size, KIND_CODE["band"], np.int32), long_buckets(keys, buckets),
-                    pa.nulls(keys.size, pa.binary()), keys, ids[idx])
+    n, wide = len(keys), keys.ndim == 2   # 128-bit keys: 16 bytes in bkey, bucketed by their first half
+    return _entries(np.full(n, KIND_CODE["band"], np.int32), long_buckets(keys[:, 0] if wide else keys, buckets),
+                    band_index_keys(keys) if wide else pa.nulls(n, pa.binary()),
+                    pa.nulls(n, pa.int64()) if wide else keys, ids[idx])
 
 
 def attempt_folder(release: str, generation: int | None) -> str:
@@ -138,7 +140,7 @@ def _write_file(store: Storage, root: str, folder: str, release: str, kind: str,
     store.write_bytes(join(root, path), buf.getvalue())
     keys = t.column("key")
     return {"kind": kind, "bucket": bucket, "path": path, "rows": t.num_rows, "release": release, "level": level,
-            "min": key_to_json(kind, keys[0].as_py()), "max": key_to_json(kind, keys[-1].as_py())}
+            "min": key_to_json(keys[0].as_py()), "max": key_to_json(keys[-1].as_py())}
 
 
 def _write_group(store: Storage, root: str, folder: str, release: str, kind: str, bucket: int,
@@ -152,20 +154,22 @@ def write_entries(spark, store: Storage, cfg: Config, sources: KeySources, relea
                   buckets: int, folder: str) -> list[dict]:
     """Compute and write the index rows of the released documents; returns the written files."""
     columns = {EXACT: (["id", "url", "text"], exact_entries), FUZZY: (["id", "text"], band_entries)}
+    bits = cfg.dedup_fuzzy.key_bits
 
     def compute(batches):
         for b in batches:
             for uri, what in zip(b.column("uri").to_pylist(), b.column("what").to_pylist()):
                 cols, entries = columns[what]
-                for chunk in read_part(store, uri, cols).to_batches(max_chunksize=ROWS_PER_BATCH):
-                    out = entries(pa.Table.from_batches([chunk]), cfg, buckets)
+                for chunk in iter_part(store, uri, cols, batch_rows=ROWS_PER_BATCH):  # a row group at a time
+                    out = entries(chunk, cfg, buckets)
                     if out is not None:
                         yield out
 
     def released_ids(batches):
         for b in batches:
             for uri in b.column("uri").to_pylist():
-                yield from read_part(store, uri, ["id"]).to_batches()
+                for t in iter_part(store, uri, ["id"], batch_rows=64 * 1024):
+                    yield from t.to_batches()
 
     def write(batches):
         """Rows arrive sorted by (kind, bucket): one group is held at a time and written when the next begins."""
@@ -181,9 +185,9 @@ def write_entries(spark, store: Storage, cfg: Config, sources: KeySources, relea
                     tables = []
                 cur = k
                 g, kind = t.slice(s, e - s), KINDS[k[0]]
-                tables.append(pa.table({"key": g.column("lkey" if kind == "band" else "bkey"), "id": g.column("id"),
-                                        "release": pa.array([release] * g.num_rows, pa.string())},
-                                       schema=file_schema(kind)))
+                tables.append(pa.table({"key": g.column("lkey" if kind == "band" and bits == 64 else "bkey"),
+                                        "id": g.column("id"), "release": pa.array([release] * g.num_rows, pa.string())},
+                                       schema=file_schema(kind, bits)))
         if tables:
             metas.append(_write_group(store, root, folder, release, KINDS[cur[0]], cur[1], tables))
         yield pa.RecordBatch.from_pydict({"meta": [json.dumps(metas)]}, schema=pa.schema([("meta", pa.string())]))
@@ -227,7 +231,7 @@ class Compaction:
 
 
 def _merge(store: Storage, root: str, folder: str, release: str, kind: str, bucket: int, inputs: list[dict],
-           level: int, how: Compaction, stats: dict) -> list[dict]:
+           level: int, how: Compaction, stats: dict, key_bits: int = 64) -> list[dict]:
     """Read ``inputs`` (a bounded amount: at most a night's level-0 files or one file and the ones of the next
     level its range overlaps), sort, and write them as files of ``level`` of at most ``how.file_rows`` rows each,
     cut between different keys, so the files of a level never share a key."""
@@ -235,7 +239,7 @@ def _merge(store: Storage, root: str, folder: str, release: str, kind: str, buck
     for e in inputs:
         pf, f = open_index_file(store, join(root, e["path"]))
         try:
-            tables.append(pf.read().cast(file_schema(kind)))
+            tables.append(pf.read().cast(file_schema(kind, key_bits)))
         finally:
             stats["bytes_read"] += f.bytes
             f.close()
@@ -255,7 +259,7 @@ def _merge(store: Storage, root: str, folder: str, release: str, kind: str, buck
 
 
 def compact_bucket(store: Storage, root: str, folder: str, release: str, kind: str, bucket: int,
-                   files: list[dict], how: Compaction) -> tuple[list[dict], list[str], dict]:
+                   files: list[dict], how: Compaction, key_bits: int = 64) -> tuple[list[dict], list[str], dict]:
     """One bucket's leveled compaction (module docstring): returns its live files, the paths merged away, and
     what it read (``merges``, ``rows_read``, ``bytes_read``, ``max_merge_rows``: the most rows one merge held)."""
     stats = {"merges": 0, "rows_read": 0, "bytes_read": 0, "max_merge_rows": 0}
@@ -265,7 +269,7 @@ def compact_bucket(store: Storage, root: str, folder: str, release: str, kind: s
     replaced: list[str] = []
 
     def merge(inputs: list[dict], level: int) -> None:
-        new = _merge(store, root, folder, release, kind, bucket, inputs, level, how, stats)
+        new = _merge(store, root, folder, release, kind, bucket, inputs, level, how, stats, key_bits)
         gone = {e["path"] for e in inputs}
         for lv in levels:
             levels[lv] = [e for e in levels[lv] if e["path"] not in gone]
@@ -273,9 +277,9 @@ def compact_bucket(store: Storage, root: str, folder: str, release: str, kind: s
         replaced.extend(sorted(gone))
 
     def overlapping(e: dict, level: int) -> list[dict]:
-        lo, hi = key_from_json(kind, e["min"]), key_from_json(kind, e["max"])
+        lo, hi = key_from_json(e["min"]), key_from_json(e["max"])
         return [x for x in levels.get(level, [])
-                if not (key_from_json(kind, x["max"]) < lo or key_from_json(kind, x["min"]) > hi)]
+                if not (key_from_json(x["max"]) < lo or key_from_json(x["min"]) > hi)]
 
     l0 = levels.get(0, [])
     if len(l0) > how.level0_files:   # a night's files span the whole key range: about all of level 1 overlaps
@@ -288,10 +292,10 @@ def compact_bucket(store: Storage, root: str, folder: str, release: str, kind: s
             break
         lv = over[0]   # push down the file of the level that overlaps the fewest rows below: at most the average
         pick = min(levels[lv], key=lambda e: (sum(x["rows"] for x in overlapping(e, lv + 1)),
-                                              key_from_json(kind, e["min"])))
+                                              key_from_json(e["min"])))
         merge([pick] + overlapping(pick, lv + 1), lv + 1)
     live = [e for lv in sorted(levels)
-            for e in (levels[lv] if lv == 0 else sorted(levels[lv], key=lambda e: key_from_json(kind, e["min"])))]
+            for e in (levels[lv] if lv == 0 else sorted(levels[lv], key=lambda e: key_from_json(e["min"])))]
     return live, replaced, stats
 
 
@@ -305,10 +309,11 @@ def _dedupe(entries: list[dict]) -> list[dict]:
 
 
 def compact(spark, store: Storage, files: dict, root: str, folder: str, release: str, limit: int,
-            file_rows: int | None = None) -> tuple[list[str], dict]:
+            file_rows: int | None = None, key_bits: int = 64) -> tuple[list[str], dict]:
     """Run ``compact_bucket`` (one Spark task per bucket needing it; in this process without ``spark``) on every
     bucket with more than ``limit`` level-0 files or a level over its target; updates ``files`` in place. Returns
-    the paths merged away (deleted once the catalog that no longer lists them is live) and what the merges read."""
+    the paths merged away (deleted once the catalog that no longer lists them is live) and what the merges read.
+    ``key_bits``: the band keys' (``dedup_fuzzy.key_bits``)."""
     how = Compaction(limit, file_rows or FILE_ROWS, FANOUT, ROW_GROUP_ROWS)
 
     def needs(fs: list[dict]) -> bool:
@@ -324,7 +329,7 @@ def compact(spark, store: Storage, files: dict, root: str, folder: str, release:
         return [], total
 
     def run(t):
-        return t[0], t[1], compact_bucket(store, root, folder, release, t[0], t[1], t[2], how)
+        return t[0], t[1], compact_bucket(store, root, folder, release, t[0], t[1], t[2], how, key_bits)
     done = ([run(t) for t in todo] if spark is None
             else spark.sparkContext.parallelize(todo, len(todo)).map(run).collect())
     replaced = []
@@ -356,7 +361,7 @@ def build_catalog(spark, store: Storage, cfg: Config, dataset_uri: str, release:
     for m in new:
         files[m["kind"]].setdefault(str(m["bucket"]), []).append(entry(m))
     replaced, _ = compact(spark, store, files, root, folder, release, cfg.refresh.index_compact_files,
-                          cfg.refresh.index_file_rows)
+                          cfg.refresh.index_file_rows, cfg.dedup_fuzzy.key_bits)
     added = {k: sum(m["rows"] for m in new if m["kind"] == k) for k in KINDS}
     data = {"format": FORMAT, "release": release, "generation": generation,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

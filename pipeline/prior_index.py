@@ -4,15 +4,17 @@ Three indexes, one row per released document and key (Parquet: ``key``, ``id``, 
 
 - ``url``: the first 16 bytes of sha256 of the normalized URL (``udfs.urlnorm`` with the dedup_exact URL options);
 - ``doc``: the 16-byte text hash of dedup_exact (``udfs.dochash``);
-- ``band``: every MinHash LSH band key of dedup_fuzzy (``udfs.minhash``, the same parameters).
+- ``band``: every MinHash LSH band key of dedup_fuzzy (``udfs.minhash``, the same parameters): int64, or 16 bytes
+  for 128-bit keys (``dedup_fuzzy.key_bits``; ``udfs.prior_keys.band_index_keys``).
 
 A released document's keys are made from the text each stage looked up, not the released text (dedup_exact
 cuts repeated spans after its lookups): URL and text hash from dedup_exact's input, bands from dedup_fuzzy's.
 
 Each index is split by key hash into ``buckets``; a bucket is a few levels of files sorted by key
-(``pipeline.prior_build`` compacts them). A *catalog*
-(``<index root>/_catalogs/<release>-g<N>.json``, N the lease generation that wrote it) lists every live file per
-index and bucket, with the parameters the keys were made with. A catalog is live only once ``releases/_index.json`` names it (``pipeline.releases``, the
+(``pipeline.prior_build`` compacts them; int64 keys sort as signed integers, 16-byte keys unsigned byte by byte,
+as Parquet's statistics compare them). A *catalog* (``<index root>/_catalogs/<release>-g<N>.json``, N the lease
+generation that wrote it) lists every live file per index and bucket, with the parameters the keys were made
+with. A catalog is live only once ``releases/_index.json`` names it (``pipeline.releases``, the
 refresh's one commit point), so files written by a night that did not commit are never read. A stage given a
 catalog (``dedup_fuzzy.prior_index``, ``dedup_exact.prior_index``) looks its keys up one Spark task per bucket
 (``prior_matches``): of that bucket's files, only those whose [min, max] key range (in the catalog) holds one of
@@ -43,8 +45,13 @@ CATALOGS = "_catalogs"
 KEY_TYPES = {"url": pa.binary(), "doc": pa.binary(), "band": pa.int64()}
 
 
-def file_schema(kind: str) -> pa.Schema:
-    return pa.schema([("key", KEY_TYPES[kind]), ("id", pa.string()), ("release", pa.string())])
+def key_type(kind: str, key_bits: int = 64) -> pa.DataType:
+    """A key's Arrow type: 128-bit band keys are 16 bytes like URL and text keys."""
+    return pa.binary() if kind == "band" and key_bits == 128 else KEY_TYPES[kind]
+
+
+def file_schema(kind: str, key_bits: int = 64) -> pa.Schema:
+    return pa.schema([("key", key_type(kind, key_bits)), ("id", pa.string()), ("release", pa.string())])
 
 
 # --------------------------------------------------------------------------- keys (udfs.prior_keys)
@@ -52,7 +59,7 @@ def file_schema(kind: str) -> pa.Schema:
 def index_params(cfg: Config) -> dict:
     """What the keys depend on: a catalog built with other values cannot be compared with this config's keys."""
     mh, ex = cfg.dedup_fuzzy.params(), cfg.dedup_exact
-    return {"minhash": {"name": mh.name, "seed": mh.seed},
+    return {"minhash": {"name": mh.name, "seed": mh.seed, **({"key_bits": mh.key_bits} if mh.key_bits != 64 else {})},
             "url": {"ignore_scheme": ex.url_ignore_scheme, "strip_www": ex.url_strip_www,
                     "drop_params": sorted(ex.url_drop_params)},
             "doc": {"casefold": ex.doc_casefold},
@@ -85,6 +92,10 @@ class Catalog:
         return int(self.data["buckets"])
 
     @property
+    def band_key_bits(self) -> int:
+        return int(self.data.get("params", {}).get("minhash", {}).get("key_bits", 64))
+
+    @property
     def releases(self) -> list[str]:
         return list(self.data.get("releases", []))
 
@@ -106,7 +117,7 @@ def check_params(catalog: Catalog, cfg: Config, parts: tuple[str, ...] = ("minha
     now, then = index_params(cfg), catalog.data.get("params", {})
     for part in parts:
         if then.get(part) != now[part]:
-            keys = {"minhash": "dedup_fuzzy.preset/num_hashes/bands/rows/ngram/seed",
+            keys = {"minhash": "dedup_fuzzy.preset/num_hashes/bands/rows/ngram/seed/key_bits",
                     "url": "dedup_exact.url_ignore_scheme/url_strip_www/url_drop_params",
                     "doc": "dedup_exact.doc_casefold"}[part]
             raise ConfigError(f"{keys}: the cross-release index {catalog.uri} was built with {part} "
@@ -123,13 +134,21 @@ def load_checked(store: Storage, uri: str, cfg: Config, parts: tuple[str, ...]) 
 
 # --------------------------------------------------------------------------- reading index files
 
-def key_to_json(kind: str, key) -> int | str:
-    """A key as a catalog records it (a file's ``min`` / ``max``): band keys as integers, others as hex."""
-    return int(key) if kind == "band" else bytes(key).hex()
+def key_to_json(key) -> int | str:
+    """A key as a catalog records it (a file's ``min`` / ``max``): int64 keys (64-bit band keys) as integers,
+    bytes (URL and text keys, 128-bit band keys) as hex."""
+    return key if isinstance(key, int) else bytes(key).hex()
 
 
-def key_from_json(kind: str, value):
-    return int(value) if kind == "band" else bytes.fromhex(value)
+def key_from_json(value) -> int | bytes:
+    """The key ``key_to_json`` recorded; it compares as the files are sorted: integers signed (Parquet INT64
+    statistics), bytes unsigned byte by byte (Parquet BYTE_ARRAY statistics, Arrow's sort)."""
+    return value if isinstance(value, int) else bytes.fromhex(value)
+
+
+def match_schema(kind: str, key_bits: int = 64) -> pa.Schema:
+    """What a lookup returns: (key, prior_id, prior_release)."""
+    return pa.schema([("key", key_type(kind, key_bits)), ("prior_id", pa.string()), ("prior_release", pa.string())])
 
 
 @dataclass
@@ -193,21 +212,22 @@ def open_index_file(store: Storage, uri: str) -> tuple[pq.ParquetFile, _Metered]
     return pq.ParquetFile(f, metadata=meta, pre_buffer=False), f   # no coalescing: only the row groups asked for
 
 
-def lookup_bucket(store: Storage, root: str, entries: list[dict], kind: str, keys) -> tuple[pa.Table, ReadStats]:
+def lookup_bucket(store: Storage, root: str, entries: list[dict], kind: str, keys,
+                  key_bits: int = 64) -> tuple[pa.Table, ReadStats]:
     """The rows (key, prior_id, prior_release) of one bucket's files whose key is one of ``keys``. A file is opened
     only when one of the keys lies in its [min, max] (the catalog's), and of it only the row groups whose key
     statistics hold one of them are read, their key column first and the rest only where a key matched: each key
-    costs at most one row group per file whose range holds it."""
+    costs at most one row group per file whose range holds it. ``key_bits``: the band keys' (the catalog's)."""
     want = sorted(set(k for k in (keys.to_pylist() if hasattr(keys, "to_pylist") else keys) if k is not None))
-    out_schema = pa.schema([("key", KEY_TYPES[kind]), ("prior_id", pa.string()), ("prior_release", pa.string())])
-    stats, parts, wanted = ReadStats(), [], pa.array(want, KEY_TYPES[kind])
+    out_schema, ktype = match_schema(kind, key_bits), key_type(kind, key_bits)
+    stats, parts, wanted = ReadStats(), [], pa.array(want, ktype)
 
     def holds(lo, hi) -> bool:
         i = bisect.bisect_left(want, lo)
         return i < len(want) and want[i] <= hi
 
     for e in entries if want else []:
-        if "min" in e and not holds(key_from_json(kind, e["min"]), key_from_json(kind, e["max"])):
+        if "min" in e and not holds(key_from_json(e["min"]), key_from_json(e["max"])):
             continue
         pf, f = open_index_file(store, join(root, e["path"]))
         try:
@@ -218,7 +238,7 @@ def lookup_bucket(store: Storage, root: str, entries: list[dict], kind: str, key
                     groups.append(g)
             stats.files += 1
             for g in groups:   # the key column first; ids only of a row group holding a match
-                k = pf.read_row_group(g, columns=["key"]).column("key").cast(KEY_TYPES[kind])
+                k = pf.read_row_group(g, columns=["key"]).column("key").cast(ktype)
                 stats.row_groups += 1
                 stats.rows += len(k)
                 hit = pc.is_in(k, wanted)
@@ -235,10 +255,16 @@ def lookup_bucket(store: Storage, root: str, entries: list[dict], kind: str, key
 
 # --------------------------------------------------------------------------- lookups in Spark
 
-def bucket_expr(col, kind: str, buckets: int):
+def band_key_expr(key: str, key2: str):
+    """A 128-bit band key's two long columns as the index's 16 bytes (``udfs.prior_keys.band_index_keys``)."""
+    from pyspark.sql import functions as F
+    return F.concat(*[F.unhex(F.lpad(F.hex(F.col(c)), 16, "0")) for c in (key, key2)])
+
+
+def bucket_expr(col, kind: str, buckets: int, key_bits: int = 64):
     """The bucket of a key column, as ``bytes_bucket`` / ``long_bucket`` compute it."""
     from pyspark.sql import functions as F
-    if kind == "band":
+    if kind == "band" and key_bits == 64:
         return F.pmod(F.shiftrightunsigned(col, 32), F.lit(buckets))
     return F.pmod(F.conv(F.hex(F.substring(col, 1, 4)), 16, 10).cast("long"), F.lit(buckets))
 
@@ -248,17 +274,17 @@ def prior_matches(keys, catalog: Catalog, store: Storage, kind: str):
     release holds: the earliest release, then the smallest id. One task per bucket the keys fall in reads, of that
     bucket's files, only the row groups holding one of its keys (``lookup_bucket``): nothing is collected."""
     from pyspark.sql import functions as F
-    entries, root = catalog.entries(kind), catalog.root
-    ddl = f"key {'long' if kind == 'band' else 'binary'}, prior_id string, prior_release string"
+    from pyspark.sql.pandas.types import from_arrow_schema
+    entries, root, bits = catalog.entries(kind), catalog.root, catalog.band_key_bits
 
     def lookup(table: pa.Table) -> pa.Table:
         bucket = table.column("b")[0].as_py()
-        found, _ = lookup_bucket(store, root, entries.get(str(bucket), []), kind, table.column("key"))
+        found, _ = lookup_bucket(store, root, entries.get(str(bucket), []), kind, table.column("key"), bits)
         return found
 
     found = (keys.select("key").where(F.col("key").isNotNull()).distinct()
-             .withColumn("b", bucket_expr(F.col("key"), kind, catalog.buckets))
-             .groupBy("b").applyInArrow(lookup, ddl))
+             .withColumn("b", bucket_expr(F.col("key"), kind, catalog.buckets, bits))
+             .groupBy("b").applyInArrow(lookup, from_arrow_schema(match_schema(kind, bits))))
     first = F.min(F.struct("prior_release", "prior_id")).alias("p")
     return (found.groupBy("key").agg(first)
             .select("key", F.col("p.prior_id").alias("prior_id"), F.col("p.prior_release").alias("prior_release")))
@@ -291,6 +317,8 @@ def fuzzy_prior(bands, labels, attrs, removed, catalog: Catalog, store: Storage,
     since a release is never changed. ``removed`` (part, id, duplicate_of, component_size, reason,
     prior_release) loses those documents' in-night decisions and gets these. Returns (removed, tainted count)."""
     from pyspark.sql import functions as F
+    if "key2" in bands.columns:   # 128-bit keys: the index's 16 bytes
+        bands = bands.select(band_key_expr("key", "key2").alias("key"), node)
     found = prior_matches(bands.select("key"), catalog, store, "band")
     first = F.min(F.struct("prior_release", "prior_id")).alias("p")
     tainted = bands.join(found, "key").groupBy(node).agg(first)

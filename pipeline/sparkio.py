@@ -4,17 +4,18 @@
 batches, no driver round trip). ``write_dataframe`` writes a DataFrame that carries a ``_reason``
 column (null = kept) and an optional ``_details`` column (JSON scores) as kept parts plus rejects,
 counting per partition, and returns a ``StageResult`` the runner commits. Retried tasks write files
-under new names; only the attempt Spark reports back is listed.
+under new names; only the attempt Spark reports back is listed. Reading streams each part a row group at a
+time (``iter_part``); writing rotates parts at ``run.target_part_bytes`` (``RotatingPartWriter``), so a
+partition of any size is written as parts of about that size.
 """
 from __future__ import annotations
 
-import io
 import json
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from pipeline.dataset import REJECT_SCHEMA, Counts, PartInfo, PartWriter, attempt_token, part_path, read_part, reject_row
+from pipeline.dataset import (REJECT_SCHEMA, Counts, PartInfo, RotatingPartWriter, attempt_token, iter_part, part_schema,
+                              reject_row)
 from pipeline.stage import Progress, StageContext, StageResult
 from pipeline.storage import Storage
 
@@ -32,18 +33,10 @@ def _spark_to_arrow(schema) -> pa.Schema:
 
 
 def input_schema(store: Storage, parts: list[str], columns: list[str] | None = None) -> pa.Schema:
-    """The Arrow schema of a dataset, from the first part (Parquet footer, or the first JSONL file)."""
-    first = parts[0]
-    if first.endswith(".parquet"):
-        with store.open_read(first) as f:
-            schema = pq.read_schema(io.BytesIO(f.read()))
-        if not {"id", "url", "text"} <= set(schema.names):
-            schema = read_part(store, first).schema
-    else:
-        schema = read_part(store, first).schema
-    if columns:
-        schema = pa.schema([schema.field(c) for c in columns])
-    return pa.schema([f.with_type(pa.large_string()) if f.type == pa.large_string() else f for f in schema])
+    """The Arrow schema of a dataset's rows, from the first part's Parquet footer (ranged reads of a few KB, the
+    exact types; an external JSONL file has no footer and is read)."""
+    schema = part_schema(store, parts[0])
+    return pa.schema([schema.field(c) for c in columns]) if columns else schema
 
 
 def read_dataframe(ctx: StageContext, columns: list[str] | None = None):
@@ -56,9 +49,8 @@ def read_dataframe(ctx: StageContext, columns: list[str] | None = None):
     def read(batches):
         for b in batches:
             for uri in b.column("uri").to_pylist():
-                table = read_part(store, uri, cols, root)
-                table = table.select(cols).cast(schema)
-                yield from table.to_batches(max_chunksize=5000)
+                for table in iter_part(store, uri, cols, root):
+                    yield from table.cast(schema).to_batches()
 
     uris = spark.createDataFrame([(u,) for u in parts], "uri string").repartition(max(1, len(parts)))
     return uris.mapInArrow(read, _arrow_to_spark(schema))
@@ -78,6 +70,7 @@ def write_dataframe(ctx: StageContext, df, stats: dict | None = None, params: di
     meta_schema = StructType([StructField("meta", StringType())])
     sc = ctx.spark.sparkContext
     written = sc.accumulator(0)
+    target = ctx.cfg.run.target_part_bytes
 
     def write(batches):
         from pyspark import TaskContext
@@ -85,7 +78,8 @@ def write_dataframe(ctx: StageContext, df, stats: dict | None = None, params: di
         task = tc.partitionId() if tc else 0
         token = attempt_token()
         counts = Counts()
-        writer = rwriter = None
+        writer = RotatingPartWriter(store, out, task, token, out_schema, target)
+        rwriter = RotatingPartWriter(store, out, task, token, REJECT_SCHEMA, target, rejects=True)
         for b in batches:
             t = pa.Table.from_batches([b])
             written.add(t.num_rows)
@@ -95,8 +89,6 @@ def write_dataframe(ctx: StageContext, df, stats: dict | None = None, params: di
             n_kept = kept.num_rows
             if n_kept:
                 counts.keep(n_kept)
-                if writer is None:
-                    writer = PartWriter(store, out, part_path(task, token), out_schema)
                 writer.write(kept.cast(out_schema))
             dropped = t.filter(pa.compute.invert(kept_mask))
             if dropped.num_rows:
@@ -108,12 +100,9 @@ def write_dataframe(ctx: StageContext, df, stats: dict | None = None, params: di
                     counts.drop(d[REASON][i])
                     details = json.loads(d[DETAILS][i]) if d[DETAILS][i] else None
                     rows.append(reject_row(d["id"][i], urls[i], d[REASON][i], details, texts[i], audit, rate))
-                if rwriter is None:
-                    rwriter = PartWriter(store, out, part_path(task, token, rejects=True), REJECT_SCHEMA)
                 rwriter.write(pa.Table.from_pylist(rows, schema=REJECT_SCHEMA))
-        meta = {"counts": counts.to_dict(),
-                "part": writer.close().to_dict() if writer else None,
-                "rejects": rwriter.close().to_dict() if rwriter else None}
+        meta = {"counts": counts.to_dict(), "parts": [p.to_dict() for p in writer.close()],
+                "rejects": [p.to_dict() for p in rwriter.close()]}
         yield pa.RecordBatch.from_pydict({"meta": [json.dumps(meta)]})
 
     import pyarrow.compute  # noqa: F401  (pa.compute used in the task)
@@ -122,8 +111,6 @@ def write_dataframe(ctx: StageContext, df, stats: dict | None = None, params: di
     counts, parts, rejects = Counts(), [], []
     for m in metas:
         counts.merge(Counts.from_dict(m["counts"]))
-        if m["part"]:
-            parts.append(PartInfo(**m["part"]))
-        if m["rejects"]:
-            rejects.append(PartInfo(**m["rejects"]))
+        parts += [PartInfo(**p) for p in m["parts"]]
+        rejects += [PartInfo(**p) for p in m["rejects"]]
     return StageResult(parts, rejects, out_schema, counts, [], stats or {}, params or {})

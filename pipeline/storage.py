@@ -227,15 +227,17 @@ class Storage:
     def open_read(self, uri: str, random_access: bool = False) -> IO[bytes]:
         """A binary stream; HTTP streams resume with Range requests after a dropped connection. A missing or
         refused object is a ``SourceError``; a storage that does not answer is retried with backoff
-        (``storage.retries`` times), then a ``TransientStorageError``. ``random_access``: a seekable file that
-        reads only the ranges asked for (object storage: ranged GETs; not over HTTP)."""
+        (``storage.retries`` times), then a ``TransientStorageError``. ``random_access``: a seekable file
+        (Parquet footers and row groups are read with ranged requests; over HTTP the whole object is read)."""
         s = scheme(uri)
         if s in ("http", "https"):
-            if random_access:
-                raise StorageError(f"{uri}: random access is not offered over HTTP")
             self.check_http_allowed(uri)
-            return io.BufferedReader(_HttpStream(uri, self.cfg.retries, _http_opener(self.cfg.http_base_urls)),
-                                     buffer_size=1 << 20)
+            stream = io.BufferedReader(_HttpStream(uri, self.cfg.retries, _http_opener(self.cfg.http_base_urls)),
+                                       buffer_size=1 << 20)
+            if random_access:
+                with stream:
+                    return io.BytesIO(stream.read())
+            return stream
         fs, path = self.resolve(uri)
         attempt = 0
         while True:

@@ -144,3 +144,42 @@ def test_simulated_nights_read_the_same_from_the_index_night_after_night(tmp_pat
         assert b <= 1.25 * a, (what, a, b)
     assert all(r["read"].rows <= r["index_rows"] / 4 for r in nights)
     assert nights[-1]["index_rows"] > nights[0]["index_rows"]
+
+
+def test_a_128_bit_band_index_sorts_ranges_and_looks_up_keys_bytewise(spark, tmp_path):
+    """128-bit band keys (dedup_fuzzy.key_bits=128) are 16 bytes in the index, half of them with a first byte of
+    0x80 or more: files are sorted, their catalog ranges (hex) and row-group statistics compared, unsigned byte
+    by byte, so compaction keeps each level's ranges apart and a lookup finds every key it holds, in Spark and
+    in ``lookup_bucket``, reading at most one row group per key and file whose range holds it."""
+    from pipeline.prior_build import FANOUT, Compaction, compact_bucket, entry
+    from pipeline.prior_index import key_from_json, lookup_bucket
+    from pipeline.storage import Storage
+    store, root, how = Storage(), str(tmp_path / "index"), Compaction(2, N, FANOUT, ROW_GROUP)
+    rng, files, released = np.random.default_rng(7), [], {}
+    for night in range(1, 16):
+        release = f"r{night:02d}"
+        keys = [rng.bytes(16) for _ in range(N)]
+        released.update((k, f"{release}-{i}") for i, k in enumerate(keys))
+        t = pa.table({"key": keys, "id": [f"{release}-{i}" for i in range(N)], "release": [release] * N},
+                     schema=file_schema("band", 128))
+        files.append(entry(_write_group(store, root, release, release, "band", 0, [t], row_group_rows=ROW_GROUP)))
+        files, _, _ = compact_bucket(store, root, release, release, "band", 0, files, how, key_bits=128)
+    assert sum(f["rows"] for f in files) == 15 * N and len({f["level"] for f in files} - {0}) >= 2
+    assert all(len(f["min"]) == len(f["max"]) == 32 for f in files)   # 16 bytes, as hex
+    assert min(f["min"] for f in files) < "80" <= max(f["max"] for f in files)   # the whole range, bytewise
+    for lv in {f["level"] for f in files} - {0}:
+        ranges = sorted((key_from_json(f["min"]), key_from_json(f["max"])) for f in files if f["level"] == lv)
+        assert all(a[1] < b[0] for a, b in zip(ranges, ranges[1:]))
+    high = [k for k in released if k[0] >= 0x80][:6]
+    low = [k for k in released if k[0] < 0x80][:6]
+    absent = [b"\xff" * 16, b"\x80" + b"\x00" * 15, b"\x7f" + b"\xff" * 15, rng.bytes(16)]
+    probe = high + low + absent
+    found, st = lookup_bucket(store, root, files, "band", probe, key_bits=128)
+    assert dict(zip(found.column("key").to_pylist(), found.column("prior_id").to_pylist())) == {
+        k: released[k] for k in high + low}
+    assert st.row_groups <= len(probe) * len(files) and st.rows <= st.row_groups * ROW_GROUP
+    assert st.row_groups < sum(-(-f["rows"] // ROW_GROUP) for f in files) / 4   # not the whole index
+    cat = Catalog(f"{root}/_catalogs/r15.json",
+                  {"buckets": 1, "files": {"band": {"0": files}}, "params": {"minhash": {"key_bits": 128}}})
+    got = prior_matches(spark.createDataFrame([(k,) for k in probe], "key binary"), cat, store, "band").collect()
+    assert {bytes(r["key"]): r["prior_id"] for r in got} == {k: released[k] for k in high + low}

@@ -1,12 +1,8 @@
 """`mdr submit --target spark-submit` for real: a Spark standalone master and worker started here on 127.0.0.1,
 the extract stage submitted with spark-submit (code shipped with --archives, config with --files), data on the
 moto S3 server; then a re-submission that finds the stage committed and submits nothing."""
-import os
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
@@ -15,58 +11,21 @@ from pipeline.dataset import read_dataset, read_manifest
 from pipeline.runner import registry, stage_hash
 from pipeline.storage import Storage
 from tests.conftest import ROOT
-from tests.s3server import free_port, port_open
-
-
-def _wait_for(pred, what: str, timeout: float, log: Path) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{what} did not happen in {timeout:.0f}s; log:\n{log.read_text()[-3000:]}")
+from tests.clusters import SparkStandalone
 
 
 @pytest.fixture(scope="module")
 def standalone(s3_server, tmp_path_factory):
     """A Spark standalone cluster from pyspark's own bin/ (spark-class): one master, one 2-core worker."""
-    import pyspark
-    spark_home = Path(pyspark.__file__).parent
-    spark_class = spark_home / "bin" / "spark-class"
-    if not spark_class.exists():
-        pytest.skip(f"{spark_class} is absent: this pyspark has no bundled launcher scripts")
-    d = tmp_path_factory.mktemp("standalone")
-    env = dict(os.environ, SPARK_HOME=str(spark_home), SPARK_LOCAL_IP="127.0.0.1", SPARK_DAEMON_MEMORY="384m",
-               PYSPARK_PYTHON=sys.executable)
-    port = free_port()
-    procs = []
-
-    def start(args, log):
-        f = open(log, "w")
-        procs.append((subprocess.Popen([str(spark_class), *args], stdout=f, stderr=subprocess.STDOUT, env=env,
-                                       cwd=d, start_new_session=True), f))
-
-    master_log, worker_log = d / "master.log", d / "worker.log"
-    start(["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-           "--webui-port", str(free_port())], master_log)
+    cluster = SparkStandalone(tmp_path_factory.mktemp("standalone"), workers=1, cores=2, memory="2g",
+                              checkout=False)
+    if not cluster.available:
+        pytest.skip(f"{cluster.spark_class} is absent: this pyspark has no bundled launcher scripts")
+    cluster.start()
     try:
-        _wait_for(lambda: port_open(port), "the master listening", 120, master_log)
-        start(["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "2", "--memory", "2g",
-               "--webui-port", str(free_port()), "--work-dir", str(d / "work"), f"spark://127.0.0.1:{port}"],
-              worker_log)
-        _wait_for(lambda: "Registering worker" in master_log.read_text(), "the worker registering", 120,
-                  master_log)
-        yield {"master": f"spark://127.0.0.1:{port}", "work": d / "work", "env": env}
+        yield {"master": cluster.master, "work": cluster.work_dir(0), "env": cluster.env}
     finally:
-        for proc, f in reversed(procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-            f.close()
+        cluster.stop()
 
 
 def _submit(standalone, *args) -> subprocess.CompletedProcess:
