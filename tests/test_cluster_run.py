@@ -18,6 +18,8 @@ from pipeline.storage import Storage
 from tests.clusters import RayCluster, SparkStandalone
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.cluster
+
 STAGES = ("extract", "filter", "dedup_fuzzy", "dedup_exact", "quality")
 TIMEOUT_S = 420
 
@@ -121,8 +123,8 @@ def test_clean_cluster_run_equals_local_mode(s3, local_run, clusters):
 
 
 class Watcher:
-    """Reads a run's stderr line by line; when a line starts with a stage's start line (``[stage] ... -> ...``),
-    waits ``delay`` seconds and calls that stage's kill, recording the wall clock of the kill."""
+    """Reads a run's stderr line by line; after a stage's start line (``[stage] ... -> ...``) calls that stage's
+    ``ready`` until it is true (at most 120 s), then its kill, recording the wall clock of the kill."""
 
     def __init__(self, proc: subprocess.Popen, kills: dict) -> None:
         self.proc, self.kills, self.killed_at, self.lines = proc, kills, {}, []
@@ -132,9 +134,11 @@ class Watcher:
     def _read(self) -> None:
         for line in self.proc.stderr:
             self.lines.append(line)
-            for stage, (delay, kill) in self.kills.items():
+            for stage, (ready, kill) in self.kills.items():
                 if stage not in self.killed_at and line.startswith(f"[{stage}] ") and " -> " in line:
-                    time.sleep(delay)
+                    deadline = time.time() + 120
+                    while not ready() and time.time() < deadline:
+                        time.sleep(0.2)
                     self.killed_at[stage] = time.time()
                     kill()
 
@@ -144,9 +148,30 @@ def test_worker_and_node_killed_mid_stage_same_output(s3, local_run, clusters):
     out = f"{s3['bucket']}/runs/cluster-killed"
     proc = subprocess.Popen(_cmd(s3, out, *_cluster_args(clusters)), cwd=ROOT, env=spark.env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    # dedup_fuzzy: a few seconds in its Spark jobs; quality: once Ray's actors have had time to start scoring
-    w = Watcher(proc, {"dedup_fuzzy": (3.0, lambda: spark.kill_worker(1)),
-                       "quality": (6.0, lambda: ray.kill_node(1))})
+    executors: list[int] = []
+    actors: list[int] = []
+    started: dict[str, float] = {}
+
+    def after(stage: str, seconds: float, when=lambda: True):
+        """Ready ``seconds`` after ``when()`` first held once the stage started."""
+        def ready() -> bool:
+            if stage not in started and when():
+                started[stage] = time.time()
+            return stage in started and time.time() - started[stage] >= seconds
+        return ready
+
+    def kill_worker() -> None:
+        executors.extend(spark.executor_pids(1))  # the run's executor on that worker, killed with it
+        spark.kill_worker(1)
+
+    def kill_node() -> None:
+        actors.extend(ray.worker_pids(1, "ScoreParts"))
+        ray.kill_node(1)
+
+    # dedup_fuzzy: 3 s into its Spark jobs; quality: 2 s after a scoring actor of the pool started on node 1 (it
+    # has loaded its model and holds units by then: two are sent to each actor at once)
+    w = Watcher(proc, {"dedup_fuzzy": (after("dedup_fuzzy", 3.0), kill_worker),
+                       "quality": (after("quality", 2.0, lambda: bool(ray.worker_pids(1, "ScoreParts"))), kill_node)})
     try:
         rc = proc.wait(timeout=TIMEOUT_S)
     finally:
@@ -160,4 +185,6 @@ def test_worker_and_node_killed_mid_stage_same_output(s3, local_run, clusters):
         t = read_manifest(store, f"{out}/{stage}")["timings"]
         assert stage in w.killed_at, f"nothing was killed during {stage}"
         assert t["started"] < w.killed_at[stage] < t["finished"], f"{stage}: the kill was not mid-stage ({t})"
+    assert executors, "worker 1 ran no executor of the run when it was killed"
+    assert actors, "node 1 ran no scoring actor of the quality stage when it was killed"
     assert_same_output(store, out, local_run)
