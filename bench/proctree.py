@@ -164,15 +164,14 @@ class Measured:
                 break
         return sum(max(0.0, v - before.get(p, 0.0)) for p, v in last.items())
 
-    def window_task_peak(self, t0: float, t1: float) -> tuple[float, str | None]:
-        """(PSS MB, kind) of the largest single task process sampled between wall clocks t0 and t1."""
-        best, kind = 0.0, None
+    def window_task_peak(self, t0: float, t1: float) -> dict[str, float]:
+        """Per task kind, the PSS MB of the largest single process of that kind sampled between wall clocks t0, t1."""
+        out: dict[str, float] = {}
         for t, _, tasks in self.timeline:
             if t0 <= t <= t1:
                 for k, mb in tasks.values():
-                    if mb > best:
-                        best, kind = mb, k
-        return best, kind
+                    out[k] = max(out.get(k, 0.0), mb)
+        return out
 
     @property
     def cpu_rusage_s(self) -> float:
