@@ -138,7 +138,7 @@ class Watcher:
                 if stage not in self.killed_at and line.startswith(f"[{stage}] ") and " -> " in line:
                     deadline = time.time() + 120
                     while not ready() and time.time() < deadline:
-                        time.sleep(0.2)
+                        time.sleep(0.05)
                     self.killed_at[stage] = time.time()
                     kill()
 
@@ -168,10 +168,11 @@ def test_worker_and_node_killed_mid_stage_same_output(s3, local_run, clusters):
         actors.extend(ray.worker_pids(1, "ScoreParts"))
         ray.kill_node(1)
 
-    # dedup_fuzzy: 3 s into its Spark jobs; quality: 2 s after a scoring actor of the pool started on node 1 (it
-    # has loaded its model and holds units by then: two are sent to each actor at once)
+    # dedup_fuzzy: 3 s into its Spark jobs; quality: as soon as a scoring actor of the pool runs on node 1 (on
+    # this small input a work unit takes milliseconds and the whole stage a few seconds, so the node goes while
+    # the pool starts and the first units are sent: two to each actor at once)
     w = Watcher(proc, {"dedup_fuzzy": (after("dedup_fuzzy", 3.0), kill_worker),
-                       "quality": (after("quality", 2.0, lambda: bool(ray.worker_pids(1, "ScoreParts"))), kill_node)})
+                       "quality": (after("quality", 0.0, lambda: bool(ray.worker_pids(1, "ScoreParts"))), kill_node)})
     try:
         rc = proc.wait(timeout=TIMEOUT_S)
     finally:
