@@ -17,6 +17,10 @@
   users, what the tree really holds). Peaks are the largest sums seen. Per process role (Spark JVM, Spark
   Python workers, Ray, other) the largest single process and the largest role sum are kept, and
   how many processes of the role ran at once. Short spikes between two samples are missed.
+- Timeline (``timeline=True``): every sample's wall clock, each process's own CPU seconds, and the PSS of each
+  task process (``task_kind``: a Spark executor JVM, a Spark Python worker, a Ray worker), so CPU and the largest
+  single task process can be read for any time window (``window_cpu_s``, ``window_task_peak``), e.g. one stage of
+  a run on a cluster whose processes are children of the benchmark process and outlive the command.
 - Wall: from start to the exit of the command itself; orphans still running after that are waited for
   (and their CPU counted) before this returns, so the next measured command starts on a quiet tree.
 """
@@ -109,6 +113,23 @@ def role_of(pid: int) -> str:
     return "other"
 
 
+def task_kind(pid: int) -> str | None:
+    """The kind of task process ``pid`` is (one Spark executor JVM, one Spark Python worker, one Ray worker), or
+    None for everything else (drivers, Spark master/worker daemons, raylets, the GCS)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+    if "CoarseGrainedExecutorBackend" in cmd:
+        return "executor_jvm"
+    if "pyspark.daemon" in cmd or "pyspark/daemon" in cmd or "pyspark.worker" in cmd:
+        return "spark_py_worker"
+    if cmd.startswith("ray::") or "default_worker.py" in cmd:
+        return "ray_worker"
+    return None
+
+
 @dataclass
 class Measured:
     cmd: list[str]
@@ -124,6 +145,33 @@ class Measured:
     stderr: str = ""
     orphans_waited_s: float = 0.0
     cpu_sampled_s: float = 0.0   # cross-check: own CPU of every process seen, at its last sample (a lower bound)
+    started_at: float = 0.0      # wall clock (time.time()) of the start and the end of the command
+    ended_at: float = 0.0
+    # with timeline=True: (wall clock, {pid: own CPU s}, {pid: (task kind, PSS MB)} of the task processes)
+    timeline: list = field(default_factory=list)
+
+    def window_cpu_s(self, t0: float, t1: float) -> float:
+        """CPU seconds the tree used between wall clocks t0 and t1: per process, its last reading in the window
+        less its last reading before it (0 for a process first seen inside it)."""
+        before: dict[int, float] = {}
+        last: dict[int, float] = {}
+        for t, cpu, _ in self.timeline:
+            if t <= t0:
+                before = cpu
+            elif t <= t1:
+                last.update(cpu)
+            else:
+                break
+        return sum(max(0.0, v - before.get(p, 0.0)) for p, v in last.items())
+
+    def window_task_peak(self, t0: float, t1: float) -> dict[str, float]:
+        """Per task kind, the PSS MB of the largest single process of that kind sampled between wall clocks t0, t1."""
+        out: dict[str, float] = {}
+        for t, _, tasks in self.timeline:
+            if t0 <= t <= t1:
+                for k, mb in tasks.values():
+                    out[k] = max(out.get(k, 0.0), mb)
+        return out
 
     @property
     def cpu_rusage_s(self) -> float:
@@ -136,7 +184,7 @@ class Measured:
 
 
 def run_measured(cmd: list[str], cwd: str | None = None, env: dict | None = None, interval: float = 0.2,
-                 orphan_wait_s: float = 120.0) -> Measured:
+                 orphan_wait_s: float = 120.0, timeline: bool = False) -> Measured:
     if not become_subreaper():
         print("note: could not become a child subreaper; CPU of orphaned processes is not counted", file=sys.stderr)
     me = os.getpid()
@@ -153,10 +201,16 @@ def run_measured(cmd: list[str], cwd: str | None = None, env: dict | None = None
                     last_cpu[p] = max(last_cpu.get(p, 0.0), cpu[p])
             tot_rss = tot_pss = 0
             per_role: dict[str, list[int]] = {}
+            tasks: dict[int, tuple[str, float]] = {}
+            now = time.time()
             for p in pids:
                 rss, pss = mem_kb(p)
                 if rss == 0:
                     continue
+                if timeline:
+                    k = task_kind(p)
+                    if k is not None:
+                        tasks[p] = (k, pss / 1024)
                 r = role_of(p)   # not cached: a forked child changes role when it execs (python -> java)
                 tot_rss += rss
                 tot_pss += pss
@@ -170,16 +224,20 @@ def run_measured(cmd: list[str], cwd: str | None = None, env: dict | None = None
                 s["max_procs"] = max(s["max_procs"], len(v))
             m.peak_rss_mb = max(m.peak_rss_mb, tot_rss / 1024)
             m.peak_pss_mb = max(m.peak_pss_mb, tot_pss / 1024)
+            if timeline:
+                m.timeline.append((now, {p: cpu[p] for p in pids if p in cpu}, tasks))
             m.samples += 1
             stop.wait(interval)
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
+    m.started_at = time.time()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     th = threading.Thread(target=sample, daemon=True)
     th.start()
     m.stdout, m.stderr = proc.communicate()
     m.wall_s = time.perf_counter() - t0
+    m.ended_at = time.time()
     m.rc = proc.returncode
     # orphans of the tree (re-parented to us) are reaped here, so their CPU time is counted
     t1 = time.perf_counter()

@@ -1,8 +1,16 @@
-"""The whole local pipeline (`mdr run`, all five stages: four on Spark, quality on Ray) on 1x, 2x and 4x the input:
-wall time, CPU, peak memory, growth per doubling, and the extrapolated cost of one Common Crawl snapshot.
+"""The whole pipeline (`mdr run`, all five stages: four on Spark, quality on Ray) on growing inputs: wall time,
+CPU, memory, growth per doubling, and the extrapolated cost of one Common Crawl snapshot.
 
-    python -m bench.scaling --base-pages 2500      # 2,500, 5,000 and 10,000 pages (the lead's measurement)
-    python -m bench.scaling --base-pages 300       # smoke run
+    python -m bench.scaling --cluster                                   # 6k, 12k, 24k, 48k pages on clusters
+    python -m bench.scaling --cluster --base-pages 300 --factors 1 2    # smoke run on clusters
+    python -m bench.scaling --base-pages 2500                           # local[2]: 2,500, 5,000, 10,000 pages
+    python -m bench.scaling --base-pages 300                            # smoke run, local
+
+``--cluster`` (bench/scaling_cluster.py) (bench/scaling_cluster.py): a Spark standalone cluster (a master, ``--workers`` 1-core
+worker JVMs) and a Ray cluster (as many 1-CPU nodes) on this machine, input and output on a moto S3 server
+behind a counting proxy; per stage wall, CPU, shuffle bytes, largest part, the largest single task process,
+object-store requests; the issue's targets checked (PASS/FAIL; exit 1 on a FAIL) and a cost model per snapshot
+from the marginal cost between the two largest sizes. The rest of this docstring is the local mode.
 
 Input: bench/webgen.py (real HTML pages of ../shared/data/warc replicated with exact copies, near-duplicates and
 far edits), WARC files of ~500 pages. Each size runs `python -m pipeline.cli run --master local[CORES]` in a
@@ -40,11 +48,21 @@ from pathlib import Path
 from bench import webgen
 from bench.compare_datatrove import versions
 from bench.proctree import run_measured
-from bench.warcs import ROOT, shared
+from bench.warcs import ROOT, SHARED
 
 SNAPSHOT = {"name": "CC-MAIN-2024-51", "pages": 2.64e9, "tib": 394, "warc_files": 90_000,
             "source": "Common Crawl, 'December 2024 Crawl Archive Now Available' (blog.commoncrawl.org)"}
 ALL_STAGES = ("extract", "filter", "dedup_fuzzy", "dedup_exact", "quality")
+
+
+def url_filter_sets() -> list[str]:
+    """--set options for the shared UT1 blocklist and LDNOOBW word list; none (with a note) where they are absent."""
+    ut1, words = SHARED / "lists" / "ut1", SHARED / "lists" / "ldnoobw"
+    if not (ut1.exists() and words.exists()):
+        print(f"note: {ut1} or {words} is absent: the URL filter runs without the blocklist and word list",
+              file=sys.stderr)
+        return []
+    return ["--set", f"extract.url_filter.blocklist_uri={ut1}", "--set", f"extract.url_filter.words_uri={words}"]
 
 
 def run_size(work: Path, n_pages: int, args) -> dict:
@@ -54,9 +72,7 @@ def run_size(work: Path, n_pages: int, args) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     stages = [s for s in ALL_STAGES if not (args.spark_only and s == "quality")]
     cmd = [sys.executable, "-m", "pipeline.cli", "run", "--input", info["warc_dir"], "--output", str(out),
-           "--master", f"local[{args.cores}]", "--stages", ",".join(stages),
-           "--set", f"extract.url_filter.blocklist_uri={shared('lists', 'ut1')}",
-           "--set", f"extract.url_filter.words_uri={shared('lists', 'ldnoobw')}"]
+           "--master", f"local[{args.cores}]", "--stages", ",".join(stages), *url_filter_sets()]
     for s in args.set:
         cmd += ["--set", s]
     print(f"  {n_pages:,} pages ({info['files']} WARC files) ...", end="", flush=True)
@@ -76,10 +92,23 @@ def run_size(work: Path, n_pages: int, args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--base-pages", type=int, default=2500, help="pages of the 1x input (default 2500: 1x, 2x, 4x = "
-                                                                 "2,500, 5,000, 10,000)")
-    ap.add_argument("--factors", type=int, nargs="+", default=[1, 2, 4], help="input sizes as multiples of --base-pages")
-    ap.add_argument("--cores", type=int, default=2, help="Spark local[N] (default 2)")
+    ap.add_argument("--cluster", action="store_true", help="a Spark standalone cluster and a Ray cluster, S3 "
+                                                           "(bench/scaling_cluster.py) instead of local[--cores]")
+    ap.add_argument("--base-pages", type=int, default=None, help="pages of the 1x input (default: 2500, 6000 with "
+                                                                 "--cluster)")
+    ap.add_argument("--factors", type=int, nargs="+", default=None, help="input sizes as multiples of --base-pages "
+                                                                         "(default: 1 2 4, 1 2 4 8 with --cluster)")
+    ap.add_argument("--cores", type=int, default=2, help="Spark local[N] (default 2; not with --cluster)")
+    ap.add_argument("--workers", type=int, default=2, help="clusters: Spark workers of one core, and Ray nodes of "
+                                                           "one CPU (default 2)")
+    ap.add_argument("--worker-memory", default="2g", help="clusters: memory of each Spark worker (default 2g)")
+    ap.add_argument("--executor-memory", default="1g", help="clusters: spark.executor.memory (default 1g)")
+    ap.add_argument("--interval", type=float, default=0.5, help="clusters: seconds between process samples")
+    ap.add_argument("--target-part-mb", type=float, default=128.0,
+                    help="clusters: the largest part file allowed, MB (default 128)")
+    ap.add_argument("--max-wall-growth", type=float, default=2.1, help="clusters: target wall growth per doubling")
+    ap.add_argument("--max-task-memory-growth", type=float, default=1.2,
+                    help="clusters: target growth of the largest task process, smallest to largest size")
     ap.add_argument("--per-warc", type=int, default=500, help="pages per WARC file (default 500)")
     ap.add_argument("--spark-only", action="store_true", help="leave the quality stage (Ray) out")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra mdr --set (repeatable)")
@@ -89,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", default=None, help="scratch folder (default: a new temporary folder)")
     ap.add_argument("--keep", action="store_true", help="keep each run's output")
     args = ap.parse_args(argv)
+    if args.base_pages is None:
+        args.base_pages = 6000 if args.cluster else 2500
+    if args.factors is None:
+        args.factors = [1, 2, 4, 8] if args.cluster else [1, 2, 4]
+    if args.cluster:
+        return main_cluster(args)
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="mdr-scaling-"))
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start; local[{args.cores}]; "
@@ -161,6 +196,26 @@ def main(argv: list[str] | None = None) -> int:
     print("\n  smoke-sized inputs (a few thousand pages) are dominated by Spark/Ray start-up: only runs of 2,500+ pages "
           "per size give usable growth ratios")
     return 0
+
+
+def main_cluster(args) -> int:
+    from bench import scaling_cluster as sc
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="mdr-scaling-cluster-"))
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start; work folder {work}")
+    print(f"versions: {versions()}")
+    print(f"clusters: Spark standalone, {args.workers} workers x 1 core ({args.worker_memory}, executors "
+          f"{args.executor_memory}); Ray, {args.workers} nodes x 1 CPU; S3: moto behind a counting proxy")
+    stages = [s for s in ALL_STAGES if not (args.spark_only and s == "quality")]
+    print(f"`mdr run --master spark://... --ray-address ...` per size, stages {', '.join(stages)}\n")
+    c = sc.Clusters(work, args.workers, args.worker_memory, args.workers)
+    try:
+        runs = [sc.run_size(c, work, f * args.base_pages, stages, args) for f in args.factors]
+    finally:
+        c.stop()
+    print(f"  (input: {webgen.describe(runs[-1]['info'])})")
+    failed = sc.report(runs, args, SNAPSHOT)
+    print(f"\n  {failed} target(s) failed" if failed else "\n  every target met")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

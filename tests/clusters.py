@@ -218,6 +218,12 @@ class RayCluster:
                     os.environ[k] = v
         return self
 
+    def worker_pids(self, i: int, name: str = "") -> list[int]:
+        """The worker processes node i's raylet runs now whose title (``ray::<actor class>...``) contains ``name``."""
+        from ray._private import ray_constants
+        pids = [p.process.pid for p in self.nodes[i].all_processes.get(ray_constants.PROCESS_TYPE_RAYLET, [])]
+        return [c for p in pids for c in _children(p) if _cmdline(c).startswith("ray::") and name in _cmdline(c)]
+
     def kill_node(self, i: int) -> None:
         if i == 0:
             raise ValueError("node 0 is the head: killing it ends the cluster")

@@ -1,6 +1,7 @@
 """moto's real S3 HTTP endpoint on 127.0.0.1, for the tests (conftest's ``s3_server``) and bench/soak.py."""
 from __future__ import annotations
 
+import collections
 import socket
 import time
 
@@ -80,15 +81,16 @@ class FaultyProxy:
     """A small threaded HTTP proxy in front of an S3 server that answers ``503 SlowDown`` to GET and HEAD of chosen
     keys (an outage, throttling): ``requests`` times, or until ``clear()``, after letting ``after`` requests of the
     key through. Everything else is forwarded as it came. ``faulted`` counts the 503s per "/bucket/key", ``served``
-    the GETs forwarded (body reads)."""
+    the GETs forwarded (body reads), ``requests`` every request by (wall-clock second, kind): GET, PUT, HEAD,
+    POST, DELETE, or LIST (a GET of a bucket, no key)."""
 
     def __init__(self, upstream: str) -> None:
-        import collections
         import threading
         self.upstream = upstream.split("://", 1)[1]
         self.keys: dict[str, list] = {}  # "/bucket/key" -> [requests let through first, 503s left (None: until cleared)]
         self.faulted: collections.Counter = collections.Counter()
         self.served: collections.Counter = collections.Counter()
+        self.requests: collections.Counter = collections.Counter()
         self.strip_conditions = False  # forward writes without If-None-Match/If-Match (a server that ignores them)
         self._lock = threading.Lock()
         self._server = None
@@ -105,6 +107,21 @@ class FaultyProxy:
     def clear(self) -> None:
         with self._lock:
             self.keys.clear()
+
+    def requests_between(self, t0: float, t1: float) -> collections.Counter:
+        """Requests by kind whose wall-clock second lies in [t0, t1]."""
+        with self._lock:
+            items = list(self.requests.items())
+        out: collections.Counter = collections.Counter()
+        for (sec, kind), n in items:
+            if int(t0) <= sec <= t1:
+                out[kind] += n
+        return out
+
+    def _count(self, method: str, path: str) -> None:
+        kind = "LIST" if method == "GET" and path.strip("/").count("/") == 0 else method
+        with self._lock:
+            self.requests[(int(time.time()), kind)] += 1
 
     def _fault(self, method: str, path: str) -> bool:
         if method not in ("GET", "HEAD"):
@@ -152,6 +169,7 @@ class FaultyProxy:
             def _handle(self) -> None:
                 body = self._body()
                 path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+                proxy._count(self.command, path)
                 if proxy._fault(self.command, path):
                     err = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
                            b'<Message>Please reduce your request rate.</Message></Error>')
