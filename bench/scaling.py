@@ -104,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--worker-memory", default="2g", help="clusters: memory of each Spark worker (default 2g)")
     ap.add_argument("--executor-memory", default="1g", help="clusters: spark.executor.memory (default 1g)")
     ap.add_argument("--interval", type=float, default=0.5, help="clusters: seconds between process samples")
-    ap.add_argument("--target-part-mb", type=float, default=128.0,
-                    help="clusters: the largest part file allowed, MB (default 128)")
+    ap.add_argument("--target-part-mb", type=float, default=16.0,
+                    help="clusters: run.target_part_bytes in MB, and the largest part file allowed (default 16: "
+                         "small enough that the bench's sizes rotate parts)")
     ap.add_argument("--max-wall-growth", type=float, default=2.1, help="clusters: target wall growth per doubling")
     ap.add_argument("--max-task-memory-growth", type=float, default=1.2,
                     help="clusters: target growth of the largest task process, smallest to largest size")

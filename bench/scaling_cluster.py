@@ -116,7 +116,8 @@ def run_size(c: Clusters, work: Path, n_pages: int, stages: list[str], args) -> 
     cfg_file.write_text("spark:\n  conf:\n" + "".join(f'    "{k}": "{v}"\n' for k, v in conf.items()))
     cmd = [sys.executable, "-m", "pipeline.cli", "run", "--config", str(cfg_file), "--input", inp, "--output", out,
            "--master", c.spark.master, "--ray-address", c.ray.address, "--stages", ",".join(stages),
-           "--set", f"storage.s3_endpoint={c.proxy.endpoint}", *url_filter_sets()]
+           "--set", f"storage.s3_endpoint={c.proxy.endpoint}",
+           "--set", f"run.target_part_bytes={int(args.target_part_mb * (1 << 20))}", *url_filter_sets()]
     for s in args.set:
         cmd += ["--set", s]
     print(f"  {n_pages:,} pages ({info['files']} WARC files) ...", end="", flush=True)
