@@ -115,12 +115,16 @@ def prepare(df, cfg: DedupExactConfig, acc):
 
 
 def _mark_duplicates(df, key: str, reason: str, order, details: dict):
-    """Among live rows sharing a non-null ``key``, all but the first by ``order`` get ``reason``."""
+    """Among live rows sharing a non-null ``key``, all but the first by ``order`` get ``reason``.
+
+    Only those rows are grouped by ``key``: a row without a key (no URL) or already removed is its own group,
+    spread by its document hash, so the documents of a URL-less dataset do not all meet in one task."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    w = Window.partitionBy(key, LIVE).orderBy(*order)
-    dup = F.col(LIVE) & F.col(key).isNotNull() & (F.row_number().over(w) > 1)
+    grouped = F.col(LIVE) & F.col(key).isNotNull()
+    w = Window.partitionBy(F.when(grouped, F.col(key)), F.when(~grouped, F.col(K1))).orderBy(*order)
+    dup = grouped & (F.row_number().over(w) > 1)
     info = F.to_json(F.struct(F.first("id").over(w).alias("duplicate_of"),
                               *[c.alias(n) for n, c in details.items()]))
     return (df.withColumn("_dup", dup)
