@@ -53,14 +53,25 @@ def _unsettled(e) -> int:
     return agg.where((F.col("o") > 1) | ((F.col("o") >= 1) & (F.col("i") >= 1))).count()
 
 
-def connected_components(edges, src: str = "src", dst: str = "dst", max_rounds: int = 200) -> Components:
-    """Components of the undirected graph given by two long columns; nodes without edges are not listed."""
+def connected_components(edges, src: str = "src", dst: str = "dst", max_rounds: int = 200,
+                         say=None) -> Components:
+    """Components of the undirected graph given by two long columns; nodes without edges are not listed.
+    ``say``: called with a progress line after each round."""
+    import time
+
     from pyspark.sql import functions as F
+    t0 = time.time()
     e = cut_lineage(edges.select(F.greatest(src, dst).alias("hi"), F.least(src, dst).alias("lo"))
              .where(F.col("hi") != F.col("lo")).distinct())
     n_edges = e.count()
     rounds = 0
-    while n_edges and _unsettled(e):
+    while n_edges:
+        unsettled = _unsettled(e)
+        if say is not None:
+            say(f"connected components: round {rounds} done, {unsettled:,} nodes not yet in a star "
+                f"({n_edges:,} edges, {time.time() - t0:.0f}s)")
+        if not unsettled:
+            break
         if rounds >= max_rounds:
             raise RuntimeError(f"connected components did not converge in {max_rounds} rounds")
         e = cut_lineage(_small_star(cut_lineage(_large_star(e))))

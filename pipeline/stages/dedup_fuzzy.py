@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 from typing import Iterator
 
 import numpy as np
@@ -238,7 +239,7 @@ def run(ctx: StageContext) -> StageResult:
     bands = band_keys(ctx, params, no_shingles)
     if prior is not None:
         bands = cut_lineage(bands)  # hashed once: the graph and the prior lookup both read it
-    cc = connected_components(bucket_stars(bands))
+    cc = connected_components(bucket_stars(bands), say=lambda line: print(f"[{ctx.stage}] {line}", file=sys.stderr))
     attrs = doc_attrs(ctx, rule == "earliest")
     removed, comps = pick_keepers(cc.labels, attrs, rule)
     removed = removed.withColumn("reason", F.lit(REASON_NAME)).withColumn("prior_release", F.lit(None).cast("string"))
