@@ -14,9 +14,10 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.dataset import REJECT_SCHEMA, Counts, PartInfo, PartWriter, attempt_token, part_path, read_part, reject_row
+from pipeline.dataset import (REJECT_SCHEMA, Counts, PartInfo, PartWriter, attempt_token, part_path, read_parquet,
+                              read_part, reject_row)
 from pipeline.stage import Progress, StageContext, StageResult
-from pipeline.storage import Storage
+from pipeline.storage import Storage, join
 
 REASON, DETAILS = "_reason", "_details"
 
@@ -26,9 +27,10 @@ def _arrow_to_spark(schema: pa.Schema):
     return from_arrow_schema(schema)
 
 
-def _spark_to_arrow(schema) -> pa.Schema:
+def _spark_to_arrow(schema, timezone: str | None = None) -> pa.Schema:
+    """``timezone``: the session's, needed when the schema has timestamps."""
     from pyspark.sql.pandas.types import to_arrow_schema
-    return to_arrow_schema(schema)
+    return to_arrow_schema(schema, timezone=timezone)
 
 
 def input_schema(store: Storage, parts: list[str], columns: list[str] | None = None) -> pa.Schema:
@@ -48,20 +50,49 @@ def input_schema(store: Storage, parts: list[str], columns: list[str] | None = N
 
 def read_dataframe(ctx: StageContext, columns: list[str] | None = None):
     """The input dataset as a DataFrame, one Spark partition per part file."""
-    spark, store = ctx.spark, ctx.store
-    parts, root = ctx.input.parts, ctx.input.uri
-    schema = input_schema(store, parts, columns)
-    cols = columns or schema.names
+    schema = input_schema(ctx.store, ctx.input.parts, columns)
+    return read_parts(ctx.spark, ctx.store, ctx.input.parts, schema, ctx.input.uri)
+
+
+def read_parts(spark, store: Storage, parts: list[str], schema: pa.Schema, root: str | None = None,
+               raw: bool = False):
+    """Part files (Parquet or JSONL) as a DataFrame of ``schema``'s columns, one Spark partition per file.
+    ``raw``: Parquet files read as they are, not as dataset parts (no id/url/text columns needed)."""
+    cols = schema.names
+    if not parts:
+        return spark.createDataFrame([], _arrow_to_spark(schema))
 
     def read(batches):
         for b in batches:
             for uri in b.column("uri").to_pylist():
-                table = read_part(store, uri, cols, root)
+                table = read_parquet(store, uri) if raw else read_part(store, uri, cols, root)
                 table = table.select(cols).cast(schema)
                 yield from table.to_batches(max_chunksize=5000)
 
-    uris = spark.createDataFrame([(u,) for u in parts], "uri string").repartition(max(1, len(parts)))
+    uris = spark.createDataFrame([(u,) for u in parts], "uri string").repartition(len(parts))
     return uris.mapInArrow(read, _arrow_to_spark(schema))
+
+
+def write_parquet_parts(df, store: Storage, folder: str) -> tuple[list[str], pa.Schema]:
+    """Every row of ``df`` as Parquet parts under ``folder`` (a part per non-empty partition, written by its task
+    through ``store``): the written parts' URIs, as the attempts Spark reports back name them, and their schema."""
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    schema = _spark_to_arrow(df.schema, df.sparkSession.conf.get("spark.sql.session.timeZone"))
+
+    def write(batches):
+        from pyspark import TaskContext
+        tc = TaskContext.get()
+        writer = None
+        for b in batches:
+            if writer is None:
+                writer = PartWriter(store, folder, part_path(tc.partitionId() if tc else 0, attempt_token()), schema)
+            writer.write(b)
+        if writer is not None:
+            yield pa.RecordBatch.from_pydict({"uri": [join(folder, writer.close().path)]})
+
+    rows = df.mapInArrow(write, StructType([StructField("uri", StringType())])).collect()
+    return sorted(r.uri for r in rows), schema
 
 
 def write_dataframe(ctx: StageContext, df, stats: dict | None = None, params: dict | None = None) -> StageResult:

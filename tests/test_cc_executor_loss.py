@@ -23,7 +23,7 @@ from pipeline.storage import Storage, join
 from tests.clusters import SparkStandalone
 from tests.conftest import ROOT
 
-FAMILIES, CHAIN, WORDS, SHIFT, FILES = 40, 12, 300, 15, 4
+FAMILIES, CHAIN, WORDS, SHIFT, FILES = 24, 12, 300, 15, 4
 
 
 def chain_docs() -> list[dict]:
@@ -34,7 +34,7 @@ def chain_docs() -> list[dict]:
         base = rng.choices(vocab, k=WORDS + SHIFT * CHAIN)
         for j in range(CHAIN):
             docs.append({"id": f"f{f:02d}-{j:02d}", "text": " ".join(base[j * SHIFT:j * SHIFT + WORDS])})
-    docs += [{"id": f"u{i:03d}", "text": " ".join(rng.choices(vocab, k=WORDS))} for i in range(40)]
+    docs += [{"id": f"u{i:03d}", "text": " ".join(rng.choices(vocab, k=WORDS))} for i in range(24)]
     rng.shuffle(docs)
     return docs
 
