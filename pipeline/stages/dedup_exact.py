@@ -22,7 +22,10 @@ released text each night (``pipeline.prior_index``).
 Memory: the window shuffle is sorted by Spark (spilling to disk), never held by one process. All
 copies of one window hash meet in one task: boilerplate shared by millions of documents makes that
 task large (Spark's window buffer spills past spark.sql.windowExec.buffer.spill.threshold rows),
-so such a corpus is slower, not out of memory. Marks travel back only for later copies.
+so such a corpus is slower, not out of memory. Marks travel back only for later copies. The same holds for
+step 2's biggest group, often the empty documents (one text hash, and duplicates of each other). Steps 1 and 2
+group only live rows with a key: a row without one (no URL) is its own group, spread by its document hash, so a
+URL-less dataset does not meet in one task.
 """
 from __future__ import annotations
 
