@@ -97,10 +97,11 @@ class RunConfig:
     audit_sample_rate: float = doc("share of rejected documents whose text head is kept when audit=sample", 0.02,
                                    min=0.0, max=1.0)
     target_part_rows: int = doc("rows per output part file for stages that shuffle", 50_000, min=100)
-    checkpoint_uri: str = doc("where dedup_fuzzy's connected components write each round's edges (Parquet through the "
-                              "storage layer, so a lost executor loses nothing; deleted round by round and when the "
-                              "stage ends): <uri>/<stage run id>/cc-round-<k>/; empty: Spark's local checkpoint in "
-                              "local mode, <stage output>/_checkpoints/ on any other master", "")
+    checkpoint_uri: str = doc("where the dedup stages cut their Spark lineage (each connected-components round's "
+                              "edges, dedup_exact's prepared rows with a prior index) as Parquet through the storage "
+                              "layer, so a lost executor loses nothing; deleted round by round and when the stage "
+                              "ends: <uri>/<stage run id>/cc-round-<k>/; empty: Spark's local checkpoint in local "
+                              "mode, <stage output>/_checkpoints/ on any other master", "")
     lease_ttl_s: float = doc("a stage run holds a lease in its output folder, renewed every quarter of this; a run "
                              "that died elsewhere blocks the output this long (one that died on this machine: not at "
                              "all)", 120.0, min=4.0)

@@ -13,12 +13,13 @@ data, its tasks re-read the files. Round k-1's files are deleted once round k is
 when the stage ends (failed or not); a driver killed mid-stage leaves it, and the next run on the same output
 deletes ``<output>/_checkpoints/`` (``pipeline.output_lease``). ``run.checkpoint_uri`` empty: in local mode
 (``local[...]``) Spark's ``localCheckpoint`` (blocks in the one JVM, released round by round), on any other
-master ``<stage output>/_checkpoints/``. Either way the components, and so the output, are the same.
+master ``<stage output>/_checkpoints/``. Either way the components, and so the output, are the same. The stages'
+other cuts (dedup_fuzzy's component members, dedup_exact's prepared rows with a prior index) use the same
+``stage_checkpoints``.
 """
 from __future__ import annotations
 
 import sys
-
 from dataclasses import dataclass
 
 
@@ -27,12 +28,6 @@ class Components:
     labels: object        # DataFrame[node long, root long]: every node of an edge, root = its component's smallest id
     rounds: int           # large-star + small-star rounds run
     edges: int            # distinct undirected input edges (self-loops dropped)
-
-
-def cut_lineage(df):
-    """Materialize and drop the lineage, so round k's plan does not carry rounds 1..k-1."""
-    sc = df.sparkSession.sparkContext
-    return df.checkpoint(eager=True) if sc.getCheckpointDir() else df.localCheckpoint(eager=True)
 
 
 class Checkpoints:

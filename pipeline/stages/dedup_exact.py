@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.config import Config, DedupExactConfig
+from pipeline.connected_components import Checkpoints, stage_checkpoints
 from pipeline.dataset import InputDataset, open_input
 from pipeline.runner import StageSpec
 from pipeline.sparkio import DETAILS, REASON, read_dataframe, write_dataframe
@@ -212,18 +213,18 @@ def apply_cuts(df, cfg: DedupExactConfig, acc):
     return df.mapInArrow(fn, StructType(out_fields))
 
 
-def plan(df, cfg: DedupExactConfig, acc, prior=None):
+def plan(df, cfg: DedupExactConfig, acc, prior=None, checkpoints=None):
     """The whole stage as one DataFrame: rows with ``_reason`` null are kept. ``prior``: (catalog, storage) of the
-    cross-release index, checked before the in-dataset step of the same kind."""
+    cross-release index, checked before the in-dataset step of the same kind; the prepared rows are then cut once
+    through ``checkpoints`` (``pipeline.connected_components.Checkpoints``)."""
     from pyspark.sql import functions as F
 
     df = prepare(df, cfg, acc)
     df = df.withColumn(REASON, F.lit(None).cast("string")).withColumn(DETAILS, F.lit(None).cast("string"))
     df = df.withColumn(LIVE, F.lit(True))
     if prior is not None:
-        from pipeline.connected_components import cut_lineage
         from pipeline.prior_index import mark_exact
-        df = cut_lineage(df)  # prepared once: the bucket lookups and the steps below all read it
+        df = (checkpoints or Checkpoints()).cut(df, "prepared")  # prepared once: the bucket lookups and the steps below all read it
         catalog, store = prior
         cols = dict(live=LIVE, reason_col=REASON, details_col=DETAILS)
     if cfg.url_dedup:
@@ -289,8 +290,9 @@ def run(ctx: StageContext) -> StageResult:
     acc["text_bytes"] = sc.accumulator({}, PerPartition())
     group = f"mdr-dedup_exact-{secrets.token_hex(4)}"
     sc.setJobGroup(group, f"mdr dedup_exact: {len(ctx.input.parts)} parts")
+    checkpoints = stage_checkpoints(ctx)
     try:
-        df = plan(read_dataframe(ctx), cfg, acc, prior)
+        df = plan(read_dataframe(ctx), cfg, acc, prior, checkpoints)
         params = {"k": cfg.k, "tokenizer": cfg.tokenizer, "hash_bits": 64, "stride": 1,
                   "min_chars_after_cut": cfg.min_chars_after_cut, "min_tokens_after_cut": cfg.min_tokens_after_cut,
                   "steps": [s for s, on in (("url", cfg.url_dedup), ("doc", cfg.doc_dedup),
@@ -300,6 +302,7 @@ def run(ctx: StageContext) -> StageResult:
             params["prior_index"] = cfg.prior_index
         result = write_dataframe(ctx, df, params=params)
     finally:
+        checkpoints.close()
         sc.setLocalProperty("spark.jobGroup.id", None)
         sc.setLocalProperty("spark.job.description", None)
     stats = {n: a.value for n, a in acc.items()}
