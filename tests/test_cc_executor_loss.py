@@ -13,7 +13,6 @@ import random
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
