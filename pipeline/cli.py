@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "--preset", dest="preset", default=None, help="preset name or YAML file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--jaccard", type=float, nargs="+", help="similarities to print (default: 0.3 to 1.0)")
+    p.add_argument("--tokens-per-doc", type=int, default=1000,
+                   help="tokens per document assumed for the expected false substring matches (default 1000)")
 
     p = sub.add_parser("sample", help="write the bundled sample WARC (generated, deterministic) and a small "
                                       "UT1-format blocklist beside it, for local mode")
@@ -328,9 +330,12 @@ def cmd_config(args) -> int:
 
 
 def cmd_scurve(args) -> int:
+    from pipeline.hash_widths import format_false_merges
     from udfs.minhash import format_scurve
-    fuzzy = _load(args).dedup_fuzzy
-    print(format_scurve(fuzzy.params(), fuzzy.preset, args.jaccard))
+    cfg = _load(args)
+    print(format_scurve(cfg.dedup_fuzzy.params(), cfg.dedup_fuzzy.preset, args.jaccard))
+    print()
+    print(format_false_merges(cfg, args.tokens_per_doc))
     return 0
 
 

@@ -96,7 +96,10 @@ class RunConfig:
         "what rejected documents keep: id/url/reason/scores always; text too for a sample (sample) or all (full)", "sample")
     audit_sample_rate: float = doc("share of rejected documents whose text head is kept when audit=sample", 0.02,
                                    min=0.0, max=1.0)
-    target_part_rows: int = doc("rows per output part file for stages that shuffle", 50_000, min=100)
+    target_part_bytes: int = doc("a part file is closed and the next one begun once it holds this many bytes (Parquet, "
+                                 "as written): every stage's parts stay near this size whatever the input's size, "
+                                 "and shuffle partitions follow input bytes / this (pipeline.spark.shuffle_partitions)",
+                                 256 << 20, min=64 << 10)
     checkpoint_uri: str = doc("where the dedup stages cut their Spark lineage (each connected-components round's "
                               "edges, dedup_exact's prepared rows with a prior index) as Parquet through the storage "
                               "layer, so a lost executor loses nothing; deleted round by round and when the stage "
@@ -186,6 +189,9 @@ class DedupExactConfig:
         "word: \\w runs + single punctuation, one token per CJK/Thai character; whitespace: runs of non-space (CJK runs are one token); "
         "bpe_cl100k / bpe_o200k: GPT-4 / GPT-4o byte-level BPE tokens (pip install 'mdr[bpe]'), a split character joins the token before",
         "word")
+    hash_bits: Literal[64, 128] = doc(
+        "width of the step-3 window hashes: 64, or 128 (two longs a window in the shuffle); expected false repeats "
+        "~ windows**2 / 2**(bits+1), windows ~ tokens: `mdr scurve` prints them at 10^9 and 10^10 documents", 64)
     min_chars_after_cut: int = doc("a cut document with fewer characters left (whitespace trimmed) is dropped (exact_substring_removed)", 1, min=0)
     min_tokens_after_cut: int = doc("a cut document with fewer tokens left is dropped (exact_substring_removed)", 5, min=0)
     prior_index: str | None = doc("catalog of earlier releases' URL and text-hash indexes (mdr refresh sets it): a match "
@@ -202,6 +208,10 @@ class DedupFuzzyConfig:
     rows: int | None = doc("minima per band; bands x rows must equal num_hashes (none: the preset's)", None, min=1)
     ngram: int | None = doc("shingle size in words after normalization (none: the preset's, 5)", None, min=1, max=50)
     seed: int = doc("seed of the hash functions (changing it changes every signature)", 1, min=0)
+    key_bits: Literal[64, 128] = doc(
+        "width of the LSH band keys: 128 (two longs a key in the shuffle), or 64; expected false merges "
+        "~ (docs x bands)**2 / 2**(bits+1), at 64 bits ~5,500 at 10^9 refinedweb documents: `mdr scurve` prints them",
+        128)
     keep: Literal["smallest_id", "longest", "earliest"] = doc(
         "which document a cluster keeps: smallest id, longest text, or earliest warc_date (no warc_date column: smallest id); "
         "ties: smallest id", "smallest_id")
@@ -216,7 +226,8 @@ class DedupFuzzyConfig:
         """The resolved ``udfs.minhash.MinHashParams``; a bad combination is a ConfigError naming the keys."""
         from udfs.minhash import resolve_params
         try:
-            return resolve_params(self.preset, self.num_hashes, self.bands, self.rows, self.ngram, self.seed)
+            return resolve_params(self.preset, self.num_hashes, self.bands, self.rows, self.ngram, self.seed,
+                                  self.key_bits)
         except ValueError as e:
             raise ConfigError(f"dedup_fuzzy: {e}") from None
 
@@ -363,8 +374,10 @@ class RefreshConfig:
                              300.0, min=0.5, max=86400.0)
     index_buckets: int = doc("hash buckets of each cross-release index; a night reads only the buckets its keys fall "
                              "in (fixed when the first release is published)", 256, min=1, max=4096)
-    index_compact_files: int = doc("a bucket holding more files than this is merged into one at the next release",
-                                   32, min=1, max=100_000)
+    index_compact_files: int = doc("a bucket holding more nightly (level-0) files than this merges them into its "
+                                   "sorted levels at the next release", 8, min=1, max=100_000)
+    index_file_rows: int = doc("most rows in one compacted index file: one merge holds about "
+                               "index_file_rows * 6 rows, whatever the history", 2_000_000, min=100, max=1_000_000_000)
 
     def __post_init__(self) -> None:
         if self.heartbeat_s * 3 > self.lease_ttl_s:

@@ -31,11 +31,11 @@ class Components:
 
 
 class Checkpoints:
-    """Named lineage cuts: Parquet parts under ``folder`` through ``store``, or Spark's local checkpoint where
-    ``folder`` is None. ``drop(name)`` releases one, ``close()`` all of them and the folder."""
+    """Named lineage cuts: Parquet parts of about ``target_bytes`` under ``folder`` through ``store``, or Spark's
+    local checkpoint where ``folder`` is None. ``drop(name)`` releases one, ``close()`` all of them and the folder."""
 
-    def __init__(self, store=None, folder: str | None = None) -> None:
-        self.store, self.folder = store, folder
+    def __init__(self, store=None, folder: str | None = None, target_bytes: int | None = None) -> None:
+        self.store, self.folder, self.target_bytes = store, folder, target_bytes
         self._cuts: dict[str, object] = {}   # name -> the local checkpoint's RDD, or the parts' folder
 
     def cut(self, df, name: str):
@@ -47,7 +47,7 @@ class Checkpoints:
         from pipeline.storage import join
         where = join(self.folder, name)
         self._cuts[name] = where
-        parts, schema = write_parquet_parts(df, self.store, where)
+        parts, schema = write_parquet_parts(df, self.store, where, self.target_bytes)
         return read_parts(df.sparkSession, self.store, parts, schema, raw=True)
 
     def drop(self, name: str) -> None:
@@ -78,7 +78,7 @@ def stage_checkpoints(ctx) -> Checkpoints:
         if ctx.spark.sparkContext.master.startswith("local"):
             return Checkpoints()
         base = join(ctx.output, CHECKPOINTS_DIR)
-    return Checkpoints(ctx.store, join(base, ctx.run_id or "run"))
+    return Checkpoints(ctx.store, join(base, ctx.run_id or "run"), ctx.cfg.run.target_part_bytes)
 
 
 def _large_star(e):

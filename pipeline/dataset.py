@@ -6,6 +6,11 @@ two attempts of one task never overwrite each other, the driver lists exactly on
 knows which run wrote a file (``pipeline.output_lease``). A folder with such files but no manifest is a
 stage that did not finish: it is never read as an external dataset.
 External datasets (Parquet or JSONL(.gz) files with a ``text`` column) are read the same way.
+
+Part sizes: every writer is a ``RotatingPartWriter``: a task's part is closed and the next one (``..._c001``,
+``_c002``, ... in ``PART_NAME``) begun once it holds ``run.target_part_bytes`` as written, and row groups hold at
+most a few MB, so readers stream parts a row group at a time (``iter_part``) with only the columns they need,
+whatever the input's size. JSONL external files have no row groups: they are read whole, one file at a time.
 """
 from __future__ import annotations
 
@@ -36,8 +41,9 @@ CHECKPOINTS_DIR = "_checkpoints"  # round checkpoints of a running stage (pipeli
 FORMAT = "mdr.manifest/1"
 LEASE = "_lease.json"
 # the names mdr gives part files; parts of mdr versions before the run id (no "r<run>-") match too
+# (a rotated task's later parts end in _c<N>: they sort after its first one, in the order they were written)
 PART_NAME = re.compile(r"^part-\d{5,}-(?:r(?P<run>[0-9a-f]{8})-)?(?:a\d+-[0-9a-f]{6}|s\d{3,}-[0-9a-f]{8}|[0-9a-f]{8})"
-                       r"\.parquet$")
+                       r"(?:_c\d{3,})?\.parquet$")
 RUN_PROPERTY = "mdr.run"  # Spark local property: the id of the stage run whose tasks write parts
 EXTERNAL_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz", ".json.gz", ".ndjson", ".ndjson.gz")
 
@@ -117,16 +123,32 @@ def attempt_token() -> str:
     return secrets.token_hex(4)
 
 
+ROW_GROUP_BYTES = 8 << 20   # Arrow bytes per row group at most: what a streaming reader holds of one column set
+READ_BATCH_ROWS = 2000      # rows per batch a streaming reader yields (at most a row group's)
+
+
+def _stats_columns(schema: pa.Schema) -> list[str]:
+    """Columns whose min/max the footer keeps: not strings, whose statistics (texts of KBs, per row group) would
+    make the footer grow with the part and the part outgrow ``position``, and which no reader filters on."""
+    return [f.name for f in schema if not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+                                            or pa.types.is_binary(f.type))]
+
+
 class PartWriter:
-    """Streams record batches into one Parquet part file (bounded memory); ``close()`` -> PartInfo."""
+    """Streams record batches into one Parquet part file (bounded memory); ``close()`` -> PartInfo. Every
+    ``write`` ends its own row groups; ``position`` is the bytes written so far (footer excluded)."""
 
     def __init__(self, store: Storage, root: str, rel_path: str, schema: pa.Schema) -> None:
         self.store, self.rel_path, self.schema = store, rel_path, schema
         self.uri = join(root, rel_path)
         self._sink = store.open_write(self.uri)
-        self._writer = pq.ParquetWriter(self._sink, schema, compression="zstd")
+        self._writer = pq.ParquetWriter(self._sink, schema, compression="zstd", write_statistics=_stats_columns(schema))
         self.rows = 0
         self._profiler = Profiler(rejects=is_rejects_schema(schema))
+
+    @property
+    def position(self) -> int:
+        return self._sink.tell()
 
     def write(self, batch: pa.RecordBatch | pa.Table) -> None:
         if batch.num_rows:
@@ -151,8 +173,53 @@ class PartWriter:
             pass
 
 
-def part_path(task: int, token: str, rejects: bool = False) -> str:
-    name = f"part-{task:05d}-{token}.parquet"
+class RotatingPartWriter:
+    """One task's kept rows (or rejects) as parts of about ``target_bytes`` each: a part is closed once the bytes
+    written to it reach the target, and the next one (``part_path(..., chunk=n)``) is opened on the next write.
+    Each write is cut into row groups of at most ``ROW_GROUP_BYTES`` (and a quarter of the target) of Arrow data,
+    so a part exceeds the target by at most one row group. Opens no file until a row comes; ``close()`` -> the
+    parts in the order written (which is also their names' order)."""
+
+    def __init__(self, store: Storage, root: str, task: int, token: str, schema: pa.Schema, target_bytes: int,
+                 rejects: bool = False) -> None:
+        self.store, self.root, self.task, self.token, self.schema = store, root, task, token, schema
+        self.target_bytes, self.rejects = target_bytes, rejects
+        self.row_group_bytes = max(16 << 10, min(ROW_GROUP_BYTES, target_bytes // 4))
+        self.parts: list[PartInfo] = []
+        self._cur: PartWriter | None = None
+
+    @property
+    def uris(self) -> list[str]:
+        return [join(self.root, p.path) for p in self.parts] + ([self._cur.uri] if self._cur else [])
+
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        n = batch.num_rows
+        if not n:
+            return
+        step = max(1, int(self.row_group_bytes * n // max(1, batch.nbytes)))
+        for off in range(0, n, step):
+            if self._cur is None:
+                self._cur = PartWriter(self.store, self.root, part_path(self.task, self.token, self.rejects,
+                                                                        chunk=len(self.parts)), self.schema)
+            self._cur.write(batch.slice(off, step))
+            if self._cur.position >= self.target_bytes:
+                self.parts.append(self._cur.close())
+                self._cur = None
+
+    def close(self) -> list[PartInfo]:
+        if self._cur is not None:
+            self.parts.append(self._cur.close())
+            self._cur = None
+        return self.parts
+
+    def abort(self) -> None:
+        if self._cur is not None:
+            self._cur.abort()
+            self._cur = None
+
+
+def part_path(task: int, token: str, rejects: bool = False, chunk: int = 0) -> str:
+    name = f"part-{task:05d}-{token}{f'_c{chunk:03d}' if chunk else ''}.parquet"
     return f"{REJECTS_DIR}/{name}" if rejects else name
 
 
@@ -307,6 +374,7 @@ class InputDataset:
     rows: int | None              # known for committed datasets
     fingerprint: str              # changes when the input changes
     external: bool
+    bytes: int | None = None      # the files' size: what shuffle partition counts follow (pipeline.spark)
 
     def describe(self) -> dict:
         return {"uri": self.uri, "fingerprint": self.fingerprint, "parts": len(self.parts), "rows": self.rows,
@@ -319,7 +387,7 @@ def open_input(store: Storage, uri: str) -> InputDataset:
     if man is not None:
         parts = [join(uri, p["path"]) for p in man["parts"]]
         fp = hashlib.sha256(json.dumps([man["config_hash"], man["parts"]], sort_keys=True).encode()).hexdigest()[:16]
-        return InputDataset(uri, parts, man["rows"], fp, external=False)
+        return InputDataset(uri, parts, man["rows"], fp, external=False, bytes=sum(p["bytes"] for p in man["parts"]))
     if store.is_dir(uri) or uri.endswith("/"):
         files = [f for f in store.list_files(uri) if f.endswith(EXTERNAL_SUFFIXES)]
         refuse_stage_folders(store, uri, files)
@@ -331,7 +399,7 @@ def open_input(store: Storage, uri: str) -> InputDataset:
         raise StorageError(f"{uri}: no _manifest.json and no .parquet/.jsonl(.gz) files: not a dataset")
     ident = [(f, store.size(f)) for f in files]
     fp = hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:16]
-    return InputDataset(uri, files, None, fp, external=True)
+    return InputDataset(uri, files, None, fp, external=True, bytes=sum(n or 0 for _, n in ident))
 
 
 def refuse_stage_folders(store: Storage, uri: str, files: list[str]) -> None:
@@ -359,13 +427,11 @@ def external_id(rel_path: str, index: int) -> str:
     return hashlib.sha1(f"{rel_path}:{index}".encode()).hexdigest()[:32]
 
 
-def normalize_external(table: pa.Table, part_uri: str, root: str | None = None) -> pa.Table:
+def normalize_external(table: pa.Table, part_uri: str, root: str | None = None, offset: int = 0) -> pa.Table:
     """External rows need ``text``; ``url`` (null) is added if absent, and ``id`` (stable: the file's path below
-    ``root``, the dataset root, and the row) where absent, null or empty."""
-    if "text" not in table.column_names:
-        raise StorageError(f"{part_uri}: no 'text' column (columns: {', '.join(table.column_names)}); "
-                           f"external datasets need a text column")
-    if table.schema.field("text").type != pa.string():
+    ``root``, the dataset root, and the row) where absent, null or empty. ``offset``: the file row of the table's
+    first row (a streamed batch). A table read without its ``text`` column (not asked for) gets none."""
+    if "text" in table.column_names and table.schema.field("text").type != pa.string():
         table = table.set_column(table.column_names.index("text"), "text", table.column("text").cast(pa.string()))
     if "id" not in table.column_names:
         table = table.append_column("id", pa.nulls(table.num_rows, pa.string()))
@@ -373,7 +439,7 @@ def normalize_external(table: pa.Table, part_uri: str, root: str | None = None) 
         table = table.set_column(table.column_names.index("id"), "id", table.column("id").cast(pa.string()))
     if _missing_ids(table):
         rel = relative_to(root or part_uri, part_uri)
-        ids = [i if i else external_id(rel, n) for n, i in enumerate(table.column("id").to_pylist())]
+        ids = [i if i else external_id(rel, offset + n) for n, i in enumerate(table.column("id").to_pylist())]
         table = table.set_column(table.column_names.index("id"), "id", pa.array(ids, pa.string()))
     if "url" not in table.column_names:
         table = table.append_column("url", pa.nulls(table.num_rows, pa.string()))
@@ -382,40 +448,131 @@ def normalize_external(table: pa.Table, part_uri: str, root: str | None = None) 
     return table
 
 
+def _require_text(names: list[str], uri: str) -> None:
+    if "text" not in names:
+        raise StorageError(f"{uri}: no 'text' column (columns: {', '.join(names)}); "
+                           f"external datasets need a text column")
+
+
 def _missing_ids(table: pa.Table) -> bool:
     ids = table.column("id")
     return ids.null_count > 0 or bool(pc.any(pc.equal(ids, "")).as_py())
 
 
-def read_parquet(store: Storage, uri: str) -> pa.Table:
-    """One Parquet file as it is (no dataset columns checked or added)."""
-    with store.open_read(uri) as f:
-        # ParquetFile, not read_table: the same table without the dataset layer, ~50 MB less per worker
-        return pq.ParquetFile(io.BytesIO(f.read())).read()
+def _needs_normalizing(schema: pa.Schema) -> bool:
+    return any(c not in schema.names or schema.field(c).type != pa.string() for c in ("id", "url", "text"))
+
+
+def _select(table: pa.Table, columns: list[str] | None, uri: str) -> pa.Table:
+    if not columns:
+        return table
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise StorageError(f"{uri}: missing columns {missing}")
+    return table.select(columns)
+
+
+def _read_json(store: Storage, uri: str) -> pa.Table:
+    """A JSONL(.gz) file, whole: it has no row groups to stream (one such file is one task's input)."""
+    data = store.read_bytes(uri)
+    if uri.endswith(".gz") or data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    try:
+        return pajson.read_json(io.BytesIO(data))
+    except pa.ArrowInvalid as e:
+        raise StorageError(f"{uri}: not valid JSON lines: {e}") from None
+
+
+def open_parquet(store: Storage, uri: str) -> pq.ParquetFile:
+    """A Parquet file opened for ranged reads: its footer now, row groups as they are asked for."""
+    try:
+        return pq.ParquetFile(store.open_read(uri, random_access=True))
+    except pa.ArrowInvalid as e:
+        raise StorageError(f"{uri}: not a Parquet file: {e}") from None
+
+
+def part_schema(store: Storage, uri: str) -> pa.Schema:
+    """The schema of a part's rows as ``iter_part`` yields them: a Parquet footer (plus the columns an external
+    file gets); a JSONL file is read for it."""
+    if uri.endswith(".parquet"):
+        schema = open_parquet(store, uri).schema_arrow
+        if not _needs_normalizing(schema):
+            return schema
+        _require_text(schema.names, uri)
+        return normalize_external(schema.empty_table(), uri).schema
+    return next(iter_part(store, uri)).schema
+
+
+def part_rows(store: Storage, uri: str) -> int:
+    """Rows of a part: from the Parquet footer; a JSONL file is read."""
+    if uri.endswith(".parquet"):
+        return open_parquet(store, uri).metadata.num_rows
+    return _read_json(store, uri).num_rows
+
+
+def iter_part(store: Storage, uri: str, columns: list[str] | None = None, root: str | None = None,
+              rows: tuple[int, int] | None = None, batch_rows: int = READ_BATCH_ROWS) -> Iterator[pa.Table]:
+    """A part's rows as tables of at most ``batch_rows`` rows, reading only ``columns`` (all: None) and, of a
+    Parquet file, one row group at a time (only those that overlap ``rows``, a [start, end) range of file rows).
+    External rows are normalized (``normalize_external``; ``root`` names rows without ids). A JSONL file is read
+    whole. Yields at least one (maybe empty) table."""
+    lo, hi = rows if rows is not None else (0, None)
+    yielded = False
+    if uri.endswith(".parquet"):
+        pf = open_parquet(store, uri)
+        names = pf.schema_arrow.names
+        normalize = _needs_normalizing(pf.schema_arrow)
+        if normalize:
+            _require_text(names, uri)
+        want = columns or names + [c for c in ("id", "url") if c not in names]
+        missing = [c for c in want if c not in names and not (normalize and c in ("id", "url"))]
+        if missing:
+            raise StorageError(f"{uri}: missing columns {missing}")
+        read = [c for c in want if c in names]
+        if "id" in want and "id" in names and "id" not in read:
+            read.append("id")
+        md, groups, starts, at = pf.metadata, [], [], 0
+        for g in range(md.num_row_groups):
+            n = md.row_group(g).num_rows
+            if at + n > lo and (hi is None or at < hi):
+                groups.append(g)
+                starts.append(at)
+            at += n
+        at = starts[0] if starts else 0
+        for b in pf.iter_batches(batch_size=batch_rows, row_groups=groups, columns=read, use_threads=False):
+            t = pa.Table.from_batches([b])
+            first = at
+            at += t.num_rows
+            s, e = max(lo, first) - first, (t.num_rows if hi is None else min(hi, at) - first)
+            if e <= 0 or s >= t.num_rows:
+                continue
+            t = t.slice(s, e - s)
+            if normalize or ("id" in t.column_names and _missing_ids(t)):
+                t = normalize_external(t, uri, root, first + s)
+            yield _select(t, want, uri)
+            yielded = True
+        if not yielded:
+            empty = pf.schema_arrow.empty_table().select(read)
+            yield _select(normalize_external(empty, uri, root) if normalize else empty, want, uri)
+        return
+    table = _read_json(store, uri)
+    _require_text(table.column_names, uri)
+    if _needs_normalizing(table.schema) or _missing_ids(table):
+        table = normalize_external(table, uri, root)
+    table = _select(table, columns, uri)
+    table = table.slice(lo, (table.num_rows if hi is None else hi) - lo)
+    batches = table.to_batches(max_chunksize=batch_rows)
+    for b in batches:
+        yield pa.Table.from_batches([b])
+    if not batches:
+        yield table
 
 
 def read_part(store: Storage, uri: str, columns: list[str] | None = None, root: str | None = None) -> pa.Table:
-    """One part file as an Arrow table (Parquet or JSONL/JSONL.gz). ``root``: the dataset's root, which names the
-    rows of an external file without ids (``external_id``); without it, the file is its own dataset."""
-    if uri.endswith(".parquet"):
-        table = read_parquet(store, uri)
-    else:
-        data = store.read_bytes(uri)
-        if uri.endswith(".gz") or data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
-        try:
-            table = pajson.read_json(io.BytesIO(data))
-        except pa.ArrowInvalid as e:
-            raise StorageError(f"{uri}: not valid JSON lines: {e}") from None
-    if (any(c not in table.column_names or table.schema.field(c).type != pa.string() for c in ("id", "url", "text"))
-            or _missing_ids(table)):
-        table = normalize_external(table, uri, root)
-    if columns:
-        missing = [c for c in columns if c not in table.column_names]
-        if missing:
-            raise StorageError(f"{uri}: missing columns {missing}")
-        table = table.select(columns)
-    return table
+    """One part file as one Arrow table (Parquet or JSONL/JSONL.gz), for small data and tests; stages stream it
+    with ``iter_part``. ``root``: the dataset's root, which names the rows of an external file without ids
+    (``external_id``); without it, the file is its own dataset."""
+    return pa.concat_tables(iter_part(store, uri, columns, root))
 
 
 def read_dataset(store: Storage, uri: str, columns: list[str] | None = None) -> pa.Table:
@@ -431,10 +588,6 @@ def read_rejects(store: Storage, root: str) -> pa.Table:
         raise StorageError(f"{root}: no manifest")
     tables = [read_part(store, join(root, p["path"])) for p in man.get("rejects", [])]
     return pa.concat_tables(tables) if tables else REJECT_SCHEMA.empty_table()
-
-
-def iter_batches(table: pa.Table, size: int) -> Iterable[pa.RecordBatch]:
-    return table.to_batches(max_chunksize=size)
 
 
 def rows_to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:

@@ -1,8 +1,8 @@
 """`mdr explain ROOT URL_OR_ID`: which stage kept or removed a document, why, and the scores behind it.
 
-A point lookup, not a report: it reads the ``id``/``url`` columns of each stage's reject and kept
-parts (Parquet filters skip row groups whose statistics rule the key out) and stops at the stage that
-removed the document. For a duplicate it also reads the kept copy from the stage's input and
+A point lookup, not a report: it streams each stage's reject and kept parts a row group at a time
+(``iter_part``), keeping only the matching rows, and stops at the stage that removed the document.
+For a duplicate it also reads the kept copy from the stage's input and
 measures how similar the two texts are: exact word n-gram Jaccard and, for MinHash stages, the share
 of equal signature minima (what LSH saw).
 """
@@ -13,15 +13,14 @@ import re
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from pipeline.dataset import open_input, read_part
+from pipeline.dataset import iter_part, open_input
 from pipeline.profile import NOT_DOCUMENTS
 from pipeline.report_data import committed_stages
 from pipeline.storage import Storage, StorageError, join
 
 HEAD_CHARS = 400
-MINHASH_NAME = re.compile(r"(\d+)ng_(\d+)b_(\d+)r_(\d+)h")
+MINHASH_NAME = re.compile(r"(\d+)ng_(\d+)b_(\d+)r_(\d+)h(?:_(\d+)bit)?")
 LONG_COLUMNS = ("text",)
 
 
@@ -32,26 +31,15 @@ def lookup(store: Storage, uris: list[str], ids: list[str] | None = None, url: s
         return []
     rows: list[dict] = []
     for uri in uris:
-        if uri.endswith(".parquet"):
-            expr = None
-            if ids:
-                expr = pc.field("id").isin(ids)
-            if url is not None:
-                by_url = pc.field("url") == url
-                expr = by_url if expr is None else (expr | by_url)
-            fs, path = store.resolve(uri)
-            try:
-                t = pq.read_table(path, filesystem=fs, filters=expr)
-            except (OSError, pa.ArrowInvalid) as e:
-                raise StorageError(f"{uri}: cannot read: {e}") from None
-        else:
-            t = read_part(store, uri)
-            mask = pc.is_in(t.column("id"), pa.array(ids, pa.string())) if ids else None
-            if url is not None:
-                by_url = pc.fill_null(pc.equal(t.column("url"), url), False)
-                mask = by_url if mask is None else pc.or_(mask, by_url)
-            t = t.filter(mask)
-        rows += t.to_pylist()
+        try:
+            for t in iter_part(store, uri):
+                mask = pc.is_in(t.column("id"), pa.array(ids, pa.string())) if ids else None
+                if url is not None:
+                    by_url = pc.fill_null(pc.equal(t.column("url"), url), False)
+                    mask = by_url if mask is None else pc.or_(mask, by_url)
+                rows += t.filter(mask).to_pylist()
+        except (OSError, pa.ArrowInvalid) as e:
+            raise StorageError(f"{uri}: cannot read: {e}") from None
     return rows
 
 
@@ -115,7 +103,7 @@ def similarity(a: str, b: str, minhash_name: str | None, seed: int = 1) -> dict:
     out = {"identical": a == b, "ngram": ngram, "jaccard": round(jaccard(a, b, ngram), 4)}
     if m:
         params = resolve_params("custom", num_hashes=int(m.group(4)), bands=int(m.group(2)), rows=int(m.group(3)),
-                                ngram=ngram, seed=seed)
+                                ngram=ngram, seed=seed, key_bits=int(m.group(5) or 64))
         mh = minhasher(params)
         sa, sb = shingles(a, ngram, seed), shingles(b, ngram, seed)
         if sa.size and sb.size:

@@ -4,7 +4,7 @@ One shard per committed part, ``OUT/documents/NNNNN.jsonl.gz``, one JSON object 
 ``{"id", "text", "source", "added", "created", "metadata": {every other column}}``: dolma's
 document fields (``created`` is the crawl date), which datatrove's ``JsonlReader`` also reads
 (``id`` and ``text``; the rest lands in its ``metadata``). Parts are streamed a row group at a
-time, so memory stays bounded; ``OUT/_export.json`` is written last and lists the shards.
+time (``iter_part``), so memory stays bounded; ``OUT/_export.json`` is written last and lists the shards.
 """
 from __future__ import annotations
 
@@ -14,9 +14,7 @@ import json
 import sys
 import time
 
-import pyarrow.parquet as pq
-
-from pipeline.dataset import open_input, read_part
+from pipeline.dataset import iter_part, open_input
 from pipeline.report_data import committed_stages
 from pipeline.storage import Storage, StorageError, join
 
@@ -28,16 +26,6 @@ def document(row: dict, source: str, added: str) -> dict:
     meta = {k: v for k, v in row.items() if k not in TOP_LEVEL}
     return {"id": row["id"], "text": row["text"], "source": source, "added": added,
             "created": row.get("warc_date") or added, "metadata": meta}
-
-
-def _batches(store: Storage, uri: str):
-    if uri.endswith(".parquet"):
-        fs, path = store.resolve(uri)
-        with fs.open_input_file(path) as f:
-            for b in pq.ParquetFile(f).iter_batches(batch_size=2000):
-                yield b.to_pylist()
-    else:
-        yield read_part(store, uri).to_pylist()
 
 
 def export_jsonl(store: Storage, root: str, output: str, stage: str | None = None, source: str = SOURCE) -> dict:
@@ -58,8 +46,8 @@ def export_jsonl(store: Storage, root: str, output: str, stage: str | None = Non
         with store.open_write(join(output, rel)) as sink:
             with gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=6) as gz:
                 out = io.TextIOWrapper(gz, encoding="utf-8", newline="\n")
-                for rows in _batches(store, uri):
-                    for row in rows:
+                for batch in iter_part(store, uri):
+                    for row in batch.to_pylist():
                         out.write(json.dumps(document(row, source, added), ensure_ascii=False, default=str))
                         out.write("\n")
                         n += 1

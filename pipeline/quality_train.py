@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pipeline.dataset import open_input, read_part
+from pipeline.dataset import iter_part, open_input, part_schema
 from pipeline.storage import Storage, basename
 from udfs.quality import head_dict, logistic_head, preprocess
 
@@ -94,10 +94,12 @@ def load_documents(store: Storage, uri: str, group_column: str | None = None) ->
         return [Doc(f"{name}:{i}", f"{name}:{i}", x, uri) for i, x in enumerate(lines)]
     docs = []
     for part in open_input(store, uri).parts:
-        t = read_part(store, part, root=uri)
-        ids, texts = t.column("id").to_pylist(), t.column("text").to_pylist()
-        groups = t.column(group_column).to_pylist() if group_column and group_column in t.column_names else ids
-        docs.extend(Doc(str(i), str(g), x, uri) for i, g, x in zip(ids, groups, texts) if x and x.strip())
+        names = part_schema(store, part).names
+        cols = ["id", "text"] + ([group_column] if group_column and group_column in names else [])
+        for t in iter_part(store, part, cols, root=uri):
+            ids, texts = t.column("id").to_pylist(), t.column("text").to_pylist()
+            groups = t.column(group_column).to_pylist() if len(cols) > 2 else ids
+            docs.extend(Doc(str(i), str(g), x, uri) for i, g, x in zip(ids, groups, texts) if x and x.strip())
     return docs
 
 

@@ -16,9 +16,10 @@ def init_ray(cfg: Config) -> float:
     address = cfg.ray.address
     if address:
         ray.init(address=address, logging_level="WARNING", log_to_driver=True)
-    else:  # local mode: the CPUs of this machine, no dashboard; the actors are the job, so they run at the
+    else:  # local mode: a Ray of its own ("local": never one a `ray start` left on this machine, which a bare
+        # ray.init() would join), the CPUs of this machine, no dashboard; the actors are the job, so they run at the
         # driver's priority, not Ray's default nice 15 (which starves them on a machine shared with other work)
-        ray.init(include_dashboard=False, logging_level="WARNING", log_to_driver=True,
+        ray.init(address="local", include_dashboard=False, logging_level="WARNING", log_to_driver=True,
                  _system_config={"worker_niceness": 0})
     seconds = time.perf_counter() - t0
     where = address or "a local Ray"

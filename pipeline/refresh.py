@@ -239,7 +239,7 @@ def dry_run(cfg: Config) -> Night:
     store, paths = Storage(cfg.storage), check_config(cfg, "local")
     check_source(store, cfg.refresh.source)
     night = Night("dry_run")
-    ledger, releases = Ledger.load(store, paths.ledger), ReleaseIndex.load(store, paths.releases)
+    ledger, releases = Ledger.load(store, paths.ledger, lazy=True), ReleaseIndex.load(store, paths.releases)
     resume, batch = _pick(store, cfg, paths, ledger, releases, night, write=False)
     night.run_id, night.files = resume, [e.path for e in batch]
     log(("would resume run " + resume if resume else f"would take {len(batch)} files (budget {cfg.refresh.budget})")
@@ -284,7 +284,7 @@ def refresh(cfg: Config, *, target: str = "local", spark=None, master: str | Non
 def _night(cfg: Config, store: Storage, paths: Paths, lease: Lease, target: str, spark, master, k8s_api,
            force: bool) -> Night:
     r, night = cfg.refresh, Night("released")
-    ledger = Ledger.load(store, paths.ledger)
+    ledger = Ledger.load(store, paths.ledger, lazy=True)
     releases = ReleaseIndex.load(store, paths.releases)
     resume, batch = _pick(store, cfg, paths, ledger, releases, night, write=True)
     if not batch:

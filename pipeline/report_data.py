@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 
-from pipeline.dataset import read_manifest, read_part
+from pipeline.dataset import iter_part, read_manifest
 from pipeline.profile import NOT_DOCUMENTS, SAMPLE_CHARS, SAMPLES_PER_REASON, SCORE_BINS, length_bin_edges
 from pipeline.report import STAGE_ORDER
 from pipeline.storage import Storage, StorageError, join
@@ -139,16 +139,16 @@ def samples_from_rejects(store: Storage, root: str, man: dict) -> dict:
     out: dict[str, list] = {}
     for p in man.get("rejects", [])[:FALLBACK_REJECT_PARTS]:
         try:
-            t = read_part(store, join(root, p["path"]), ["id", "url", "reason", "details", "text"])
+            for t in iter_part(store, join(root, p["path"]), ["id", "url", "reason", "details", "text"]):
+                for row in t.to_pylist():
+                    if row["reason"] in NOT_DOCUMENTS:
+                        continue
+                    bucket = out.setdefault(row["reason"], [])
+                    if len(bucket) < SAMPLES_PER_REASON:
+                        row["details"] = json.loads(row["details"]) if row["details"] else {}
+                        bucket.append(_clean_sample(row))
         except (StorageError, OSError):
             continue
-        for row in t.to_pylist():
-            if row["reason"] in NOT_DOCUMENTS:
-                continue
-            bucket = out.setdefault(row["reason"], [])
-            if len(bucket) < SAMPLES_PER_REASON:
-                row["details"] = json.loads(row["details"]) if row["details"] else {}
-                bucket.append(_clean_sample(row))
     return out
 
 

@@ -6,6 +6,7 @@ import re
 import sys
 
 from pipeline.config import Config
+from pipeline.dataset import ROW_GROUP_BYTES
 
 _LOCAL = re.compile(r"^local\[(\*|\d+)\]$")
 
@@ -31,6 +32,8 @@ def get_spark(cfg: Config, master: str | None = None):
                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                .config("spark.python.worker.reuse", "true")
                .config("spark.sql.shuffle.partitions", str(cfg.spark.shuffle_partitions))
+               # Arrow batches into a Python worker of a few MB whatever the rows' size (and the partition's)
+               .config("spark.sql.execution.arrow.maxBytesPerBatch", str(ROW_GROUP_BYTES))
                .config("spark.sql.session.timeZone", "UTC"))
     conf = dict(cfg.spark.conf)
     if master.startswith("local"):
@@ -55,3 +58,23 @@ def get_spark(cfg: Config, master: str | None = None):
 
 def default_parallelism(spark) -> int:
     return max(1, spark.sparkContext.defaultParallelism)
+
+
+def shuffle_partitions(input_bytes: int | None, target_bytes: int, configured: int, parallelism: int) -> int:
+    """Partitions of a stage's shuffles: the input's bytes over ``run.target_part_bytes``, at least the configured
+    ``spark.shuffle_partitions`` and the cluster's default parallelism (every core busy).
+
+    Set per stage rather than left to adaptive execution alone: AQE only coalesces small shuffle partitions (to
+    ``spark.sql.adaptive.advisoryPartitionSizeInBytes``), it never splits a large one, so a fixed count of 16 gives
+    16 tasks of 1/16 of a terabyte each; starting from enough partitions, AQE may still merge the small ones.
+    The size of the files written is bounded by the rotating part writer (``pipeline.dataset``), not by this."""
+    by_size = -(-(input_bytes or 0) // max(1, target_bytes))
+    return max(1, configured, parallelism, by_size)
+
+
+def set_shuffle_partitions(spark, cfg: Config, input_bytes: int | None) -> int:
+    """``spark.sql.shuffle.partitions`` for the stage about to run (``shuffle_partitions``); returns it."""
+    n = shuffle_partitions(input_bytes, cfg.run.target_part_bytes, cfg.spark.shuffle_partitions,
+                           default_parallelism(spark))
+    spark.conf.set("spark.sql.shuffle.partitions", str(n))
+    return n

@@ -4,18 +4,18 @@
 batches, no driver round trip). ``write_dataframe`` writes a DataFrame that carries a ``_reason``
 column (null = kept) and an optional ``_details`` column (JSON scores) as kept parts plus rejects,
 counting per partition, and returns a ``StageResult`` the runner commits. Retried tasks write files
-under new names; only the attempt Spark reports back is listed.
+under new names; only the attempt Spark reports back is listed. Reading streams each part a row group at a
+time (``iter_part``); writing rotates parts at ``run.target_part_bytes`` (``RotatingPartWriter``), so a
+partition of any size is written as parts of about that size.
 """
 from __future__ import annotations
 
-import io
 import json
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from pipeline.dataset import (REJECT_SCHEMA, Counts, PartInfo, PartWriter, attempt_token, part_path, read_parquet,
-                              read_part, reject_row)
+from pipeline.dataset import (READ_BATCH_ROWS, REJECT_SCHEMA, Counts, PartInfo, RotatingPartWriter, attempt_token,
+                              iter_part, open_parquet, part_schema, reject_row)
 from pipeline.stage import Progress, StageContext, StageResult
 from pipeline.storage import Storage, join
 
@@ -34,18 +34,10 @@ def _spark_to_arrow(schema, timezone: str | None = None) -> pa.Schema:
 
 
 def input_schema(store: Storage, parts: list[str], columns: list[str] | None = None) -> pa.Schema:
-    """The Arrow schema of a dataset, from the first part (Parquet footer, or the first JSONL file)."""
-    first = parts[0]
-    if first.endswith(".parquet"):
-        with store.open_read(first) as f:
-            schema = pq.read_schema(io.BytesIO(f.read()))
-        if not {"id", "url", "text"} <= set(schema.names):
-            schema = read_part(store, first).schema
-    else:
-        schema = read_part(store, first).schema
-    if columns:
-        schema = pa.schema([schema.field(c) for c in columns])
-    return pa.schema([f.with_type(pa.large_string()) if f.type == pa.large_string() else f for f in schema])
+    """The Arrow schema of a dataset's rows, from the first part's Parquet footer (ranged reads of a few KB, the
+    exact types; an external JSONL file has no footer and is read)."""
+    schema = part_schema(store, parts[0])
+    return pa.schema([schema.field(c) for c in columns]) if columns else schema
 
 
 def read_dataframe(ctx: StageContext, columns: list[str] | None = None):
@@ -65,17 +57,19 @@ def read_parts(spark, store: Storage, parts: list[str], schema: pa.Schema, root:
     def read(batches):
         for b in batches:
             for uri in b.column("uri").to_pylist():
-                table = read_parquet(store, uri) if raw else read_part(store, uri, cols, root)
-                table = table.select(cols).cast(schema)
-                yield from table.to_batches(max_chunksize=5000)
+                tables = (pa.Table.from_batches([b]) for b in open_parquet(store, uri).iter_batches(
+                    READ_BATCH_ROWS, columns=cols, use_threads=False)) if raw else iter_part(store, uri, cols, root)
+                for table in tables:
+                    yield from table.cast(schema).to_batches()
 
     uris = spark.createDataFrame([(u,) for u in parts], "uri string").repartition(len(parts))
     return uris.mapInArrow(read, _arrow_to_spark(schema))
 
 
-def write_parquet_parts(df, store: Storage, folder: str) -> tuple[list[str], pa.Schema]:
-    """Every row of ``df`` as Parquet parts under ``folder`` (a part per non-empty partition, written by its task
-    through ``store``): the written parts' URIs, as the attempts Spark reports back name them, and their schema."""
+def write_parquet_parts(df, store: Storage, folder: str, target_bytes: int) -> tuple[list[str], pa.Schema]:
+    """Every row of ``df`` as Parquet parts of about ``target_bytes`` under ``folder`` (written by each partition's
+    task through ``store``, ``RotatingPartWriter``): the written parts' URIs, as the attempts Spark reports back
+    name them, and their schema."""
     from pyspark.sql.types import StringType, StructField, StructType
 
     schema = _spark_to_arrow(df.schema, df.sparkSession.conf.get("spark.sql.session.timeZone"))
@@ -83,13 +77,11 @@ def write_parquet_parts(df, store: Storage, folder: str) -> tuple[list[str], pa.
     def write(batches):
         from pyspark import TaskContext
         tc = TaskContext.get()
-        writer = None
+        writer = RotatingPartWriter(store, folder, tc.partitionId() if tc else 0, attempt_token(), schema, target_bytes)
         for b in batches:
-            if writer is None:
-                writer = PartWriter(store, folder, part_path(tc.partitionId() if tc else 0, attempt_token()), schema)
             writer.write(b)
-        if writer is not None:
-            yield pa.RecordBatch.from_pydict({"uri": [join(folder, writer.close().path)]})
+        yield pa.RecordBatch.from_pydict({"uri": [join(folder, p.path) for p in writer.close()]},
+                                         schema=pa.schema([("uri", pa.string())]))
 
     rows = df.mapInArrow(write, StructType([StructField("uri", StringType())])).collect()
     return sorted(r.uri for r in rows), schema
@@ -109,6 +101,7 @@ def write_dataframe(ctx: StageContext, df, stats: dict | None = None, params: di
     meta_schema = StructType([StructField("meta", StringType())])
     sc = ctx.spark.sparkContext
     written = sc.accumulator(0)
+    target = ctx.cfg.run.target_part_bytes
 
     def write(batches):
         from pyspark import TaskContext
@@ -116,7 +109,8 @@ def write_dataframe(ctx: StageContext, df, stats: dict | None = None, params: di
         task = tc.partitionId() if tc else 0
         token = attempt_token()
         counts = Counts()
-        writer = rwriter = None
+        writer = RotatingPartWriter(store, out, task, token, out_schema, target)
+        rwriter = RotatingPartWriter(store, out, task, token, REJECT_SCHEMA, target, rejects=True)
         for b in batches:
             t = pa.Table.from_batches([b])
             written.add(t.num_rows)
@@ -126,8 +120,6 @@ def write_dataframe(ctx: StageContext, df, stats: dict | None = None, params: di
             n_kept = kept.num_rows
             if n_kept:
                 counts.keep(n_kept)
-                if writer is None:
-                    writer = PartWriter(store, out, part_path(task, token), out_schema)
                 writer.write(kept.cast(out_schema))
             dropped = t.filter(pa.compute.invert(kept_mask))
             if dropped.num_rows:
@@ -139,12 +131,9 @@ def write_dataframe(ctx: StageContext, df, stats: dict | None = None, params: di
                     counts.drop(d[REASON][i])
                     details = json.loads(d[DETAILS][i]) if d[DETAILS][i] else None
                     rows.append(reject_row(d["id"][i], urls[i], d[REASON][i], details, texts[i], audit, rate))
-                if rwriter is None:
-                    rwriter = PartWriter(store, out, part_path(task, token, rejects=True), REJECT_SCHEMA)
                 rwriter.write(pa.Table.from_pylist(rows, schema=REJECT_SCHEMA))
-        meta = {"counts": counts.to_dict(),
-                "part": writer.close().to_dict() if writer else None,
-                "rejects": rwriter.close().to_dict() if rwriter else None}
+        meta = {"counts": counts.to_dict(), "parts": [p.to_dict() for p in writer.close()],
+                "rejects": [p.to_dict() for p in rwriter.close()]}
         yield pa.RecordBatch.from_pydict({"meta": [json.dumps(meta)]})
 
     import pyarrow.compute  # noqa: F401  (pa.compute used in the task)
@@ -153,8 +142,6 @@ def write_dataframe(ctx: StageContext, df, stats: dict | None = None, params: di
     counts, parts, rejects = Counts(), [], []
     for m in metas:
         counts.merge(Counts.from_dict(m["counts"]))
-        if m["part"]:
-            parts.append(PartInfo(**m["part"]))
-        if m["rejects"]:
-            rejects.append(PartInfo(**m["rejects"]))
+        parts += [PartInfo(**p) for p in m["parts"]]
+        rejects += [PartInfo(**p) for p in m["rejects"]]
     return StageResult(parts, rejects, out_schema, counts, [], stats or {}, params or {})

@@ -20,8 +20,8 @@ from typing import Any, Callable
 import pyarrow as pa
 
 from pipeline.config import Config
-from pipeline.dataset import (REJECT_SCHEMA, TASKS_DIR, Counts, InputDataset, PartInfo, PartWriter,
-                              attempt_token, part_path, reject_row)
+from pipeline.dataset import (REJECT_SCHEMA, TASKS_DIR, Counts, InputDataset, PartInfo, RotatingPartWriter,
+                              attempt_token, iter_part, reject_row)
 from pipeline.storage import Storage, StorageError, join
 
 
@@ -38,12 +38,17 @@ class StageContext:
     master: str | None = None
     run_id: str = ""           # this stage run's id, in every part file name it writes (pipeline.output_lease)
     retry_of: dict | None = None  # --retry-failed: the committed manifest whose failed inputs are run again
+    _shuffle_set: bool = False
 
     @property
     def spark(self):
         if self._spark is None:
             from pipeline.spark import get_spark
             self._spark = get_spark(self.cfg, self.master)
+        if not self._shuffle_set:  # the session may be shared by stages: each sets its own, from its input's size
+            from pipeline.spark import set_shuffle_partitions
+            set_shuffle_partitions(self._spark, self.cfg, self.input.bytes)
+            self._shuffle_set = True
         from pipeline.dataset import RUN_PROPERTY
         self._spark.sparkContext.setLocalProperty(RUN_PROPERTY, self.run_id or None)  # read by attempt_token()
         return self._spark
@@ -61,20 +66,21 @@ class StageResult:
 
 
 class TaskSink:
-    """Collects one task's kept rows and rejects into part files (bounded memory) and counts them."""
+    """Collects one task's kept rows and rejects into part files of about ``target_bytes`` each (bounded memory)
+    and counts them."""
 
     def __init__(self, store: Storage, root: str, task: int, schema: pa.Schema, audit: str, audit_rate: float,
-                 flush_rows: int = 2000) -> None:
+                 target_bytes: int, flush_rows: int = 2000) -> None:
         self.store, self.root, self.task, self.schema = store, root, task, schema
         self.audit, self.audit_rate, self.flush_rows = audit, audit_rate, flush_rows
         self.token = attempt_token()
+        self._writer = RotatingPartWriter(store, root, task, self.token, schema, target_bytes)
+        self._rwriter = RotatingPartWriter(store, root, task, self.token, REJECT_SCHEMA, target_bytes, rejects=True)
         self.counts = Counts()
         self.stats: dict[str, Any] = {}
         self.error: str | None = None
         self._rows: list[dict] = []
         self._rejects: list[dict] = []
-        self._writer: PartWriter | None = None
-        self._rwriter: PartWriter | None = None
 
     def keep(self, row: dict) -> None:
         self.counts.keep()
@@ -95,19 +101,18 @@ class TaskSink:
 
     def discard_kept(self, reason: str) -> None:
         """Move every row kept so far to the rejects with ``reason`` (its input file failed part-way)."""
-        self._flush()  # every kept row is now in the part file
-        if self._writer is None:
-            return
-        self._writer.close()
-        from pipeline.dataset import read_part
-        table = read_part(self.store, self._writer.uri, ["id", "url", "text"])
-        self.store.delete(self._writer.uri)
-        self._writer = None
+        self._flush()  # every kept row is now in the part files
+        written = self._writer.close()
+        self._writer = RotatingPartWriter(self.store, self.root, self.task, attempt_token(), self.schema,
+                                          self._writer.target_bytes)
         details = {"error": (self.error or "")[:300]}
-        for b in table.to_batches(max_chunksize=self.flush_rows):
-            self._rejects.extend(reject_row(r["id"], r["url"], reason, details, r["text"], self.audit, self.audit_rate)
-                                 for r in b.to_pylist())
-            self._flush()
+        for p in written:
+            uri = join(self.root, p.path)
+            for b in iter_part(self.store, uri, ["id", "url", "text"], batch_rows=self.flush_rows):
+                self._rejects.extend(reject_row(r["id"], r["url"], reason, details, r["text"], self.audit,
+                                                self.audit_rate) for r in b.to_pylist())
+                self._flush()
+            self.store.delete(uri)
         self.counts.removed[reason] = self.counts.removed.get(reason, 0) + self.counts.kept
         self.counts.kept = 0
 
@@ -119,22 +124,15 @@ class TaskSink:
 
     def _write_buffers(self) -> None:
         if self._rows:
-            if self._writer is None:
-                self._writer = PartWriter(self.store, self.root, part_path(self.task, self.token), self.schema)
             self._writer.write(pa.Table.from_pylist(self._rows, schema=self.schema))
             self._rows = []
         if self._rejects:
-            if self._rwriter is None:
-                self._rwriter = PartWriter(self.store, self.root, part_path(self.task, self.token, rejects=True),
-                                           REJECT_SCHEMA)
             self._rwriter.write(pa.Table.from_pylist(self._rejects, schema=REJECT_SCHEMA))
             self._rejects = []
 
-    def close(self) -> tuple[PartInfo | None, PartInfo | None]:
+    def close(self) -> tuple[list[PartInfo], list[PartInfo]]:
         self._flush()
-        part = self._writer.close() if self._writer else None
-        rej = self._rwriter.close() if self._rwriter else None
-        return part, rej
+        return self._writer.close(), self._rwriter.close()
 
 
 # --------------------------------------------------------------------------- per-file engine
@@ -147,10 +145,10 @@ def _marker_uri(output: str, task: int) -> str:
     return join(output, TASKS_DIR, f"task-{task:05d}.json")
 
 
-def _run_one(store: Storage, output: str, schema: pa.Schema, audit: str, rate: float, fn: FileTask,
+def _run_one(store: Storage, output: str, schema: pa.Schema, audit: str, rate: float, target_bytes: int, fn: FileTask,
              key: str, task: int, uri: str, drop_failed: bool = False) -> dict:
     started = time.time()
-    sink = TaskSink(store, output, task, schema, audit, rate)
+    sink = TaskSink(store, output, task, schema, audit, rate, target_bytes)
     try:
         fn(uri, sink)
     except OSError:
@@ -159,9 +157,9 @@ def _run_one(store: Storage, output: str, schema: pa.Schema, audit: str, rate: f
         sink.fail(f"{type(e).__name__}: {e}")
     if sink.error and drop_failed:
         sink.discard_kept(FAILED_FILE_REASON)
-    part, rej = sink.close()
+    parts, rejects = sink.close()
     marker = {"task": task, "input": uri, "key": key, "counts": sink.counts.to_dict(), "error": sink.error,
-              "part": part.to_dict() if part else None, "rejects": rej.to_dict() if rej else None,
+              "parts": [p.to_dict() for p in parts], "rejects": [p.to_dict() for p in rejects],
               "stats": sink.stats, "seconds": round(time.time() - started, 3)}
     store.write_text(_marker_uri(output, task), json.dumps(marker))
     return marker
@@ -179,10 +177,17 @@ def _read_marker(store: Storage, output: str, task: int, key: str, uri: str, com
         return None  # another input, or a failed file: run it again
     if m.get("key") != key and not _in_committed(m, key, committed):
         return None  # another config or input
-    for p in (m.get("part"), m.get("rejects")):
-        if p and not store.exists(join(output, p["path"])):
+    for p in marker_parts(m, "parts") + marker_parts(m, "rejects"):
+        if not store.exists(join(output, p["path"])):
             return None
     return m
+
+
+def marker_parts(m: dict, kind: str) -> list[dict]:
+    """A task report's part files of ``kind`` ("parts" or "rejects"): a list, or one file (or None) as markers
+    written before parts rotated had them ("part", "rejects")."""
+    got = m.get(kind) if kind == "rejects" or kind in m else m.get("part")
+    return got if isinstance(got, list) else [got] if got else []
 
 
 def _in_committed(m: dict, key: str, committed: dict | None) -> bool:
@@ -191,7 +196,7 @@ def _in_committed(m: dict, key: str, committed: dict | None) -> bool:
     if committed is None or str(m.get("key", "")).split(":")[0] != key.split(":")[0]:
         return False
     listed = {p["path"] for p in committed["parts"]} | {p["path"] for p in committed["rejects"]}
-    return all(p is None or p["path"] in listed for p in (m.get("part"), m.get("rejects")))
+    return all(p["path"] in listed for p in marker_parts(m, "parts") + marker_parts(m, "rejects"))
 
 
 def run_file_tasks(ctx: StageContext, fn: FileTask, schema: pa.Schema, label: str = "files",
@@ -213,12 +218,12 @@ def run_file_tasks(ctx: StageContext, fn: FileTask, schema: pa.Schema, label: st
     if todo:
         spark = ctx.spark
         sc = spark.sparkContext
-        audit, rate = ctx.cfg.run.audit, ctx.cfg.run.audit_sample_rate
+        audit, rate, target = ctx.cfg.run.audit, ctx.cfg.run.audit_sample_rate, ctx.cfg.run.target_part_bytes
         docs_acc = sc.accumulator(0)
 
         def task(item):
             i, uri = item
-            m = _run_one(store, out, schema, audit, rate, fn, key, i, uri, drop_failed)
+            m = _run_one(store, out, schema, audit, rate, target, fn, key, i, uri, drop_failed)
             docs_acc.add(m["counts"]["in"])
             return m
 
@@ -232,10 +237,8 @@ def run_file_tasks(ctx: StageContext, fn: FileTask, schema: pa.Schema, label: st
         m = done[i]
         inputs.append({"file": m["input"], "in": m["counts"]["in"], "kept": m["counts"]["kept"], "error": m["error"]})
         counts.merge(Counts.from_dict(m["counts"]))
-        if m["part"]:
-            parts.append(PartInfo(**m["part"]))
-        if m["rejects"]:
-            rejects.append(PartInfo(**m["rejects"]))
+        parts += [PartInfo(**p) for p in marker_parts(m, "parts")]
+        rejects += [PartInfo(**p) for p in marker_parts(m, "rejects")]
         if m["error"]:
             failed.append({"file": m["input"], "error": m["error"]})
         for k, v in m["stats"].items():

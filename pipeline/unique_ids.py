@@ -7,12 +7,10 @@ only when its input is external (not written by a stage that was checked): on th
 """
 from __future__ import annotations
 
-import io
-
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from pipeline.dataset import open_parquet
 from pipeline.runner import StageFailed
 from pipeline.stage import StageContext, StageResult
 from pipeline.storage import Storage, join
@@ -21,9 +19,11 @@ SHOWN = 10
 
 
 def read_ids(store: Storage, uri: str) -> pa.ChunkedArray:
-    """The id column of a part file this pipeline wrote (only that column is decoded)."""
-    with store.open_read(uri) as f:
-        return pq.ParquetFile(io.BytesIO(f.read())).read(columns=["id"]).column("id").cast(pa.string())
+    """The id column of a part file this pipeline wrote, as stored (null and empty ids too): only that column is
+    read, a row group at a time."""
+    chunks = [b.column(0).cast(pa.string()) for b in open_parquet(store, uri).iter_batches(batch_size=65536,
+                                                                                         columns=["id"])]
+    return pa.chunked_array(chunks, pa.string())
 
 
 def spark_bad_ids(spark, store: Storage, uris: list[str]) -> tuple[int, list[str | None]]:

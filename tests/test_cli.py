@@ -54,6 +54,38 @@ def test_http_input_outside_allowed_bases_is_refused(tmp_path):
     assert "not under an allowed HTTP base URL" in r.stderr
 
 
+def _row(out: str, label: str, bits: int) -> list[str]:
+    """The numbers of a row of the false-merge table (and its ``<- configured`` mark, if any)."""
+    line = next(x for x in out.splitlines()
+                if x.strip().startswith(label) and x.split()[len(label.split())] == str(bits))
+    return line[len("  ") + 36:].split()[1:]
+
+
+def test_scurve_prints_expected_false_merges_at_crawl_scale():
+    r = mdr("scurve")
+    assert r.returncode == 0, r.stderr
+    # refinedweb: 1e9 docs x 450 bands, one key space: 1e9 (1e9-1)/2 * 450^2 / 2^64 = 5,489; x100 at 1e10
+    assert _row(r.stdout, "refinedweb (450 bands)", 64) == ["5.49e+03", "5.49e+05"]
+    assert _row(r.stdout, "refinedweb (450 bands)", 128) == ["2.98e-16", "2.98e-14", "<-", "configured"]
+    assert _row(r.stdout, "fineweb (14 bands)", 64) == ["5.31", "531"]
+    assert _row(r.stdout, "dedup_fuzzy graph nodes (id hash)", 64) == ["0.0271", "2.71"]
+    assert _row(r.stdout, "documents", 128) == ["1.47e-21", "1.47e-19"]
+    # windows: W = n x 1,000 tokens: (1e12)^2 / 2^65 = 27,105
+    assert "W = n * 1,000 tokens per document (assumed)" in r.stdout
+    assert _row(r.stdout, "windows (k=50)", 64) == ["2.71e+04", "2.71e+06", "<-", "configured"]
+    assert _row(r.stdout, "windows (k=50)", 128) == ["1.47e-15", "1.47e-13"]
+    r = mdr("scurve", "--config", "fineweb", "--set", "dedup_fuzzy.key_bits=128", "--set", "dedup_exact.hash_bits=128",
+            "--tokens-per-doc", "500")
+    assert r.returncode == 0, r.stderr
+    assert _row(r.stdout, "fineweb (14 bands)", 128) == ["2.88e-19", "2.88e-17", "<-", "configured"]
+    assert _row(r.stdout, "refinedweb (450 bands)", 64) == ["5.49e+03", "5.49e+05"]
+    assert _row(r.stdout, "windows (k=50)", 64) == ["6.78e+03", "6.78e+05"]   # (5e11)^2 / 2^65
+    assert _row(r.stdout, "windows (k=50)", 128)[2:] == ["<-", "configured"]
+    r = mdr("scurve", "--set", "dedup_fuzzy.preset=custom", "--set", "dedup_fuzzy.num_hashes=200",
+            "--set", "dedup_fuzzy.bands=20", "--set", "dedup_fuzzy.rows=10", "--set", "dedup_fuzzy.key_bits=64")
+    assert _row(r.stdout, "configured (20 bands)", 64) == ["10.8", "1.08e+03", "<-", "configured"]
+
+
 def test_config_prints_every_key_with_doc():
     r = mdr("config", "--set", "extract.timeout_s=3")
     assert r.returncode == 0
@@ -66,6 +98,6 @@ def test_scurve_prints_the_configured_presets_curve_and_50_percent_point():
     assert "5ng_450b_20r_9000h" in r.stdout and "50% point: J = 0.7234" in r.stdout and "0.80     0.9946" in r.stdout
     r = mdr("scurve", "--config", "fineweb", "--jaccard", "0.5", "0.8")
     assert r.returncode == 0 and "5ng_14b_8r_112h" in r.stdout and "50% point: J = 0.6847" in r.stdout
-    assert r.stdout.count("\n") == 5  # title, header, two points, 50% point
+    assert r.stdout.split("\n\n")[0].count("\n") == 4  # title, header, two points, 50% point
     r = mdr("scurve", "--set", "dedup_fuzzy.bands=20")
     assert r.returncode == 2 and "bands x rows must equal num_hashes" in r.stderr

@@ -229,6 +229,16 @@ def test_documents_that_become_empty_are_dropped(cases_run):
     assert manifest["counts"]["removed"] == {"exact_substring_removed": 2}
 
 
+def test_128_bit_window_hashes_equal_the_reference(spark, cfg_factory, tmp_path):
+    cfg = cfg_factory("run.audit=full", "dedup_exact.hash_bits=128", *PROPERTY_CONFIGS["word-k4-latest"])
+    docs = [d for s in range(10) for d in make_corpus(s, cfg.dedup_exact.k)]
+    got, manifest = run_and_compare(spark, cfg, docs, tmp_path)
+    assert manifest["counts"]["removed"].get("exact_substring_removed", 0) > 0
+    assert manifest["params"]["hash_bits"] == 128 and manifest["params"]["name"] == "4k_word_128b_s1"
+    s = manifest["stats"]
+    assert s["window_shuffle_bytes_raw"] == 40 * s["windows"] > 0   # (h, h2, k1, kp): one long more a window
+
+
 def test_manifest_counts_and_stats(cases_run):
     got, manifest, cfg = cases_run
     c = manifest["counts"]

@@ -94,25 +94,27 @@ def test_duplicates_chains_and_short_documents(spark, cfg_factory, scenario):
     assert st["keep"] == "smallest_id"  # keep=earliest without a warc_date column falls back
     assert st["components"] == 3 and st["docs_in_components"] == 9 and st["largest_component"] == 3
     assert st["component_sizes"] == {"3-4": 3}
-    assert st["docs_without_shingles"] == 3 and st["minhash"] == "5ng_450b_20r_9000h"
+    assert st["docs_without_shingles"] == 3 and st["minhash"] == "5ng_450b_20r_9000h_128bit"
     rej = {r["id"]: r for r in read_rejects(STORE, str(out)).to_pylist()}
     assert json.loads(rej["c_c"]["details"]) == {"duplicate_of": "c_a", "component_size": 3}
     assert rej["x2"]["text"] == scenario["rows"][0]["text"]  # audit=full keeps the text
     assert {f["name"] for f in man["schema"]} == {"id", "url", "text"}
 
 
-def _near_dup_rows(n_fam: int = 12) -> list[dict]:
-    rng = random.Random(5)
+def _families(texts: list[str], rng: random.Random) -> list[dict]:
+    """Per text a family: the text (id fNNm0) and up to three copies with 1% of words edited, shuffled."""
     rows = []
-    for f, text in enumerate(t for t in _articles() if len(t.split()) >= 300):
-        if f == n_fam:
-            break
+    for f, text in enumerate(texts):
         words = text.split()
         for m in range(rng.randint(1, 4)):
             w = [x if rng.random() > 0.01 else "edit" for x in words] if m else words
             rows.append({"id": f"f{f:02d}m{m}", "text": " ".join(w)})
     rng.shuffle(rows)
     return rows
+
+
+def _near_dup_rows(n_fam: int = 12) -> list[dict]:
+    return _families([t for t in _articles() if len(t.split()) >= 300][:n_fam], random.Random(5))
 
 
 def test_two_runs_and_other_partitionings_write_the_same_output(spark, cfg_factory, tmp_path):
@@ -150,6 +152,30 @@ def test_two_runs_and_other_partitionings_write_the_same_output(spark, cfg_facto
     assert sorted(r["id"][:3] for r in rows if r["id"] in kept) == sorted(families)  # one survivor per family
     assert all(k[:3] == v[:3] and v.endswith("m0") for k, v in dups.items())
     assert len(kept) + len(dups) == len(rows)
+
+
+def _synthetic_families(n_fam: int = 10, seed: int = 9) -> list[dict]:
+    """``_families`` of random 400-word pages (no shared data)."""
+    rng = random.Random(seed)
+    vocab = [f"w{i}" for i in range(20_000)]
+    return _families([" ".join(rng.choice(vocab) for _ in range(400)) for _ in range(n_fam)], rng)
+
+
+def test_128_bit_band_keys_make_the_same_decisions_and_name_themselves(spark, cfg_factory, tmp_path):
+    rows = _synthetic_families()
+    _write_jsonl(tmp_path / "in" / "all.jsonl", rows)
+    out = {}
+    for bits in (64, 128):
+        cfg = cfg_factory("dedup_fuzzy.preset=fineweb", f"dedup_fuzzy.key_bits={bits}")
+        man = _run(cfg, spark, tmp_path / "in", tmp_path / f"k{bits}")
+        out[bits] = (_dups(tmp_path / f"k{bits}"), sorted(_kept(tmp_path / f"k{bits}")), man)
+    assert out[64][:2] == out[128][:2]
+    dups, kept, man = out[128]
+    assert sorted(k[:3] for k in kept) == sorted({r["id"][:3] for r in rows})   # one survivor per family
+    assert len(dups) == len(rows) - len(kept) > 5 and all(v.endswith("m0") for v in dups.values())
+    assert man["params"]["minhash"] == man["stats"]["minhash"] == "5ng_14b_8r_112h_128bit"
+    assert out[64][2]["params"]["minhash"] == "5ng_14b_8r_112h"
+    assert man["config_hash"] != out[64][2]["config_hash"]
 
 
 def test_giant_bucket_of_identical_documents_keeps_one(spark, cfg_factory, tmp_path):
@@ -258,7 +284,7 @@ def test_connected_components_match_union_find(spark, s3_server, seed, where):
     edges = _random_graphs(seed)
     df = spark.createDataFrame(edges, "src long, dst long").repartition(7)
     folder = f"{s3_server.make_bucket(f'cc-{seed}')}/ckpt/run1" if where == "s3" else None
-    checkpoints = Checkpoints(STORE, folder)
+    checkpoints = Checkpoints(STORE, folder, 64 << 10)
     persisted = spark.sparkContext._jsc.getPersistentRDDs().size()
     cc = connected_components(df, checkpoints=checkpoints)
     got = {r["node"]: r["root"] for r in cc.labels.collect()}

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from pipeline.config import DedupExactConfig
-from udfs.dochash import normalize_text, text_hash
+from udfs.collisions import colliding_pairs
+from udfs.dochash import expected_false_text_pairs, normalize_text, text_hash
 from udfs.exact_reference import reference_dedup
-from udfs.exact_substring import (char_ranges, cut, cut_repeats, doc_order_key, merge_spans, tokenize,
-                                  tokens_regex, window_hashes)
+from udfs.exact_substring import (char_ranges, cut, cut_repeats, doc_order_key, expected_false_windows, merge_spans,
+                                  tokenize, tokens_regex, window_hashes)
 
 ALPHABET = list("ab ,.!\n\t_1é") + ["日", "本", "語", "で", "한", "ก", "\u3000", "\u0085", "\u00a0", "\ud800",
                                       "\U0001F600", "\u0301", "\U00020001", "ｱ"]
@@ -77,6 +78,57 @@ def test_hashes_are_64_bit_and_spread():
     assert h.dtype == np.int64 and len(set(h.tolist())) == distinct  # no collisions among ~20k windows
     bits = np.unpackbits(h.view(np.uint8)).reshape(len(h), 64).mean(axis=0)
     assert np.all(np.abs(bits - 0.5) < 0.03), "every hash bit is set about half the time"
+
+
+def test_128_bit_window_hashes_extend_the_64_bit_ones():
+    texts = ["one two three four five", "x y z", "two three four five six", None]
+    doc, pos, h64, n = window_hashes(texts, 3)
+    doc2, pos2, h128, n2 = window_hashes(texts, 3, bits=128)
+    assert h128.shape == (len(h64), 2) and h128.dtype == np.int64
+    assert doc.tolist() == doc2.tolist() and pos.tolist() == pos2.tolist() and n.tolist() == n2.tolist()
+    assert h128[:, 0].tolist() == h64.tolist()                      # the first half is the 64-bit hash
+    assert len(set(h128[:, 1].tolist()) & set(h64.tolist())) == 0   # the second is another hash
+    by_window = {tuple(toks(texts[d])[p:p + 3]): tuple(x) for d, p, x in zip(doc2, pos2, h128.tolist())}
+    assert by_window[("two", "three", "four")] == tuple(h128[1].tolist()) == tuple(h128[4].tolist())
+    assert window_hashes([None], 3, bits=128)[2].shape == (0, 2)
+    with pytest.raises(ValueError, match="64 or 128"):
+        window_hashes(texts, 3, bits=96)
+
+
+def test_expected_false_windows_is_the_birthday_bound():
+    assert expected_false_windows(1e12, 64) == pytest.approx(1e12 * (1e12 - 1) / 2 / 2 ** 64)
+    assert expected_false_windows(1e12, 64) == pytest.approx(27_105, rel=1e-4)       # 10^9 docs x 1,000 tokens
+    assert expected_false_windows(1e13, 64) == pytest.approx(2.7105e6, rel=1e-4)
+    assert expected_false_windows(1e13, 128) == pytest.approx(1.469e-13, rel=1e-3)
+    assert expected_false_text_pairs(1e10) == pytest.approx(1e10 * (1e10 - 1) / 2 / 2 ** 128)
+
+
+def _truncated(h: np.ndarray, bits: int) -> np.ndarray:
+    """A 64-bit hash cut to its low ``bits``; a 128-bit one to ``bits // 2`` of each half (so the count below only
+    matches the prediction when the halves are independent)."""
+    u = h.view(np.uint64)
+    if u.ndim == 1:
+        return u & np.uint64((1 << bits) - 1)
+    half = np.uint64((1 << (bits // 2)) - 1)
+    return ((u[:, 0] & half) << np.uint64(bits // 2)) | (u[:, 1] & half)
+
+
+@pytest.mark.parametrize("bits", [64, 128])
+def test_truncated_window_hash_collisions_match_the_prediction(bits):
+    rng = random.Random(7)
+    words = [f"w{rng.randrange(10 ** 9)}" for _ in range(30_000)]
+    doc, pos, h, _ = window_hashes([" ".join(words)], 3, bits=bits)
+    distinct = {tuple(words[p:p + 3]): i for i, p in enumerate(pos.tolist())}   # one occurrence per window
+    keys = _truncated(h[list(distinct.values())], 20)
+    expected = expected_false_windows(len(distinct), 20)                        # ~430 at 30k windows
+    assert abs(colliding_pairs(keys) - expected) < 4 * expected ** 0.5
+
+
+def test_truncated_text_hash_collisions_match_the_prediction():
+    n = 3000
+    keys = [int.from_bytes(text_hash(f"document number {i}")[:2], "big") for i in range(n)]   # 16 bits
+    expected = expected_false_text_pairs(n, 16)                                              # ~69
+    assert abs(colliding_pairs(keys) - expected) < 4 * expected ** 0.5
 
 
 def test_merge_spans():

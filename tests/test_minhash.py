@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from udfs.minhash import (PRESETS, MinHasher, MinHashParams, catch_probability, jaccard, minhasher, normalize,
-                          resolve_params, shingle_set, shingles, threshold_50, word_hashes)
+from udfs.collisions import colliding_pairs
+from udfs.minhash import (PRESETS, MinHasher, MinHashParams, catch_probability, expected_false_merges, jaccard,
+                          minhasher, normalize, resolve_params, shingle_set, shingles, threshold_50, word_hashes)
 
 
 def _articles(n: int = 40) -> list[str]:
@@ -157,3 +158,45 @@ def test_scurve_command_prints_curve_and_50_percent_point():
     out = subprocess.run([sys.executable, "-m", "udfs.minhash", "scurve", "--preset", "custom", "--bands", "20",
                           "--rows", "5"], capture_output=True, text=True, check=True).stdout
     assert f"50% point: J = {threshold_50(20, 5):.4f}" in out
+
+
+def test_expected_false_merges_counts_pairs_of_different_documents_in_one_key_space():
+    # the band index is mixed into the key: n (n-1) / 2 * bands**2 document pairs of keys, each equal w.p. 2**-bits
+    assert expected_false_merges(1e9, 450, 64) == pytest.approx(1e9 * (1e9 - 1) / 2 * 450 ** 2 / 2 ** 64)
+    assert expected_false_merges(1e9, 450, 64) == pytest.approx(5489, rel=1e-3)    # refinedweb
+    assert expected_false_merges(1e10, 450, 64) == pytest.approx(548_877, rel=1e-4)
+    assert expected_false_merges(1e9, 14, 64) == pytest.approx(5.313, rel=1e-3)    # fineweb
+    assert expected_false_merges(1e10, 14, 64) == pytest.approx(531.3, rel=1e-3)
+    assert expected_false_merges(1e10, 450, 128) == pytest.approx(2.975e-14, rel=1e-3)
+    assert expected_false_merges(1, 450, 64) == 0.0                                # one document merges nothing
+
+
+@pytest.mark.parametrize("key_bits", [64, 128])
+def test_truncated_band_key_collisions_match_the_prediction(key_bits):
+    """Unrelated documents (random signatures), keys cut to 18 bits (128: 9 of each half, so the halves must be
+    independent): pairs of different documents sharing a cut key match expected_false_merges within 4 sigma."""
+    n, p = 1500, MinHashParams(num_hashes=16, bands=8, rows=2, key_bits=key_bits)
+    sigs = np.random.default_rng(5).integers(0, 2 ** 32, size=(n, p.num_hashes), dtype=np.uint64).astype(np.uint32)
+    u = MinHasher(p).band_keys(sigs).view(np.uint64)
+    if key_bits == 64:
+        cut = u & np.uint64(0x3FFFF)
+    else:
+        cut = ((u[..., 0] & np.uint64(0x1FF)) << np.uint64(9)) | (u[..., 1] & np.uint64(0x1FF))
+    observed = colliding_pairs(cut.ravel()) - sum(colliding_pairs(row) for row in cut)   # minus same-document pairs
+    expected = expected_false_merges(n, p.bands, 18)                                     # ~275
+    assert abs(observed - expected) < 4 * expected ** 0.5
+
+
+def test_128_bit_band_keys_extend_the_64_bit_ones():
+    texts = ["the quick brown fox jumps over the lazy dog " * 5, "", "another page with other words in it today"]
+    idx64, k64 = MinHasher(MinHashParams(16, 4, 4)).doc_band_keys(texts)
+    idx128, k128 = MinHasher(MinHashParams(16, 4, 4, key_bits=128)).doc_band_keys(texts)
+    assert idx64.tolist() == idx128.tolist() == [0] * 4 + [2] * 4
+    assert k128.shape == (8, 2) and k128.dtype == np.int64
+    assert k128[:, 0].tolist() == k64.tolist()               # the first half is the 64-bit key
+    assert not set(k128[:, 1].tolist()) & set(k64.tolist())
+    assert MinHasher(MinHashParams(16, 4, 4, key_bits=128)).doc_band_keys([""])[1].shape == (0, 2)
+    assert MinHashParams(16, 4, 4, key_bits=128).name == "5ng_4b_4r_16h_128bit"
+    assert MinHashParams(16, 4, 4).name == "5ng_4b_4r_16h"
+    with pytest.raises(ValueError, match="64 or 128"):
+        MinHashParams(16, 4, 4, key_bits=96)

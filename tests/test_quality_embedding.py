@@ -71,7 +71,7 @@ def test_stage_runs_the_embedding_backend_on_ray(head, tmp_path, cfg_factory):
                                                for i, t in enumerate(texts)))
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
     try:
         cfg = cfg_factory("quality.backend=embedding", f"quality.model_uri={head}", "ray.actors=1",
                           "ray.cpus_per_actor=1", "ray.batch_size=4")

@@ -16,7 +16,7 @@ def ray_local(s3_server):
     ray = pytest.importorskip("ray")
     if ray.is_initialized():  # an in-process `mdr run` earlier in this session left one up
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
     yield ray
     ray.shutdown()
 

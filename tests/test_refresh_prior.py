@@ -30,21 +30,30 @@ def _text(i: int) -> str:
     return article(i)[1]
 
 
-@pytest.fixture(scope="module")
-def prior(spark, cfg_factory, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("prior")
+@pytest.fixture(scope="module", params=[64, 128], ids=["band64", "band128"])
+def prior(request, spark, cfg_factory, tmp_path_factory):
+    """A one-release index, with 64- and with 128-bit band keys (dedup_fuzzy.key_bits): every test using it runs
+    with both (the stages below get the same key_bits through ``_cfg``)."""
+    tmp = tmp_path_factory.mktemp(f"prior{request.param}")
     released = [{"id": f"old{i}", "url": f"https://www.old.example.org/{i}.html", "text": _text(i)} for i in range(4)]
-    cfg = cfg_factory("dedup_fuzzy.preset=fineweb", "refresh.index_buckets=3")
+    cfg = cfg_factory("dedup_fuzzy.preset=fineweb", "refresh.index_buckets=3", f"dedup_fuzzy.key_bits={request.param}")
     cat = build_catalog(spark, STORE, cfg, _jsonl(tmp / "released" / "docs.jsonl", released), "r1",
                         str(tmp / "index"), None)
-    return {"tmp": tmp, "released": released, "catalog": cat.uri}
+    return {"tmp": tmp, "released": released, "catalog": cat.uri, "key_bits": request.param}
+
+
+def _cfg(cfg_factory, prior, *overrides):
+    return cfg_factory("dedup_fuzzy.preset=fineweb", f"dedup_fuzzy.key_bits={prior['key_bits']}", *overrides)
 
 
 def test_catalog_lists_every_key_of_the_release(prior):
     cat = Catalog.load(STORE, prior["catalog"])
     assert cat.releases == ["r1"] and cat.buckets == 3
     assert cat.data["rows"] == {"url": 4, "doc": 4, "band": 4 * 14}
-    assert cat.data["params"]["minhash"]["name"] == "5ng_14b_8r_112h"
+    assert cat.data["params"]["minhash"]["name"] == {64: "5ng_14b_8r_112h", 128: "5ng_14b_8r_112h_128bit"}[
+        prior["key_bits"]]
+    band = _index(cat, "band")
+    assert len(band) == 4 * 14 and {type(r["key"]) for r in band} == {int if prior["key_bits"] == 64 else bytes}
     assert all(STORE.exists(u) for u in cat.files("band"))
     assert len(cat.files("url", buckets=[0])) <= 1
 
@@ -57,7 +66,7 @@ def test_dedup_exact_removes_urls_and_texts_of_earlier_releases(spark, cfg_facto
            {"id": "n4", "url": "https://www.new.example.org/c.html", "text": _text(51)}]
     src = _jsonl(prior["tmp"] / "new-exact" / "docs.jsonl", new)
     out = str(prior["tmp"] / "out-exact")
-    cfg = cfg_factory("dedup_fuzzy.preset=fineweb", f"dedup_exact.prior_index={prior['catalog']}")
+    cfg = _cfg(cfg_factory, prior, f"dedup_exact.prior_index={prior['catalog']}")
     man = run_stage(cfg, "dedup_exact", src, out, spark=spark)
     assert man["counts"] == {"in": 4, "kept": 1, "removed": {"duplicate_text": 1, "duplicate_text_prior": 1,
                                                              "duplicate_url_prior": 1}}
@@ -80,7 +89,7 @@ def test_dedup_fuzzy_removes_near_duplicates_of_earlier_releases_with_their_clus
            {"id": "f5", "url": "https://n.example.org/5", "text": nearly(_text(61), seed=3)}]
     src = _jsonl(prior["tmp"] / "new-fuzzy" / "docs.jsonl", new)
     out = str(prior["tmp"] / "out-fuzzy")
-    cfg = cfg_factory("dedup_fuzzy.preset=fineweb", f"dedup_fuzzy.prior_index={prior['catalog']}")
+    cfg = _cfg(cfg_factory, prior, f"dedup_fuzzy.prior_index={prior['catalog']}")
     man = run_stage(cfg, "dedup_fuzzy", src, out, spark=spark)
     assert man["counts"] == {"in": 5, "kept": 2, "removed": {"fuzzy_duplicate": 1, "fuzzy_duplicate_prior": 2}}
     rej = {r["id"]: (r["reason"], json.loads(r["details"])) for r in read_rejects(STORE, out).to_pylist()}
@@ -95,8 +104,12 @@ def test_dedup_fuzzy_removes_near_duplicates_of_earlier_releases_with_their_clus
 
 def test_changed_minhash_settings_fail_naming_both(spark, cfg_factory, prior):
     src = _jsonl(prior["tmp"] / "new-params" / "docs.jsonl", [{"id": "x", "text": _text(70)}])
-    cfg = cfg_factory("dedup_fuzzy.preset=refinedweb", f"dedup_fuzzy.prior_index={prior['catalog']}")
+    cfg = _cfg(cfg_factory, prior, "dedup_fuzzy.preset=refinedweb", f"dedup_fuzzy.prior_index={prior['catalog']}")
     with pytest.raises(ConfigError, match=r"built with minhash .*5ng_14b_8r_112h.*gives .*5ng_450b_20r_9000h"):
+        run_stage(cfg, "dedup_fuzzy", src, str(prior["tmp"] / "out-params"), spark=spark)
+    other = {64: 128, 128: 64}[prior["key_bits"]]   # keys of another width cannot be compared either
+    cfg = _cfg(cfg_factory, prior, f"dedup_fuzzy.key_bits={other}", f"dedup_fuzzy.prior_index={prior['catalog']}")
+    with pytest.raises(ConfigError, match=r"key_bits: the cross-release index .* built with minhash"):
         run_stage(cfg, "dedup_fuzzy", src, str(prior["tmp"] / "out-params"), spark=spark)
 
 
@@ -129,6 +142,16 @@ def test_spark_and_python_compute_the_same_keys_and_buckets(spark):
         assert bytes(r["k"]) == url_index_key(r["u"]) and r["ub"] == bytes_bucket(url_index_key(r["u"]), 7)
         assert r["bb"] == long_bucket(r["b"], 7)
     assert list(long_buckets(np.array(bands, dtype=np.int64), 7)) == [long_bucket(b, 7) for b in bands]
+    # 128-bit band keys: (key, key2) longs -> 16 bytes big-endian, bucketed by their first 4 bytes like key's
+    from pipeline.prior_index import band_key_expr
+    from udfs.prior_keys import band_index_keys
+    pairs = np.array([[b, bands[-1 - i]] for i, b in enumerate(bands)], dtype=np.int64)
+    df = spark.createDataFrame([tuple(map(int, p)) for p in pairs], "key long, key2 long")
+    rows = df.select(band_key_expr("key", "key2").alias("k")).select("k", bucket_expr(F.col("k"), "band", 7, 128)
+                                                                     .alias("b")).collect()
+    want = band_index_keys(pairs).to_pylist()
+    assert [bytes(r["k"]) for r in rows] == want and all(len(w) == 16 for w in want)
+    assert [r["b"] for r in rows] == [bytes_bucket(w, 7) for w in want] == [long_bucket(int(b), 7) for b in bands]
 
 
 def _index(catalog: Catalog, kind: str) -> list[dict]:
@@ -155,6 +178,7 @@ def test_index_keys_come_from_the_text_each_dedup_stage_looked_up(spark, cfg_fac
     not hold (removed by dedup_fuzzy, by dedup_exact) have no key."""
     from udfs.dochash import text_hash
     from udfs.minhash import minhasher
+    from udfs.prior_keys import band_index_keys
     docs = [{"id": "p", "url": "https://a.example.org/p", "text": _shares_a_span(81)},
             {"id": "q", "url": "https://a.example.org/q", "text": _shares_a_span(83)},
             {"id": "c", "url": "https://a.example.org/c", "text": _text(84)},
@@ -180,7 +204,7 @@ def test_index_keys_come_from_the_text_each_dedup_stage_looked_up(spark, cfg_fac
     for r in _index(cat, "band"):
         bands.setdefault(r["id"], set()).add(r["key"])
     mh = minhasher(cfg.dedup_fuzzy.params())
-    assert bands == {i: set(mh.doc_band_keys([uncut[i]])[1].tolist()) for i in ("c", "p", "q")}
+    assert bands == {i: set(band_index_keys(mh.doc_band_keys([uncut[i]])[1]).to_pylist()) for i in ("c", "p", "q")}
     assert sorted(r["id"] for r in _index(cat, "url")) == ["c", "p", "q"]
     assert cat.data["added"] == {"url": 3, "doc": 3, "band": 3 * 14}
 

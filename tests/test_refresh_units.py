@@ -281,3 +281,61 @@ def test_dry_run_lists_the_next_files_and_writes_nothing(s3_server, fake_cc):
     night = dry_run(cfg)
     assert night.files == sorted(paths)[:2] and night.run_id is None
     assert Storage(cfg.storage).list_files(state) == []  # no ledger, no lock, nothing
+
+
+def test_ledger_is_sharded_by_source_and_a_save_rewrites_only_the_changed_ones(roots):
+    """Before: one object holding every file ever listed, read and rewritten whole every night."""
+    store, uri = Storage(), f"{roots['s3']}/sharded/ledger.parquet"
+    led = Ledger.load(store, uri)
+    old = [("CC-MAIN-2099-01", f"crawl-data/CC-MAIN-2099-01/o{i}.warc.gz") for i in range(20)]
+    news = [("CC-NEWS/2099/02", f"crawl-data/CC-NEWS/2099/02/n{i}.warc.gz") for i in range(3)]
+    led.add_listed(old + news)
+    done = [led.entries[p] for _, p in old]
+    led.start(done, "r1")
+    led.finish("r1", "r1", {e.path: {"error": None, "documents": 1} for e in done}, max_attempts=2)
+    led.save(store)
+    objects = set(store.list_files(f"{roots['s3']}/sharded", hidden=True))
+    assert not store.exists(uri) and len(objects) == 3           # the head and one object per source
+    old_shard = Ledger.load(store, uri).shards["CC-MAIN-2099-01"]["path"]
+
+    night = Ledger.load(store, uri, lazy=True)                    # a night: only sources with open files
+    assert set(night.entries) == {p for _, p in news} and night.counts()[DONE] == 20
+    assert night.add_listed(old[:2]) == 0                         # listed again: loaded, nothing new
+    batch = night.select(2)
+    night.start(batch, "r2")
+    night.save(store)
+    again = Ledger.load(store, uri)
+    assert again.shards["CC-MAIN-2099-01"]["path"] == old_shard   # the finished crawl's object was not rewritten
+    assert {p for p, e in again.entries.items() if e.status == "in_progress"} == {e.path for e in batch}
+    assert len(store.list_files(f"{roots['s3']}/sharded", hidden=True)) == 3   # the replaced object was deleted
+    with pytest.raises(StorageError, match="changed by another run"):
+        led.add_listed([("CC-NEWS/2099/02", "crawl-data/CC-NEWS/2099/02/late.warc.gz")])
+        led.save(store)                                           # from a stale read: refused, nothing changed
+    assert len(store.list_files(f"{roots['s3']}/sharded", hidden=True)) == 3
+    assert Ledger.load(store, uri).counts() == again.counts()
+
+
+def test_a_ledger_of_the_single_object_layout_is_read_and_migrated_at_its_first_save(roots):
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.ledger import SCHEMA
+    store, uri = Storage(), f"{roots['s3']}/legacy/ledger.parquet"
+    rows = [{"path": f"crawl-data/CC-MAIN-2099-03/w{i}.warc.gz", "source": "CC-MAIN-2099-03",
+             "status": DONE if i < 2 else PENDING, "attempts": 0, "interrupted": 0, "run_id": None,
+             "release": "R0" if i < 2 else None, "error": None, "documents": 5 if i < 2 else None,
+             "first_seen": "2099-01-01T00:00:00Z", "updated": "2099-01-01T00:00:00Z"} for i in range(4)]
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), buf)
+    store.write_bytes(uri, buf.getvalue())
+    led = Ledger.load(store, uri, lazy=True)
+    assert led.counts() == {PENDING: 2, "in_progress": 0, DONE: 2, FAILED: 0, GAVE_UP: 0}
+    assert led.entries[rows[0]["path"]].documents == 5
+    led.start(led.select(1), "R1")
+    led.save(store)
+    assert not store.exists(uri)
+    after = Ledger.load(store, uri)
+    assert after.counts() == {PENDING: 1, "in_progress": 1, DONE: 2, FAILED: 0, GAVE_UP: 0}
+    assert after.entries[rows[1]["path"]].release == "R0"

@@ -359,8 +359,18 @@ def test_explain_a_fuzzy_duplicate_with_both_texts_similarity(run):
     kept_ids = set(read_dataset(Storage(), str(root / "dedup_fuzzy")).column("id").to_pylist())
     assert dup["duplicate_of"] in kept_ids
     sim = dup["similarity"]
-    assert sim["minhash"] == "5ng_450b_20r_9000h"
+    assert sim["minhash"] == "5ng_450b_20r_9000h_128bit"   # dedup_fuzzy.key_bits=128 by default
     assert sim["jaccard"] > 0.5 and abs(sim["minhash_estimate"] - sim["jaccard"]) < 0.05  # 9000 hashes: +-0.01
+
+
+def test_similarity_reads_the_minhash_name_of_either_key_width():
+    from pipeline.explain import similarity
+    a = " ".join(f"w{i}" for i in range(300))
+    b = a.replace("w150 ", "x ")
+    for name in ("5ng_14b_8r_112h", "5ng_14b_8r_112h_128bit"):
+        sim = similarity(a, b, name)
+        assert sim["minhash"] == name and 0.9 < sim["jaccard"] < 1
+        assert abs(sim["minhash_estimate"] - sim["jaccard"]) < 0.1
 
 
 def test_explain_a_kept_document_and_the_cli(run, capsys):

@@ -37,14 +37,20 @@ splitmix64 mixer; a window's hash is a polynomial hash of its k token hashes mod
 the same way. Both use prefix sums, so a document costs O(chars) NumPy work whatever k is, and a
 batch of documents is hashed in one pass (documents are joined with a separator that cannot be in a
 token, and windows crossing a document boundary are dropped).
-Width: 64 bits. With W distinct windows in the corpus, the expected number of colliding pairs is
-about W**2 / 2**65: 0.03 for 10**9 windows (a few billion tokens), 3 for 10**10. A collision can
-only make a span count as repeated when it is not (never the reverse); 32-bit hashes would collide
-W**2 / 2**33 times, useless beyond ~10**5 windows. Wider hashes cost shuffle bytes and buy nothing at
-this scale. Polynomial hashing mod 2**64 has known adversarial collisions (Thue-Morse strings); they
-need the token hashes to follow a pattern, and token hashes are themselves mixed, so natural text
-does not hit them.
-Stride and sampling: every window (stride 1) is emitted, so the result is exact. A stride s > 1 or
+Width (``hash_bits``, ``dedup_exact.hash_bits``): 64 or 128. With W windows in the corpus (about its tokens),
+the expected number of pairs of different windows sharing a hash is W * (W - 1) / 2 / 2**bits
+(``expected_false_windows``): at 64 bits 0.03 for 10**9 windows and 3 for 10**10, but ~27,000 for 10**12 (10**9
+documents of 1,000 tokens) and ~2.7 million for 10**13; each such pair makes one window count as repeated when it
+is not (never the reverse), so up to k tokens of a document are cut that should stay. 128 bits add a second
+polynomial hash of the same token hashes (another odd base, another finishing constant) beside the 64-bit one: a
+pair of different windows then collides ~W**2 / 2**129 times (10**-14 at 10**13 windows), plus the pairs that differ
+only in tokens whose 64-bit token hashes collide: with V distinct tokens in the corpus V**2 / 2**65 token pairs
+collide (0.03 at 10**9 distinct tokens), and a window pair needs all its other tokens equal too. 32-bit hashes
+would collide W**2 / 2**33 times, useless beyond ~10**5 windows. Polynomial hashing mod 2**64 has known
+adversarial collisions (Thue-Morse strings); they need the token hashes to follow a pattern, and token hashes are
+themselves mixed, so natural text does not hit them.
+Stride and sampling: every window (stride 1) is emitted, so no repeat of k or more tokens is missed (exact up to the
+hash collisions above). A stride s > 1 or
 keeping only windows whose hash is 0 mod s cuts the shuffle by s, but misses repeats shorter than
 about k + s tokens and marks only parts of longer ones (a second pass would have to extend the
 marks); we do not do it, and report the shuffle size instead.
@@ -64,6 +70,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from udfs.collisions import expected_pairs
 from udfs.verdict import Verdict
 
 Tokenizer = Literal["word", "whitespace", "bpe_cl100k", "bpe_o200k"]
@@ -101,8 +108,16 @@ _SEP = "\n"  # joins documents of a batch; whitespace, so no token crosses it
 _MASK64 = (1 << 64) - 1
 _B1 = 0x9E3779B97F4A7C15 | 1   # odd bases: invertible mod 2**64
 _B2 = 0xC2B2AE3D27D4EB4F | 1
+_B3 = 0xFF51AFD7ED558CCD | 1   # the second window hash of 128-bit windows
 _C1 = np.uint64(0x632BE59BD9B4E019)
 _C2 = np.uint64(0x8CB92BA72F3D8DD7)
+_C3 = np.uint64(0xC4CEB9FE1A85EC53)
+HASH_BITS = (64, 128)
+
+
+def expected_false_windows(windows: float, bits: int) -> float:
+    """Expected pairs of different windows that share a ``bits``-bit window hash (see Width in the module doc)."""
+    return expected_pairs(windows, bits)
 
 
 def check_tokenizer(name: str) -> None:
@@ -261,7 +276,7 @@ def _power_table(base: int, n: int) -> np.ndarray:
     return out
 
 
-_P1, _P2 = _Powers(_B1), _Powers(_B2)
+_P1, _P2, _P3 = _Powers(_B1), _Powers(_B2), _Powers(_B3)
 
 
 def _range_hashes(values: np.ndarray, starts: np.ndarray, ends: np.ndarray, powers: _Powers) -> np.ndarray:
@@ -281,10 +296,13 @@ def _token_hashes(cps: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.n
 CHUNK_CHARS = 1 << 20   # documents hashed together per NumPy pass: bounds the power tables (16 bytes a char)
 
 
-def window_hashes(texts: Sequence[str | None], k: int, tokenizer: str = "word"
+def window_hashes(texts: Sequence[str | None], k: int, tokenizer: str = "word", bits: int = 64
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Every k-token window of every text: (doc index, token position, 64-bit hash as int64), plus tokens per doc."""
+    """Every k-token window of every text: (doc index, token position, hash), plus tokens per doc. The hash is int64
+    for 64 bits, (windows, 2) int64 for 128 ([:, 0] the 64-bit hash, [:, 1] the second one)."""
     check_tokenizer(tokenizer)
+    if bits not in HASH_BITS:
+        raise ValueError(f"hash bits must be 64 or 128, got {bits}")
     texts = [t or "" for t in texts]
     bounds, size = [0], 0
     for i, t in enumerate(texts):
@@ -294,19 +312,20 @@ def window_hashes(texts: Sequence[str | None], k: int, tokenizer: str = "word"
             size = len(t) + 1
     bounds.append(len(texts))
     if len(bounds) == 2:
-        return _window_hashes(texts, k, tokenizer)
-    parts = [_window_hashes(texts[a:b], k, tokenizer) for a, b in zip(bounds, bounds[1:])]
+        return _window_hashes(texts, k, tokenizer, bits)
+    parts = [_window_hashes(texts[a:b], k, tokenizer, bits) for a, b in zip(bounds, bounds[1:])]
     doc = np.concatenate([p[0] + a for p, a in zip(parts, bounds)])
     return doc, np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts]), \
         np.concatenate([p[3] for p in parts])
 
 
-def _window_hashes(texts: list[str], k: int, tokenizer: str
+def _window_hashes(texts: list[str], k: int, tokenizer: str, bits: int
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     n_docs = len(texts)
+    no_hash = np.empty((0,) if bits == 64 else (0, 2), dtype=np.int64)
     if not n_docs:
         e = np.empty(0, dtype=np.int64)
-        return e, e.astype(np.int32), e, e
+        return e, e.astype(np.int32), no_hash, e
     lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n_docs)
     doc_char0 = np.zeros(n_docs, dtype=np.int64)
     np.cumsum(lens[:-1] + 1, out=doc_char0[1:])
@@ -322,11 +341,13 @@ def _window_hashes(texts: list[str], k: int, tokenizer: str
     m = len(starts)
     if m < k:
         e = np.empty(0, dtype=np.int64)
-        return e, e.astype(np.int32), e, n_tokens
+        return e, e.astype(np.int32), no_hash, n_tokens
     with np.errstate(over="ignore"):
         th = _token_hashes(cps, starts, ends)
         first = np.arange(m - k + 1)
         wh = _mix(_range_hashes(th, first, first + k, _P2))
+        if bits == 128:
+            wh = np.stack([wh, _mix(_range_hashes(th, first, first + k, _P3) + _C3)], axis=-1)
     same_doc = tok_doc[: m - k + 1] == tok_doc[k - 1:]
     idx = np.flatnonzero(same_doc)
     doc = tok_doc[idx]

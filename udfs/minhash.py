@@ -2,8 +2,8 @@
 
 Pipeline per document: ``normalize`` (lowercase, punctuation removed, whitespace collapsed) ->
 word n-gram ``shingles`` (32-bit ids) -> ``MinHasher.signatures`` (``num_hashes`` minima) ->
-``MinHasher.band_keys`` (one 64-bit key per band of ``rows`` minima). Two documents are candidate
-duplicates when they share a band key; the S-curve ``p(J) = 1 - (1 - J**rows)**bands`` gives the
+``MinHasher.band_keys`` (one 64- or 128-bit key per band of ``rows`` minima, ``key_bits``). Two documents are
+candidate duplicates when they share a band key; the S-curve ``p(J) = 1 - (1 - J**rows)**bands`` gives the
 chance of that for Jaccard similarity ``J`` of their shingle sets (``mdr scurve``, ``python -m udfs.minhash scurve``).
 
 Rule for empty and short documents (documented, tested): a document with no word after
@@ -15,6 +15,13 @@ collapse, a short document never matches a different or a longer one.
 Everything is integer arithmetic on numpy arrays with parameters derived from ``seed`` by
 splitmix64 (no float, no numpy RNG stream), so band keys are bit-identical on every machine and
 numpy version, which is what makes the stage's output independent of where a document is hashed.
+
+Key width: the band index is mixed into the key (one key space for all bands), so with n documents of b bands two
+unrelated documents share a key by accident ``n (n - 1) / 2 * b**2 / 2**key_bits`` times in expectation
+(``expected_false_merges``): each such pair is a false edge of the duplicate graph. At 64 bits that is ~5,500 pairs
+for refinedweb's 450 bands at 10**9 documents and ~550,000 at 10**10 (fineweb's 14 bands: ~5 and ~530); at 128 bits
+(``key_bits=128``: a second 64-bit key from an independent chain, beside the first, which is the 64-bit key) it is
+below 10**-13.
 """
 from __future__ import annotations
 
@@ -27,8 +34,12 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from udfs.collisions import expected_pairs
+
 _U64 = np.uint64
 _GOLDEN = 0x9E3779B97F4A7C15
+_GOLDEN2 = 0xD6E8FEB86659FD93  # the second half of a 128-bit band key: another odd multiplier, another seed stream
+KEY_BITS = (64, 128)
 _MASK64 = (1 << 64) - 1
 _NON_WORD = re.compile(r"[^\w\s]|_")
 
@@ -43,11 +54,14 @@ class MinHashParams:
     rows: int
     ngram: int = 5
     seed: int = 1
+    key_bits: int = 64
 
     def __post_init__(self) -> None:
         for name in ("num_hashes", "bands", "rows", "ngram"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.key_bits not in KEY_BITS:
+            raise ValueError(f"key_bits must be 64 or 128, got {self.key_bits}")
         if self.bands * self.rows != self.num_hashes:
             raise ValueError(f"bands x rows must equal num_hashes: {self.bands} x {self.rows} = "
                              f"{self.bands * self.rows}, but num_hashes = {self.num_hashes}; "
@@ -55,8 +69,10 @@ class MinHashParams:
 
     @property
     def name(self) -> str:
-        """Parameters in a name, as datatrove prints them: ``5ng_450b_20r_9000h``."""
-        return f"{self.ngram}ng_{self.bands}b_{self.rows}r_{self.num_hashes}h"
+        """Parameters in a name, as datatrove prints them: ``5ng_450b_20r_9000h`` (``_128bit`` after it for 128-bit
+        band keys: keys of another width never compare equal, so the name tells them apart)."""
+        base = f"{self.ngram}ng_{self.bands}b_{self.rows}r_{self.num_hashes}h"
+        return base if self.key_bits == 64 else f"{base}_{self.key_bits}bit"
 
 
 PRESETS: dict[str, MinHashParams] = {
@@ -66,7 +82,7 @@ PRESETS: dict[str, MinHashParams] = {
 
 
 def resolve_params(preset: str, num_hashes: int | None = None, bands: int | None = None, rows: int | None = None,
-                   ngram: int | None = None, seed: int = 1) -> MinHashParams:
+                   ngram: int | None = None, seed: int = 1, key_bits: int = 64) -> MinHashParams:
     """A preset's numbers, each overridden where given; ``custom`` needs all of them."""
     if preset == "custom":
         base = None
@@ -81,7 +97,7 @@ def resolve_params(preset: str, num_hashes: int | None = None, bands: int | None
                          bands=bands if bands is not None else base.bands,
                          rows=rows if rows is not None else base.rows,
                          ngram=ngram if ngram is not None else (base.ngram if base else 5),
-                         seed=seed)
+                         seed=seed, key_bits=key_bits)
 
 
 # --------------------------------------------------------------------------- S-curve
@@ -111,6 +127,13 @@ def format_scurve(params: MinHashParams, title: str = "", sims: Iterable[float] 
         lines.append(f"  {s:7.2f}  {p:9.4f}")
     lines.append(f"  50% point: J = {threshold_50(params.bands, params.rows):.4f}")
     return "\n".join(lines)
+
+
+def expected_false_merges(n_docs: float, bands: int, key_bits: int) -> float:
+    """Expected pairs of unrelated documents that share a band key by accident (a false edge, merging their
+    clusters): keys of different documents, ``n (n-1)/2 * bands**2`` pairs, each equal with chance 2**-key_bits
+    (every band's keys live in one key space, the band index mixed in; pairs within a document merge nothing)."""
+    return expected_pairs(n_docs * bands, key_bits) - n_docs * expected_pairs(bands, key_bits)
 
 
 # --------------------------------------------------------------------------- hashing primitives
@@ -231,6 +254,7 @@ class MinHasher:
         self.a = ((_stream(params.seed, 2, h) >> _U64(32)).astype(np.uint32) | np.uint32(1))
         self.b = (_stream(params.seed, 3, h) >> _U64(32)).astype(np.uint32)
         self.band_seeds = _stream(params.seed, 4, params.bands)
+        self.band_seeds2 = _stream(params.seed, 5, params.bands) if params.key_bits == 128 else None
         self.block = block
         self._buf = np.empty((block, h), dtype=np.uint32)
 
@@ -246,16 +270,24 @@ class MinHasher:
         return sig
 
     def band_keys(self, sigs: np.ndarray) -> np.ndarray:
-        """(docs, num_hashes) signatures -> (docs, bands) int64 keys, the band index mixed in."""
+        """(docs, num_hashes) signatures -> (docs, bands) int64 keys, the band index mixed in; 128-bit keys:
+        (docs, bands, 2), [..., 0] the 64-bit key and [..., 1] a second chain's (other seeds, other multiplier)."""
         p = self.params
         m = sigs.reshape(sigs.shape[0], p.bands, p.rows)
         k = np.broadcast_to(self.band_seeds, m.shape[:2]).copy()
+        k2 = None if self.band_seeds2 is None else np.broadcast_to(self.band_seeds2, m.shape[:2]).copy()
         for i in range(p.rows):  # one row of minima at a time: temporaries stay (docs x bands)
-            k = mix64((k * _U64(_GOLDEN)) ^ m[:, :, i].astype(_U64))
-        return k.view(np.int64)
+            row = m[:, :, i].astype(_U64)
+            k = mix64((k * _U64(_GOLDEN)) ^ row)
+            if k2 is not None:
+                k2 = mix64((k2 * _U64(_GOLDEN2)) ^ row)
+        if k2 is None:
+            return k.view(np.int64)
+        return np.stack([k, k2], axis=-1).view(np.int64)
 
     def doc_band_keys(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(row index, band key) pairs for a batch of documents; documents without shingles get none."""
+        """(row index, band key) pairs for a batch of documents (128-bit keys: (keys, 2) int64); documents without
+        shingles get none."""
         p = self.params
         idx, sigs = [], []
         for i, t in enumerate(texts):
@@ -263,10 +295,11 @@ class MinHasher:
             if ids.size:
                 idx.append(i)
                 sigs.append(self.signature(ids))
+        shape = (-1,) if p.key_bits == 64 else (-1, 2)
         if not idx:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64).reshape(shape)
         keys = self.band_keys(np.stack(sigs))
-        return np.repeat(np.asarray(idx, dtype=np.int64), p.bands), keys.ravel()
+        return np.repeat(np.asarray(idx, dtype=np.int64), p.bands), keys.reshape(shape)
 
 
 @lru_cache(maxsize=4)

@@ -5,7 +5,8 @@
 2. Document: one document per hash of its normalized text (``udfs.dochash``), same keep rule, among
    the documents step 1 kept; the others are ``duplicate_text``.
 3. Substring: every k-token window of every kept document is hashed (``udfs.exact_substring``) and
-   shuffled by hash as (hash, k1, kp) longs, 24 bytes a token before compression. Per hash, the
+   shuffled by hash as (hash, k1, kp) longs, 24 bytes a token before compression (``hash_bits=128``: (hash, hash2,
+   k1, kp), 32 bytes). Per hash, the
    occurrence with the smallest (k1, k2, position) is kept, where (k1, k2) is a 96-bit hash of the
    document's id and text: a deterministic order that favours no source. Every later occurrence
    (``rank() > 1``) marks its k tokens; marks go back to their document by (k1, k2), merge into spans
@@ -51,7 +52,11 @@ from udfs.urlnorm import UrlNormOptions, normalize_url
 URL_KEY, TEXT_HASH, K1, K2, LIVE, MARKS = "_url_key", "_text_hash", "_k1", "_k2", "_live", "_marks"
 REMOVED_CHARS = "exact_removed_chars"
 INTERNAL = (URL_KEY, TEXT_HASH, K1, K2, LIVE)
-WINDOW_ROW_BYTES = 8 + 3 * 8   # a shuffled window as a Spark UnsafeRow: null bitmap + three longs
+
+
+def window_row_bytes(hash_bits: int) -> int:
+    """A shuffled window as a Spark UnsafeRow: null bitmap + the hash's longs, k1 and kp."""
+    return 8 + (hash_bits // 64 + 2) * 8
 
 
 class PerPartition:
@@ -138,23 +143,27 @@ def _mark_duplicates(df, key: str, reason: str, order, details: dict):
               .drop("_dup"))
 
 
-def window_rows(df, k: int, tokenizer: str, acc):
-    """(h, k1, kp) for every k-token window of the live documents; kp = k2 << 32 | token position."""
+def window_rows(df, k: int, tokenizer: str, acc, bits: int = 64):
+    """(h[, h2], k1, kp) for every k-token window of the live documents; kp = k2 << 32 | token position; h2: the
+    second half of a 128-bit hash."""
     from pyspark.sql.types import LongType, StructField, StructType
 
-    schema = StructType([StructField("h", LongType()), StructField("k1", LongType()), StructField("kp", LongType())])
+    hashes = ["h"] if bits == 64 else ["h", "h2"]
+    schema = StructType([StructField(c, LongType()) for c in (*hashes, "k1", "kp")])
 
     def fn(batches):
         for b in batches:
             texts = b.column("text").to_pylist()
             k1 = b.column(K1).to_numpy(zero_copy_only=False)
             k2 = b.column(K2).to_numpy(zero_copy_only=False).astype(np.int64)
-            doc, pos, h, n_tokens = window_hashes(texts, k, tokenizer)
+            doc, pos, h, n_tokens = window_hashes(texts, k, tokenizer, bits)
             acc["tokens"].add(int(n_tokens.sum()))
             acc["windows"].add(len(h))
             if len(h):
                 kp = (k2[doc] << 32) | pos.astype(np.int64)
-                yield pa.RecordBatch.from_arrays([pa.array(h), pa.array(k1[doc]), pa.array(kp)], names=["h", "k1", "kp"])
+                cols = [h] if h.ndim == 1 else [h[:, 0], h[:, 1]]
+                yield pa.RecordBatch.from_arrays([*map(pa.array, cols), pa.array(k1[doc]), pa.array(kp)],
+                                                 names=[*hashes, "k1", "kp"])
 
     return df.select("text", K1, K2).mapInArrow(fn, schema)
 
@@ -164,7 +173,7 @@ def marked_windows(windows):
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    w = Window.partitionBy("h").orderBy("k1", "kp")
+    w = Window.partitionBy(*[c for c in windows.columns if c not in ("k1", "kp")]).orderBy("k1", "kp")
     later = windows.withColumn("_r", F.rank().over(w)).where(F.col("_r") > 1)
     return (later.select(F.col("k1").alias(K1), F.shiftright("kp", 32).cast("int").alias(K2),
                          F.col("kp").bitwiseAND(F.lit(0xFFFFFFFF)).cast("int").alias("pos"))
@@ -241,7 +250,7 @@ def plan(df, cfg: DedupExactConfig, acc, prior=None, checkpoints=None):
     if not cfg.substring_dedup:
         return df.drop(*INTERNAL).withColumn(REMOVED_CHARS, F.lit(0).cast("long"))
     live, dead = df.where(F.col(LIVE)), df.where(~F.col(LIVE))
-    marks = marked_windows(window_rows(live, cfg.k, cfg.tokenizer, acc))
+    marks = marked_windows(window_rows(live, cfg.k, cfg.tokenizer, acc, cfg.hash_bits))
     cut = apply_cuts(live.join(marks, [K1, K2], "left"), cfg, acc)
     dead = dead.withColumn(REMOVED_CHARS, F.lit(0).cast("long"))
     return cut.drop(*INTERNAL).unionByName(dead.drop(*INTERNAL))
@@ -293,11 +302,11 @@ def run(ctx: StageContext) -> StageResult:
     checkpoints = stage_checkpoints(ctx)
     try:
         df = plan(read_dataframe(ctx), cfg, acc, prior, checkpoints)
-        params = {"k": cfg.k, "tokenizer": cfg.tokenizer, "hash_bits": 64, "stride": 1,
+        params = {"k": cfg.k, "tokenizer": cfg.tokenizer, "hash_bits": cfg.hash_bits, "stride": 1,
                   "min_chars_after_cut": cfg.min_chars_after_cut, "min_tokens_after_cut": cfg.min_tokens_after_cut,
                   "steps": [s for s, on in (("url", cfg.url_dedup), ("doc", cfg.doc_dedup),
                                             ("substring", cfg.substring_dedup)) if on],
-                  "name": f"{cfg.k}k_{cfg.tokenizer}_64b_s1"}
+                  "name": f"{cfg.k}k_{cfg.tokenizer}_{cfg.hash_bits}b_s1"}
         if prior is not None:
             params["prior_index"] = cfg.prior_index
         result = write_dataframe(ctx, df, params=params)
@@ -308,9 +317,9 @@ def run(ctx: StageContext) -> StageResult:
     stats = {n: a.value for n, a in acc.items()}
     stats["text_bytes"] = sum(stats["text_bytes"].values())
     stats.update(shuffle_metrics(sc, group))
-    file_bytes = sum(ctx.store.size(p) or 0 for p in ctx.input.parts)
+    file_bytes = ctx.input.bytes or 0  # the parts' sizes, from the manifest (or one listing of an external input)
     stats["input_file_bytes"] = file_bytes
-    stats["window_shuffle_bytes_raw"] = stats["windows"] * WINDOW_ROW_BYTES
+    stats["window_shuffle_bytes_raw"] = stats["windows"] * window_row_bytes(cfg.hash_bits)
     gb = 1e9
     if stats["text_bytes"]:
         stats["shuffle_bytes_per_input_text_gb"] = round(stats["shuffle_write_bytes"] / stats["text_bytes"] * gb)

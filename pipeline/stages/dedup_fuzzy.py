@@ -1,7 +1,8 @@
 """dedup_fuzzy: MinHash LSH near-duplicate removal, every step distributed in Spark.
 
 1. band keys: one task per input part reads its texts and computes their MinHash band keys
-   (``udfs.minhash``) in the same Python worker -> rows (band key, node), node = 64-bit hash of the id;
+   (``udfs.minhash``) in the same Python worker -> rows (band key, node), node = 64-bit hash of the id; a 128-bit
+   key (``dedup_fuzzy.key_bits``) is two long columns (key, key2), cheaper to shuffle and sort than 16-byte binary;
 2. bucket stars: every member of a bucket is linked to the bucket's smallest node (a window over
    the key, spilling to disk), so a bucket of a million copies gives a million edges, not 5e11 pairs;
 3. connected components of those edges (``pipeline.connected_components``, large/small star);
@@ -10,11 +11,13 @@
    ``dedup_fuzzy.prior_index`` (``mdr refresh``), a component holding a document that shares a band key
    with an earlier release's document is removed whole as ``fuzzy_duplicate_prior``
    (``pipeline.prior_index.fuzzy_prior``);
-5. one task per input part again reads the part, gets that part's decisions (partitioned by
+5. one task per input part again streams the part, gets that part's decisions (partitioned by
    the part index) and writes survivors and rejects (Arrow, survivors never become Python rows): texts never enter the JVM and
    each task needs one Python worker, which keeps a small machine's memory low.
+Every read streams a part a row group at a time with only the columns it needs (``iter_part``); survivors are
+written as parts of about ``run.target_part_bytes`` (``RotatingPartWriter``).
 Decisions depend only on the documents, never on how they are split into files or partitions;
-output part k holds input part k's survivors, in input order.
+output parts k (and k's ``_c<N>`` rotations) hold input part k's survivors, in input order.
 """
 from __future__ import annotations
 
@@ -29,8 +32,8 @@ import pyarrow.compute as pc
 
 from pipeline.config import Config
 from pipeline.connected_components import Checkpoints, connected_components, stage_checkpoints
-from pipeline.dataset import (REJECT_SCHEMA, Counts, InputDataset, PartInfo, PartWriter, attempt_token, open_input,
-                              part_path, read_part, reject_row)
+from pipeline.dataset import (REJECT_SCHEMA, Counts, InputDataset, PartInfo, RotatingPartWriter, attempt_token,
+                              iter_part, open_input, reject_row)
 from pipeline.runner import StageSpec
 from pipeline.sparkio import input_schema
 from pipeline.stage import StageContext, StageResult
@@ -41,6 +44,7 @@ REASON_NAME = "fuzzy_duplicate"
 PRIOR_REASON = "fuzzy_duplicate_prior"
 NODE = "node"
 DATE_COLUMN = "warc_date"
+NODE_BITS = 64      # a graph node: blake2b of the id (n**2 / 2**65 pairs of documents share one)
 DOCS_PER_CALL = 64  # documents per signature batch: (64 x num_hashes) uint32 = 2.3 MB at 9000 hashes
 
 
@@ -50,8 +54,8 @@ def resolve_input(store: Storage, cfg: Config, uri: str) -> InputDataset:
 
 def node_ids(ids: list[str]) -> np.ndarray:
     """Graph node of each document: the first 8 bytes of blake2b(id) as int64 (equal ids, equal node)."""
-    return np.array([int.from_bytes(hashlib.blake2b((i or "").encode(), digest_size=8).digest(), "little", signed=True)
-                     for i in ids], dtype=np.int64)
+    return np.array([int.from_bytes(hashlib.blake2b((i or "").encode(), digest_size=NODE_BITS // 8).digest(), "little",
+                                    signed=True) for i in ids], dtype=np.int64)
 
 
 def _parts(ctx: StageContext):
@@ -69,8 +73,9 @@ def scan_parts(ctx: StageContext, columns: list[str], fn, ddl: str):
     def run(batches):
         for b in batches:
             for part, uri in zip(b.column("part").to_pylist(), b.column("uri").to_pylist()):
-                for rb in read_part(store, uri, columns, root).to_batches(max_chunksize=4 * DOCS_PER_CALL):
-                    yield from fn(rb, part)
+                for t in iter_part(store, uri, columns, root, batch_rows=4 * DOCS_PER_CALL):
+                    for rb in t.to_batches():
+                        yield from fn(rb, part)
 
     return _parts(ctx).mapInArrow(run, ddl)
 
@@ -85,19 +90,27 @@ def text_band_keys(texts: list, params: MinHashParams) -> Iterator[tuple[np.ndar
         yield idx + s, keys
 
 
+def key_columns(params: MinHashParams) -> list[str]:
+    """The band key's columns: ``key`` (64 bits), or ``key``, ``key2`` (128 bits)."""
+    return ["key"] if params.key_bits == 64 else ["key", "key2"]
+
+
 def band_keys(ctx: StageContext, params: MinHashParams, no_shingles=None):
-    """(key, node) rows: one per band of every document with shingles."""
+    """(key[, key2], node) rows: one per band of every document with shingles."""
+    names = key_columns(params)
+
     def compute(b: pa.RecordBatch, part: int):
         nodes = node_ids(b.column(0).to_pylist())
         texts = b.column(1).to_pylist()
         n_keys = 0
         for idx, keys in text_band_keys(texts, params):
-            n_keys += keys.size
-            if keys.size:
-                yield pa.RecordBatch.from_arrays([pa.array(keys), pa.array(nodes[idx])], names=["key", NODE])
+            n_keys += len(keys)
+            if len(keys):
+                cols = [keys] if keys.ndim == 1 else [keys[:, 0], keys[:, 1]]
+                yield pa.RecordBatch.from_arrays([*map(pa.array, cols), pa.array(nodes[idx])], names=[*names, NODE])
         if no_shingles is not None:
             no_shingles.add(len(texts) - n_keys // params.bands)
-    return scan_parts(ctx, ["id", "text"], compute, f"key long, {NODE} long")
+    return scan_parts(ctx, ["id", "text"], compute, ", ".join(f"{c} long" for c in [*names, NODE]))
 
 
 def doc_attrs(ctx: StageContext, with_date: bool):
@@ -116,7 +129,7 @@ def bucket_stars(bands):
     """Edges (src, dst): each bucket member -> the bucket's smallest node; linear in the bucket size."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
-    root = F.min(NODE).over(Window.partitionBy("key"))
+    root = F.min(NODE).over(Window.partitionBy(*[c for c in bands.columns if c != NODE]))
     return (bands.withColumn("dst", root).where(F.col(NODE) != F.col("dst"))
             .select(F.col(NODE).alias("src"), "dst"))
 
@@ -162,29 +175,26 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def _write_part(store: Storage, out: str, root: str, part: int, uri: str, dup: dict, schema: pa.Schema, audit: str,
-                rate: float) -> dict:
+                rate: float, target_bytes: int) -> dict:
     """Survivors of one input part (``root``: the input dataset's) as Arrow (no per-row Python), the removed as
-    reject rows (``dup``: id -> (reason, details))."""
-    table = read_part(store, uri, root=root)
-    removed = pc.fill_null(pc.is_in(table.column("id").cast(pa.string()), value_set=pa.array(list(dup), pa.string())),
-                           False)
+    reject rows (``dup``: id -> (reason, details)), streamed a batch at a time."""
     token, counts = attempt_token(), Counts()
-    kept = table.filter(pc.invert(removed))
-    meta = {"part": None, "rejects": None}
-    if kept.num_rows:
+    writer = RotatingPartWriter(store, out, part, token, schema, target_bytes)
+    rwriter = RotatingPartWriter(store, out, part, token, REJECT_SCHEMA, target_bytes, rejects=True)
+    dup_ids = pa.array(list(dup), pa.string())
+    for table in iter_part(store, uri, root=root):
+        removed = pc.fill_null(pc.is_in(table.column("id").cast(pa.string()), value_set=dup_ids), False)
+        kept = table.filter(pc.invert(removed))
         counts.keep(kept.num_rows)
-        w = PartWriter(store, out, part_path(part, token), schema)
-        w.write(_conform(kept, schema))
-        meta["part"] = w.close().to_dict()
-    rows = [reject_row(r["id"], r["url"], *dup[r["id"]], r["text"], audit, rate)
-            for r in table.filter(removed).select(["id", "url", "text"]).to_pylist()]
-    if rows:
+        writer.write(_conform(kept, schema))
+        rows = [reject_row(r["id"], r["url"], *dup[r["id"]], r["text"], audit, rate)
+                for r in table.filter(removed).select(["id", "url", "text"]).to_pylist()]
         for r in rows:
             counts.drop(r["reason"])
-        w = PartWriter(store, out, part_path(part, token, rejects=True), REJECT_SCHEMA)
-        w.write(pa.Table.from_pylist(rows, schema=REJECT_SCHEMA))
-        meta["rejects"] = w.close().to_dict()
-    return {"counts": counts.to_dict(), **meta}
+        if rows:
+            rwriter.write(pa.Table.from_pylist(rows, schema=REJECT_SCHEMA))
+    return {"counts": counts.to_dict(), "parts": [p.to_dict() for p in writer.close()],
+            "rejects": [p.to_dict() for p in rwriter.close()]}
 
 
 def write_parts(ctx: StageContext, removed, schema: pa.Schema) -> tuple[Counts, list[PartInfo], list[PartInfo]]:
@@ -194,7 +204,7 @@ def write_parts(ctx: StageContext, removed, schema: pa.Schema) -> tuple[Counts, 
     would hash parts unevenly onto tasks, and adaptive execution would fold its small shuffle into one task).
     """
     store, out, parts, root = ctx.store, ctx.output, ctx.input.parts, ctx.input.uri
-    audit, rate = ctx.cfg.run.audit, ctx.cfg.run.audit_sample_rate
+    audit, rate, target = ctx.cfg.run.audit, ctx.cfg.run.audit_sample_rate, ctx.cfg.run.target_part_bytes
 
     def write(items):
         uris, dup = {}, {}
@@ -207,7 +217,7 @@ def write_parts(ctx: StageContext, removed, schema: pa.Schema) -> tuple[Counts, 
                     details["prior_release"] = release
                 dup[doc_id] = (reason, details)
         for part, uri in uris.items():  # exactly one part per task
-            yield _write_part(store, out, root, part, uri, dup, schema, audit, rate)
+            yield _write_part(store, out, root, part, uri, dup, schema, audit, rate, target)
 
     sc = ctx.spark.sparkContext
     tasks = sc.parallelize([(i, (u, None, None, None, None, None)) for i, u in enumerate(parts)], len(parts))
@@ -217,10 +227,8 @@ def write_parts(ctx: StageContext, removed, schema: pa.Schema) -> tuple[Counts, 
     counts, kept, rejects = Counts(), [], []
     for m in metas:
         counts.merge(Counts.from_dict(m["counts"]))
-        if m["part"]:
-            kept.append(PartInfo(**m["part"]))
-        if m["rejects"]:
-            rejects.append(PartInfo(**m["rejects"]))
+        kept += [PartInfo(**p) for p in m["parts"]]
+        rejects += [PartInfo(**p) for p in m["rejects"]]
     return counts, kept, rejects
 
 

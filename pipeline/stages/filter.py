@@ -12,7 +12,7 @@ from functools import partial
 import pyarrow as pa
 
 from pipeline.config import FilterConfig
-from pipeline.dataset import open_input, read_part
+from pipeline.dataset import iter_part, open_input
 from pipeline.runner import StageSpec
 from pipeline.sparkio import input_schema
 from pipeline.stage import StageContext, StageResult, TaskSink, run_file_tasks
@@ -63,9 +63,8 @@ def filter_document(text: str, cfg: FilterConfig) -> tuple[str, str | None, dict
 
 
 def _filter_part(store: Storage, cfg: FilterConfig, root: str, uri: str, sink: TaskSink) -> None:
-    table = read_part(store, uri, root=root)
-    has_chars = "text_chars" in table.column_names
-    for batch in table.to_batches(max_chunksize=2000):
+    for batch in iter_part(store, uri, root=root):  # a row group at a time: memory does not grow with the part
+        has_chars = "text_chars" in batch.column_names
         for row in batch.to_pylist():
             original = row["text"] or ""
             try:

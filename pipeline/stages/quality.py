@@ -1,9 +1,10 @@
 """quality: score every document with a classifier on a Ray actor pool and keep quality_score >= threshold.
 
 A Ray Data job over work units (an input part, or a row slice of one when parts are fewer than twice
-the actors): a fixed pool of actors, each loading the model once, reads its unit's rows through
-``Storage``, scores them ``ray.batch_size`` at a time and streams kept rows into a part file and
-removed rows (``low_quality``) into a rejects file. Reading and writing inside the actors keeps the
+the actors): a fixed pool of actors, each loading the model once, streams its unit's rows through
+``Storage`` (the row groups of its slice, ``ray.batch_size`` rows at a time), scores them and streams kept
+rows into part files and removed rows (``low_quality``) into rejects files, rotated at ``run.target_part_bytes``.
+Reading and writing inside the actors keeps the
 text out of the object store and the process count at the pool size (which is what lets 2 actors
 beat one process on 2 cores). Every file name carries a random attempt token, so a retried unit never
 overwrites another's file; the driver lists exactly the files the finished units reported and the
@@ -20,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.config import Config
-from pipeline.dataset import (REJECT_SCHEMA, Counts, PartInfo, PartWriter, open_input, part_path, read_part,
+from pipeline.dataset import (REJECT_SCHEMA, Counts, PartInfo, RotatingPartWriter, iter_part, open_input, part_rows,
                               reject_row, run_prefix)
 from pipeline.runner import StageFailed, StageSpec
 from pipeline.stage import StageContext, StageResult
@@ -61,13 +62,13 @@ class ScoreParts:
     ``Storage``, scores them ``batch_size`` at a time, and streams kept rows and rejects into part files."""
 
     def __init__(self, spec: ModelSpec, store: Storage, root: str, threshold: float, batch_size: int, audit: str,
-                 rate: float, input_root: str | None = None) -> None:
+                 rate: float, target_bytes: int, input_root: str | None = None) -> None:
         t0 = time.perf_counter()
         self.clf = load_classifier(spec, store)
         self.load_seconds = time.perf_counter() - t0
         self.ready_at = time.time()  # wall clock, so the driver can tell pool start-up from scoring
         self.store, self.root, self.threshold, self.batch_size = store, root, threshold, batch_size
-        self.audit, self.rate, self.input_root = audit, rate, input_root
+        self.audit, self.rate, self.input_root, self.target_bytes = audit, rate, input_root, target_bytes
 
     def __call__(self, units: pa.Table) -> pa.Table:
         infos = [self.unit(u) for u in units.to_pylist()]
@@ -75,40 +76,39 @@ class ScoreParts:
 
     def unit(self, u: dict) -> tuple[dict, bytes]:
         t0, c0, started_at = time.perf_counter(), time.process_time(), time.time()
-        table = read_part(self.store, u["uri"], root=self.input_root)
-        table = table.drop_columns([c for c in (SCORE, LABEL) if c in table.column_names])
-        n = table.num_rows
-        lo, hi = u["slice"] * n // u["slices"], (u["slice"] + 1) * n // u["slices"]
-        table = table.slice(lo, hi - lo)
+        rows = None
+        if u["slices"] > 1:
+            n = part_rows(self.store, u["uri"])
+            rows = (u["slice"] * n // u["slices"], (u["slice"] + 1) * n // u["slices"])
         # ordered by input position, unique per attempt, with the stage run's id (pipeline.output_lease)
         token = f"{run_prefix(u.get('run'))}s{u['slice']:03d}-{secrets.token_hex(4)}"
-        writer = rwriter = None
-        kept = removed = 0
+        n_in = kept = removed = 0
         score_sum = 0.0
-        schema = table.schema.append(pa.field(SCORE, pa.float64())).append(pa.field(LABEL, pa.string()))
-        for off in range(0, table.num_rows, self.batch_size):
-            batch = table.slice(off, self.batch_size)
+        schema = None
+        for batch in iter_part(self.store, u["uri"], None, self.input_root, rows, batch_rows=self.batch_size):
+            batch = batch.drop_columns([c for c in (SCORE, LABEL) if c in batch.column_names])
+            if schema is None:
+                schema = batch.schema.append(pa.field(SCORE, pa.float64())).append(pa.field(LABEL, pa.string()))
+                writer = RotatingPartWriter(self.store, self.root, u["task"], token, schema, self.target_bytes)
+                rwriter = RotatingPartWriter(self.store, self.root, u["task"], token, REJECT_SCHEMA,
+                                             self.target_bytes, rejects=True)
+            n_in += batch.num_rows
+            if not batch.num_rows:
+                continue
             scores, labels = self.clf.score(batch.column("text").to_pylist())
             score_sum += float(scores.sum())
             batch = batch.append_column(SCORE, pa.array(scores, pa.float64()))
             batch = batch.append_column(LABEL, pa.array(labels, pa.string()))
             mask = pa.array(scores >= self.threshold)
             keep = batch.filter(mask)
-            if keep.num_rows:
-                if writer is None:
-                    writer = PartWriter(self.store, self.root, part_path(u["task"], token), schema)
-                writer.write(keep)
-                kept += keep.num_rows
+            writer.write(keep)
+            kept += keep.num_rows
             drop = batch.filter(pc.invert(mask))
             if drop.num_rows:
-                if rwriter is None:
-                    rwriter = PartWriter(self.store, self.root, part_path(u["task"], token, rejects=True), REJECT_SCHEMA)
                 rwriter.write(pa.Table.from_pylist(self.reject_rows(drop), schema=REJECT_SCHEMA))
                 removed += drop.num_rows
-        part = writer.close() if writer else None
-        rej = rwriter.close() if rwriter else None
-        info = {"task": u["task"], "slice": u["slice"], "in": table.num_rows, "kept": kept, "removed": removed,
-                "part": part.to_dict() if part else None, "rejects": rej.to_dict() if rej else None,
+        info = {"task": u["task"], "slice": u["slice"], "in": n_in, "kept": kept, "removed": removed,
+                "parts": [p.to_dict() for p in writer.close()], "rejects": [p.to_dict() for p in rwriter.close()],
                 "score_sum": score_sum, "seconds": round(time.perf_counter() - t0, 3),
                 "cpu_seconds": round(time.process_time() - c0, 3),
                 "model_load_seconds": round(self.load_seconds, 3), "ready_at": self.ready_at, "pid": os.getpid(),
@@ -162,6 +162,7 @@ def run(ctx: StageContext) -> StageResult:
                         fn_constructor_kwargs={"spec": spec, "store": store, "root": ctx.output,
                                                "threshold": cfg.quality.threshold, "batch_size": rc.batch_size,
                                                "audit": cfg.run.audit, "rate": cfg.run.audit_sample_rate,
+                                               "target_bytes": cfg.run.target_part_bytes,
                                                "input_root": ctx.input.uri},
                         # two units in flight per actor: the next one is queued when one ends, so an actor never waits on the driver
                         compute=ray.data.ActorPoolStrategy(size=rc.actors, max_tasks_in_flight_per_actor=2),
@@ -199,10 +200,8 @@ def run(ctx: StageContext) -> StageResult:
         counts.kept += info["kept"]
         if info["removed"]:
             counts.removed[REASON] = counts.removed.get(REASON, 0) + info["removed"]
-        if info["part"]:
-            parts.append(PartInfo(**info["part"]))
-        if info["rejects"]:
-            rejects.append(PartInfo(**info["rejects"]))
+        parts += [PartInfo(**p) for p in info["parts"]]
+        rejects += [PartInfo(**p) for p in info["rejects"]]
         score_sum += info["score_sum"]
         unit_seconds += info["seconds"]
         unit_cpu += info["cpu_seconds"]
