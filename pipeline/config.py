@@ -100,6 +100,11 @@ class RunConfig:
                                  "as written): every stage's parts stay near this size whatever the input's size, "
                                  "and shuffle partitions follow input bytes / this (pipeline.spark.shuffle_partitions)",
                                  256 << 20, min=64 << 10)
+    checkpoint_uri: str = doc("where the dedup stages cut their Spark lineage (each connected-components round's "
+                              "edges, dedup_exact's prepared rows with a prior index) as Parquet through the storage "
+                              "layer, so a lost executor loses nothing; deleted round by round and when the stage "
+                              "ends: <uri>/<stage run id>/cc-round-<k>/; empty: Spark's local checkpoint in local "
+                              "mode, <stage output>/_checkpoints/ on any other master", "")
     lease_ttl_s: float = doc("a stage run holds a lease in its output folder, renewed every quarter of this; a run "
                              "that died elsewhere blocks the output this long (one that died on this machine: not at "
                              "all)", 120.0, min=4.0)

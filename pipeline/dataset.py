@@ -37,6 +37,7 @@ from pipeline.storage import Storage, StorageError, basename, join, relative_to
 MANIFEST = "_manifest.json"
 REJECTS_DIR = "_rejects"
 TASKS_DIR = "_tasks"
+CHECKPOINTS_DIR = "_checkpoints"  # round checkpoints of a running stage (pipeline.connected_components)
 FORMAT = "mdr.manifest/1"
 LEASE = "_lease.json"
 # the names mdr gives part files; parts of mdr versions before the run id (no "r<run>-") match too

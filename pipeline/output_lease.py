@@ -6,7 +6,8 @@ output refuses with a message naming the holder (a holder that died on this mach
 died elsewhere after ``run.lease_ttl_s``). Every part file a run writes carries its run id
 (``part-<task>-r<run>-<attempt>.parquet``); after the commit, cleanup deletes unlisted part files of this stage's
 naming scheme only (top level and ``_rejects/``): those of this run always, those of earlier runs only while the
-lease is still this run's (they can no longer commit). Files with other names are never touched.
+lease is still this run's (they can no longer commit). Files with other names are never touched, except
+``_checkpoints/`` (round checkpoints, ``pipeline.connected_components``): deleted whole while the lease is this run's.
 Stores without conditional writes (gs://) get no lease: only this run's own files are cleaned up there.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from pipeline.config import Config
-from pipeline.dataset import LEASE, MANIFEST, PART_NAME, REJECTS_DIR, TASKS_DIR
+from pipeline.dataset import CHECKPOINTS_DIR, LEASE, MANIFEST, PART_NAME, REJECTS_DIR, TASKS_DIR
 from pipeline.lease import Lease, LeaseLost
 from pipeline.storage import Storage, StorageError, basename, join
 
@@ -83,5 +84,9 @@ def collect_garbage(store: Storage, root: str, manifest: dict, run: OutputRun) -
                   f"holds the output's lease); readers never see them, the next run cleans them up", file=sys.stderr)
         if (exclusive or run.lease is None) and not manifest["failed_inputs"]:  # else kept for --retry-failed
             store.delete(join(root, TASKS_DIR))
+        # round checkpoints: this run's went when its stage ended; what is left is of runs that died
+        store.delete(join(root, CHECKPOINTS_DIR, run.run_id))
+        if exclusive:
+            store.delete(join(root, CHECKPOINTS_DIR))
     except (StorageError, OSError) as e:  # garbage is invisible to readers; never fail a committed stage
         print(f"[{stage}] note: could not clean up unlisted files: {e}", file=sys.stderr)

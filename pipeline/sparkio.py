@@ -14,10 +14,10 @@ import json
 
 import pyarrow as pa
 
-from pipeline.dataset import (REJECT_SCHEMA, Counts, PartInfo, RotatingPartWriter, attempt_token, iter_part, part_schema,
-                              reject_row)
+from pipeline.dataset import (READ_BATCH_ROWS, REJECT_SCHEMA, Counts, PartInfo, RotatingPartWriter, attempt_token,
+                              iter_part, open_parquet, part_schema, reject_row)
 from pipeline.stage import Progress, StageContext, StageResult
-from pipeline.storage import Storage
+from pipeline.storage import Storage, join
 
 REASON, DETAILS = "_reason", "_details"
 
@@ -27,9 +27,10 @@ def _arrow_to_spark(schema: pa.Schema):
     return from_arrow_schema(schema)
 
 
-def _spark_to_arrow(schema) -> pa.Schema:
+def _spark_to_arrow(schema, timezone: str | None = None) -> pa.Schema:
+    """``timezone``: the session's, needed when the schema has timestamps."""
     from pyspark.sql.pandas.types import to_arrow_schema
-    return to_arrow_schema(schema)
+    return to_arrow_schema(schema, timezone=timezone)
 
 
 def input_schema(store: Storage, parts: list[str], columns: list[str] | None = None) -> pa.Schema:
@@ -41,19 +42,49 @@ def input_schema(store: Storage, parts: list[str], columns: list[str] | None = N
 
 def read_dataframe(ctx: StageContext, columns: list[str] | None = None):
     """The input dataset as a DataFrame, one Spark partition per part file."""
-    spark, store = ctx.spark, ctx.store
-    parts, root = ctx.input.parts, ctx.input.uri
-    schema = input_schema(store, parts, columns)
-    cols = columns or schema.names
+    schema = input_schema(ctx.store, ctx.input.parts, columns)
+    return read_parts(ctx.spark, ctx.store, ctx.input.parts, schema, ctx.input.uri)
+
+
+def read_parts(spark, store: Storage, parts: list[str], schema: pa.Schema, root: str | None = None,
+               raw: bool = False):
+    """Part files (Parquet or JSONL) as a DataFrame of ``schema``'s columns, one Spark partition per file.
+    ``raw``: Parquet files read as they are, not as dataset parts (no id/url/text columns needed)."""
+    cols = schema.names
+    if not parts:
+        return spark.createDataFrame([], _arrow_to_spark(schema))
 
     def read(batches):
         for b in batches:
             for uri in b.column("uri").to_pylist():
-                for table in iter_part(store, uri, cols, root):
+                tables = (pa.Table.from_batches([b]) for b in open_parquet(store, uri).iter_batches(
+                    READ_BATCH_ROWS, columns=cols, use_threads=False)) if raw else iter_part(store, uri, cols, root)
+                for table in tables:
                     yield from table.cast(schema).to_batches()
 
-    uris = spark.createDataFrame([(u,) for u in parts], "uri string").repartition(max(1, len(parts)))
+    uris = spark.createDataFrame([(u,) for u in parts], "uri string").repartition(len(parts))
     return uris.mapInArrow(read, _arrow_to_spark(schema))
+
+
+def write_parquet_parts(df, store: Storage, folder: str, target_bytes: int) -> tuple[list[str], pa.Schema]:
+    """Every row of ``df`` as Parquet parts of about ``target_bytes`` under ``folder`` (written by each partition's
+    task through ``store``, ``RotatingPartWriter``): the written parts' URIs, as the attempts Spark reports back
+    name them, and their schema."""
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    schema = _spark_to_arrow(df.schema, df.sparkSession.conf.get("spark.sql.session.timeZone"))
+
+    def write(batches):
+        from pyspark import TaskContext
+        tc = TaskContext.get()
+        writer = RotatingPartWriter(store, folder, tc.partitionId() if tc else 0, attempt_token(), schema, target_bytes)
+        for b in batches:
+            writer.write(b)
+        yield pa.RecordBatch.from_pydict({"uri": [join(folder, p.path) for p in writer.close()]},
+                                         schema=pa.schema([("uri", pa.string())]))
+
+    rows = df.mapInArrow(write, StructType([StructField("uri", StringType())])).collect()
+    return sorted(r.uri for r in rows), schema
 
 
 def write_dataframe(ctx: StageContext, df, stats: dict | None = None, params: dict | None = None) -> StageResult:

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import shared_path
-from pipeline.connected_components import connected_components
+from pipeline.connected_components import Checkpoints, connected_components
 from pipeline.dataset import read_dataset, read_manifest, read_rejects
 from pipeline.runner import run_stage
 from pipeline.storage import Storage
@@ -277,12 +277,25 @@ def _random_graphs(seed: int) -> list[tuple[int, int]]:
     return edges
 
 
-@pytest.mark.parametrize("seed", [11, 12])
-def test_connected_components_match_union_find(spark, seed):
+@pytest.mark.parametrize("seed, where", [(11, "local"), (12, "s3")])
+def test_connected_components_match_union_find(spark, s3_server, seed, where):
+    """Spark's local checkpoints, or Parquet checkpoints on S3 through the storage layer: one round's kept at a time
+    (the last one, which the labels read), and none once closed."""
     edges = _random_graphs(seed)
     df = spark.createDataFrame(edges, "src long, dst long").repartition(7)
-    cc = connected_components(df)
+    folder = f"{s3_server.make_bucket(f'cc-{seed}')}/ckpt/run1" if where == "s3" else None
+    checkpoints = Checkpoints(STORE, folder, 64 << 10)
+    persisted = spark.sparkContext._jsc.getPersistentRDDs().size()
+    cc = connected_components(df, checkpoints=checkpoints)
     got = {r["node"]: r["root"] for r in cc.labels.collect()}
+    if folder:
+        left = {f[len(folder) + 1:].split("/")[0] for f in STORE.list_files(folder)}
+        assert left == {f"cc-round-{cc.rounds}"} and cc.rounds >= 3
+    checkpoints.close()
+    if folder:
+        assert not STORE.list_files(folder)
+    else:
+        assert spark.sparkContext._jsc.getPersistentRDDs().size() == persisted  # every round's blocks released
     want = {n: r for n, r in _union_find(edges).items()}
     # union-find lists self-loop-only nodes; components are defined by real edges
     looped_only = {u for u, v in edges if u == v} - {x for u, v in edges if u != v for x in (u, v)}

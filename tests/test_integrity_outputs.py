@@ -102,7 +102,8 @@ def test_cleanup_deletes_only_the_stages_own_part_files(tmp_path, cfg_factory, s
     for rel in foreign:
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.table({"x": [1]}), out / rel)
-    stray = ["part-00007-deadbeef.parquet", "_rejects/part-00007-deadbeef.parquet"]  # an older attempt of this stage
+    stray = ["part-00007-deadbeef.parquet", "_rejects/part-00007-deadbeef.parquet",  # an older attempt of this stage
+             "_checkpoints/0badc0de/cc-round-2/part-00000-r0badc0de-a0-abcdef.parquet"]  # a crashed run's checkpoint
     for rel in stray:
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.table({"x": [1]}), out / rel)

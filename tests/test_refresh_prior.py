@@ -46,6 +46,14 @@ def _cfg(cfg_factory, prior, *overrides):
     return cfg_factory("dedup_fuzzy.preset=fineweb", f"dedup_fuzzy.key_bits={prior['key_bits']}", *overrides)
 
 
+def _checkpointed(prior, name: str) -> list[str]:
+    """With 128-bit keys the stage cuts its lineage as Parquet checkpoints (run.checkpoint_uri) holding the key's
+    two columns (band keys: key, key2); with 64-bit keys through Spark's local checkpoints."""
+    if prior["key_bits"] == 64:
+        return []
+    return [f"run.checkpoint_uri={prior['tmp'] / name}", "dedup_exact.hash_bits=128"]
+
+
 def test_catalog_lists_every_key_of_the_release(prior):
     cat = Catalog.load(STORE, prior["catalog"])
     assert cat.releases == ["r1"] and cat.buckets == 3
@@ -66,8 +74,9 @@ def test_dedup_exact_removes_urls_and_texts_of_earlier_releases(spark, cfg_facto
            {"id": "n4", "url": "https://www.new.example.org/c.html", "text": _text(51)}]
     src = _jsonl(prior["tmp"] / "new-exact" / "docs.jsonl", new)
     out = str(prior["tmp"] / "out-exact")
-    cfg = _cfg(cfg_factory, prior, f"dedup_exact.prior_index={prior['catalog']}")
+    cfg = _cfg(cfg_factory, prior, f"dedup_exact.prior_index={prior['catalog']}", *_checkpointed(prior, "ckpt-exact"))
     man = run_stage(cfg, "dedup_exact", src, out, spark=spark)
+    assert not STORE.list_files(str(prior["tmp"] / "ckpt-exact"), hidden=True)  # deleted when the stage ended
     assert man["counts"] == {"in": 4, "kept": 1, "removed": {"duplicate_text": 1, "duplicate_text_prior": 1,
                                                              "duplicate_url_prior": 1}}
     assert man["params"]["prior_index"] == prior["catalog"] and "substring" in man["params"]["steps"]
@@ -89,8 +98,9 @@ def test_dedup_fuzzy_removes_near_duplicates_of_earlier_releases_with_their_clus
            {"id": "f5", "url": "https://n.example.org/5", "text": nearly(_text(61), seed=3)}]
     src = _jsonl(prior["tmp"] / "new-fuzzy" / "docs.jsonl", new)
     out = str(prior["tmp"] / "out-fuzzy")
-    cfg = _cfg(cfg_factory, prior, f"dedup_fuzzy.prior_index={prior['catalog']}")
+    cfg = _cfg(cfg_factory, prior, f"dedup_fuzzy.prior_index={prior['catalog']}", *_checkpointed(prior, "ckpt-fuzzy"))
     man = run_stage(cfg, "dedup_fuzzy", src, out, spark=spark)
+    assert not STORE.list_files(str(prior["tmp"] / "ckpt-fuzzy"), hidden=True)
     assert man["counts"] == {"in": 5, "kept": 2, "removed": {"fuzzy_duplicate": 1, "fuzzy_duplicate_prior": 2}}
     rej = {r["id"]: (r["reason"], json.loads(r["details"])) for r in read_rejects(STORE, out).to_pylist()}
     for doc in ("f1", "f2"):

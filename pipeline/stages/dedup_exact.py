@@ -23,7 +23,10 @@ released text each night (``pipeline.prior_index``).
 Memory: the window shuffle is sorted by Spark (spilling to disk), never held by one process. All
 copies of one window hash meet in one task: boilerplate shared by millions of documents makes that
 task large (Spark's window buffer spills past spark.sql.windowExec.buffer.spill.threshold rows),
-so such a corpus is slower, not out of memory. Marks travel back only for later copies.
+so such a corpus is slower, not out of memory. Marks travel back only for later copies. The same holds for
+step 2's biggest group, often the empty documents (one text hash, and duplicates of each other). Steps 1 and 2
+group only live rows with a key: a row without one (no URL) is its own group, spread by its document hash, so a
+URL-less dataset does not meet in one task.
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.config import Config, DedupExactConfig
+from pipeline.connected_components import Checkpoints, stage_checkpoints
 from pipeline.dataset import InputDataset, open_input
 from pipeline.runner import StageSpec
 from pipeline.sparkio import DETAILS, REASON, read_dataframe, write_dataframe
@@ -120,12 +124,16 @@ def prepare(df, cfg: DedupExactConfig, acc):
 
 
 def _mark_duplicates(df, key: str, reason: str, order, details: dict):
-    """Among live rows sharing a non-null ``key``, all but the first by ``order`` get ``reason``."""
+    """Among live rows sharing a non-null ``key``, all but the first by ``order`` get ``reason``.
+
+    Only those rows are grouped by ``key``: a row without a key (no URL) or already removed is its own group,
+    spread by its document hash, so the documents of a URL-less dataset do not all meet in one task."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    w = Window.partitionBy(key, LIVE).orderBy(*order)
-    dup = F.col(LIVE) & F.col(key).isNotNull() & (F.row_number().over(w) > 1)
+    grouped = F.col(LIVE) & F.col(key).isNotNull()
+    w = Window.partitionBy(F.when(grouped, F.col(key)), F.when(~grouped, F.col(K1))).orderBy(*order)
+    dup = grouped & (F.row_number().over(w) > 1)
     info = F.to_json(F.struct(F.first("id").over(w).alias("duplicate_of"),
                               *[c.alias(n) for n, c in details.items()]))
     return (df.withColumn("_dup", dup)
@@ -214,18 +222,18 @@ def apply_cuts(df, cfg: DedupExactConfig, acc):
     return df.mapInArrow(fn, StructType(out_fields))
 
 
-def plan(df, cfg: DedupExactConfig, acc, prior=None):
+def plan(df, cfg: DedupExactConfig, acc, prior=None, checkpoints=None):
     """The whole stage as one DataFrame: rows with ``_reason`` null are kept. ``prior``: (catalog, storage) of the
-    cross-release index, checked before the in-dataset step of the same kind."""
+    cross-release index, checked before the in-dataset step of the same kind; the prepared rows are then cut once
+    through ``checkpoints`` (``pipeline.connected_components.Checkpoints``)."""
     from pyspark.sql import functions as F
 
     df = prepare(df, cfg, acc)
     df = df.withColumn(REASON, F.lit(None).cast("string")).withColumn(DETAILS, F.lit(None).cast("string"))
     df = df.withColumn(LIVE, F.lit(True))
     if prior is not None:
-        from pipeline.connected_components import cut_lineage
         from pipeline.prior_index import mark_exact
-        df = cut_lineage(df)  # prepared once: the bucket lookups and the steps below all read it
+        df = (checkpoints or Checkpoints()).cut(df, "prepared")  # prepared once: the bucket lookups and the steps below all read it
         catalog, store = prior
         cols = dict(live=LIVE, reason_col=REASON, details_col=DETAILS)
     if cfg.url_dedup:
@@ -291,8 +299,9 @@ def run(ctx: StageContext) -> StageResult:
     acc["text_bytes"] = sc.accumulator({}, PerPartition())
     group = f"mdr-dedup_exact-{secrets.token_hex(4)}"
     sc.setJobGroup(group, f"mdr dedup_exact: {len(ctx.input.parts)} parts")
+    checkpoints = stage_checkpoints(ctx)
     try:
-        df = plan(read_dataframe(ctx), cfg, acc, prior)
+        df = plan(read_dataframe(ctx), cfg, acc, prior, checkpoints)
         params = {"k": cfg.k, "tokenizer": cfg.tokenizer, "hash_bits": cfg.hash_bits, "stride": 1,
                   "min_chars_after_cut": cfg.min_chars_after_cut, "min_tokens_after_cut": cfg.min_tokens_after_cut,
                   "steps": [s for s, on in (("url", cfg.url_dedup), ("doc", cfg.doc_dedup),
@@ -302,6 +311,7 @@ def run(ctx: StageContext) -> StageResult:
             params["prior_index"] = cfg.prior_index
         result = write_dataframe(ctx, df, params=params)
     finally:
+        checkpoints.close()
         sc.setLocalProperty("spark.jobGroup.id", None)
         sc.setLocalProperty("spark.job.description", None)
     stats = {n: a.value for n, a in acc.items()}

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 from typing import Iterator
 
 import numpy as np
@@ -30,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.config import Config
-from pipeline.connected_components import connected_components, cut_lineage
+from pipeline.connected_components import Checkpoints, connected_components, stage_checkpoints
 from pipeline.dataset import (REJECT_SCHEMA, Counts, InputDataset, PartInfo, RotatingPartWriter, attempt_token,
                               iter_part, open_input, reject_row)
 from pipeline.runner import StageSpec
@@ -143,11 +144,11 @@ def _keep_order(rule: str):
     return F.struct("id", F.col(NODE))
 
 
-def pick_keepers(labels, attrs, rule: str):
+def pick_keepers(labels, attrs, rule: str, checkpoints: Checkpoints):
     """(removed: part, id -> duplicate_of, component_size; components: root, size) for components of 2+ documents."""
     from pyspark.sql import functions as F
     members = labels.join(attrs, NODE).withColumn("ts", F.try_to_timestamp(F.col("date")))
-    members = cut_lineage(members.withColumn("order", _keep_order(rule)))
+    members = checkpoints.cut(members.withColumn("order", _keep_order(rule)), "members")
     comps = members.groupBy("root").agg(F.min("order").alias("keeper"), F.count("*").alias("size"))
     removed = (members.join(comps, "root").where(F.col(NODE) != F.col("keeper")[NODE])
                .select("part", "id", F.col("keeper")["id"].alias("duplicate_of"), F.col("size").alias("component_size")))
@@ -243,22 +244,28 @@ def run(ctx: StageContext) -> StageResult:
     rule = cfg.keep if (cfg.keep != "earliest" or DATE_COLUMN in schema.names) else "smallest_id"
 
     no_shingles = ctx.spark.sparkContext.accumulator(0)
-    bands = band_keys(ctx, params, no_shingles)
-    if prior is not None:
-        bands = cut_lineage(bands)  # hashed once: the graph and the prior lookup both read it
-    cc = connected_components(bucket_stars(bands))
-    attrs = doc_attrs(ctx, rule == "earliest")
-    removed, comps = pick_keepers(cc.labels, attrs, rule)
-    removed = removed.withColumn("reason", F.lit(REASON_NAME)).withColumn("prior_release", F.lit(None).cast("string"))
-    stats = {"minhash": params.name, "preset": cfg.preset, "keep": rule,
-             "threshold_50": round(threshold_50(params.bands, params.rows), 4),
-             "candidate_edges": cc.edges, "cc_rounds": cc.rounds, **component_stats(comps),
-             "docs_without_shingles": no_shingles.value}
-    if prior is not None:
-        removed, stats["prior_matched_docs"] = prior_index.fuzzy_prior(
-            bands, cc.labels, attrs, removed, prior, ctx.store, node=NODE, reason=PRIOR_REASON)
-        stats["prior_releases"] = len(prior.releases)
-    counts, kept, rejects = write_parts(ctx, removed, schema)
+    checkpoints = stage_checkpoints(ctx)
+    try:
+        bands = band_keys(ctx, params, no_shingles)
+        if prior is not None:
+            bands = checkpoints.cut(bands, "bands")  # hashed once: the graph and the prior lookup both read it
+        cc = connected_components(bucket_stars(bands), checkpoints=checkpoints,
+                                  say=lambda line: print(f"[{ctx.stage}] {line}", file=sys.stderr))
+        attrs = doc_attrs(ctx, rule == "earliest")
+        removed, comps = pick_keepers(cc.labels, attrs, rule, checkpoints)
+        removed = (removed.withColumn("reason", F.lit(REASON_NAME))
+                   .withColumn("prior_release", F.lit(None).cast("string")))
+        stats = {"minhash": params.name, "preset": cfg.preset, "keep": rule,
+                 "threshold_50": round(threshold_50(params.bands, params.rows), 4),
+                 "candidate_edges": cc.edges, "cc_rounds": cc.rounds, **component_stats(comps),
+                 "docs_without_shingles": no_shingles.value}
+        if prior is not None:
+            removed, stats["prior_matched_docs"] = prior_index.fuzzy_prior(
+                bands, cc.labels, attrs, removed, prior, ctx.store, node=NODE, reason=PRIOR_REASON)
+            stats["prior_releases"] = len(prior.releases)
+        counts, kept, rejects = write_parts(ctx, removed, schema)
+    finally:
+        checkpoints.close()
     return StageResult(kept, rejects, schema, counts, [], stats,
                        {"minhash": params.name, "keep": rule, "seed": params.seed,
                         **({"prior_index": cfg.prior_index} if prior is not None else {})})
