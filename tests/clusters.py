@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.s3server import free_port, port_open
@@ -177,6 +178,21 @@ class SparkStandalone:
         for f in self._logs:
             f.close()
         self._logs.clear()
+
+
+@contextmanager
+def running_standalone(workdir: Path, **kw):
+    """A started ``SparkStandalone`` for a test fixture, stopped after; the test is skipped where this pyspark has
+    no launcher scripts."""
+    import pytest
+    cluster = SparkStandalone(workdir, **kw)
+    if not cluster.available:
+        pytest.skip(f"{cluster.spark_class} is absent: this pyspark has no bundled launcher scripts")
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 class RayCluster:

@@ -19,7 +19,7 @@ import pytest
 from pipeline.config import load_config
 from pipeline.dataset import read_dataset, read_manifest, read_rejects
 from pipeline.storage import Storage, join
-from tests.clusters import SparkStandalone
+from tests.clusters import running_standalone
 from tests.conftest import ROOT
 
 FAMILIES, CHAIN, WORDS, SHIFT, FILES = 24, 12, 300, 15, 4
@@ -40,12 +40,8 @@ def chain_docs() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def cluster(s3_server, tmp_path_factory):
-    c = SparkStandalone(tmp_path_factory.mktemp("cc_cluster"), workers=2, cores=1, memory="2g")
-    if not c.available:
-        pytest.skip(f"{c.spark_class} is absent: this pyspark has no bundled launcher scripts")
-    c.start()
-    yield c
-    c.stop()
+    with running_standalone(tmp_path_factory.mktemp("cc_cluster"), workers=2, cores=1, memory="2g") as c:
+        yield c
 
 
 def sets(s3_server) -> list[str]:

@@ -15,7 +15,7 @@ import pytest
 from pipeline.config import load_config
 from pipeline.dataset import read_dataset, read_manifest, read_rejects
 from pipeline.storage import Storage
-from tests.clusters import RayCluster, SparkStandalone
+from tests.clusters import RayCluster, running_standalone
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.cluster
@@ -49,21 +49,12 @@ def local_run(s3):
 
 @pytest.fixture(scope="module")
 def clusters(local_run, tmp_path_factory):
-    spark = SparkStandalone(tmp_path_factory.mktemp("spark"), workers=2, cores=1, memory="1536m")
-    if not spark.available:
-        pytest.skip(f"{spark.spark_class} is absent: this pyspark has no bundled launcher scripts")
-    ray = RayCluster(nodes=2, cpus=1)
-    spark.start()
-    try:
-        ray.start()
-    except BaseException:
-        spark.stop()
-        raise
-    try:
-        yield spark, ray
-    finally:
-        ray.stop()
-        spark.stop()
+    with running_standalone(tmp_path_factory.mktemp("spark"), workers=2, cores=1, memory="1536m") as spark:
+        ray = RayCluster(nodes=2, cpus=1).start()
+        try:
+            yield spark, ray
+        finally:
+            ray.stop()
 
 
 def _cmd(s3, out: str, *args: str) -> list[str]:

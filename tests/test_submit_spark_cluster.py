@@ -11,21 +11,15 @@ from pipeline.dataset import read_dataset, read_manifest
 from pipeline.runner import registry, stage_hash
 from pipeline.storage import Storage
 from tests.conftest import ROOT
-from tests.clusters import SparkStandalone
+from tests.clusters import running_standalone
 
 
 @pytest.fixture(scope="module")
 def standalone(s3_server, tmp_path_factory):
     """A Spark standalone cluster from pyspark's own bin/ (spark-class): one master, one 2-core worker."""
-    cluster = SparkStandalone(tmp_path_factory.mktemp("standalone"), workers=1, cores=2, memory="2g",
-                              checkout=False)
-    if not cluster.available:
-        pytest.skip(f"{cluster.spark_class} is absent: this pyspark has no bundled launcher scripts")
-    cluster.start()
-    try:
+    with running_standalone(tmp_path_factory.mktemp("standalone"), workers=1, cores=2, memory="2g",
+                            checkout=False) as cluster:
         yield {"master": cluster.master, "work": cluster.work_dir(0), "env": cluster.env}
-    finally:
-        cluster.stop()
 
 
 def _submit(standalone, *args) -> subprocess.CompletedProcess:
