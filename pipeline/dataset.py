@@ -188,10 +188,6 @@ class RotatingPartWriter:
         self.parts: list[PartInfo] = []
         self._cur: PartWriter | None = None
 
-    @property
-    def uris(self) -> list[str]:
-        return [join(self.root, p.path) for p in self.parts] + ([self._cur.uri] if self._cur else [])
-
     def write(self, batch: pa.RecordBatch | pa.Table) -> None:
         n = batch.num_rows
         if not n:

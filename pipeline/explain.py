@@ -30,10 +30,11 @@ def lookup(store: Storage, uris: list[str], ids: list[str] | None = None, url: s
     if not ids and url is None:
         return []
     rows: list[dict] = []
+    wanted = pa.array(ids, pa.string())
     for uri in uris:
         try:
             for t in iter_part(store, uri):
-                mask = pc.is_in(t.column("id"), pa.array(ids, pa.string())) if ids else None
+                mask = pc.is_in(t.column("id"), wanted) if ids else None
                 if url is not None:
                     by_url = pc.fill_null(pc.equal(t.column("url"), url), False)
                     mask = by_url if mask is None else pc.or_(mask, by_url)

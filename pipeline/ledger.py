@@ -58,6 +58,14 @@ SCHEMA = pa.schema([("path", pa.string()), ("source", pa.string()), ("status", p
                     ("first_seen", pa.string()), ("updated", pa.string())])
 
 
+def _status_counts(statuses) -> dict[str, int]:
+    """Entries per status, every status listed (0 where none)."""
+    out = {s: 0 for s in STATUSES}
+    for st in statuses:
+        out[st] = out.get(st, 0) + 1
+    return out
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -145,10 +153,7 @@ class Ledger:
             name = f"{safe_key(source)}-{secrets.token_hex(4)}.parquet"
             store.write_bytes(join(self.root, name), buf.getvalue())
             written.append(name)
-            counts = {s: 0 for s in STATUSES}
-            for r in rows:
-                counts[r["status"]] += 1
-            shards[source] = {"path": name, "counts": counts}
+            shards[source] = {"path": name, "counts": _status_counts(r["status"] for r in rows)}
         head = json.dumps({"format": HEAD_FORMAT, "updated": _now(), "shards": dict(sorted(shards.items()))},
                           indent=1).encode()
         tag = store.write_if(self.head_uri, head, self.etag)
@@ -168,9 +173,7 @@ class Ledger:
 
     # ------------------------------------------------------------------ queries
     def counts(self) -> dict[str, int]:
-        out = {s: 0 for s in STATUSES}
-        for e in self.entries.values():
-            out[e.status] = out.get(e.status, 0) + 1
+        out = _status_counts(e.status for e in self.entries.values())
         for source, sh in self.shards.items():
             if source not in self.loaded:
                 for s, n in sh["counts"].items():

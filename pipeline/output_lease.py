@@ -84,9 +84,8 @@ def collect_garbage(store: Storage, root: str, manifest: dict, run: OutputRun) -
                   f"holds the output's lease); readers never see them, the next run cleans them up", file=sys.stderr)
         if (exclusive or run.lease is None) and not manifest["failed_inputs"]:  # else kept for --retry-failed
             store.delete(join(root, TASKS_DIR))
-        # round checkpoints: this run's went when its stage ended; what is left is of runs that died
-        store.delete(join(root, CHECKPOINTS_DIR, run.run_id))
-        if exclusive:
-            store.delete(join(root, CHECKPOINTS_DIR))
+        # round checkpoints: this run's went when its stage ended; what is left is of runs that died (all of them
+        # while this run holds the output alone)
+        store.delete(join(root, CHECKPOINTS_DIR) if exclusive else join(root, CHECKPOINTS_DIR, run.run_id))
     except (StorageError, OSError) as e:  # garbage is invisible to readers; never fail a committed stage
         print(f"[{stage}] note: could not clean up unlisted files: {e}", file=sys.stderr)
