@@ -113,14 +113,19 @@ def role_of(pid: int) -> str:
     return "other"
 
 
+def cmdline(pid: int) -> str:
+    """A process's command line, arguments joined by spaces ("" for a process gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def task_kind(pid: int) -> str | None:
     """The kind of task process ``pid`` is (one Spark executor JVM, one Spark Python worker, one Ray worker), or
     None for everything else (drivers, Spark master/worker daemons, raylets, the GCS)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return None
+    cmd = cmdline(pid)
     if "CoarseGrainedExecutorBackend" in cmd:
         return "executor_jvm"
     if "pyspark.daemon" in cmd or "pyspark/daemon" in cmd or "pyspark.worker" in cmd:

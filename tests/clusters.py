@@ -15,6 +15,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.proctree import cmdline, descendants, task_kind
 from tests.s3server import free_port, port_open
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,33 +29,6 @@ def _wait_for(pred, what: str, timeout: float, log: Path | None = None) -> None:
         time.sleep(0.3)
     tail = log.read_text()[-3000:] if log is not None and log.exists() else ""
     raise RuntimeError(f"{what} did not happen in {timeout:.0f}s" + (f"; log:\n{tail}" if tail else ""))
-
-
-def _children(pid: int) -> list[int]:
-    """Every descendant of ``pid`` (from /proc)."""
-    kids: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat", "rb") as f:
-                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            kids.setdefault(ppid, []).append(int(d))
-    out, todo = [], [pid]
-    while todo:
-        for c in kids.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def _stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
@@ -150,7 +124,7 @@ class SparkStandalone:
         w = self.workers[i]
         if w is None or w.poll() is not None:
             return []
-        return [p for p in _children(w.pid) if "CoarseGrainedExecutorBackend" in _cmdline(p)]
+        return [p for p in descendants(w.pid) if task_kind(p) == "executor_jvm"]
 
     def kill_executor(self, i: int) -> list[int]:
         pids = self.executor_pids(i)
@@ -238,7 +212,7 @@ class RayCluster:
         """The worker processes node i's raylet runs now whose title (``ray::<actor class>...``) contains ``name``."""
         from ray._private import ray_constants
         pids = [p.process.pid for p in self.nodes[i].all_processes.get(ray_constants.PROCESS_TYPE_RAYLET, [])]
-        return [c for p in pids for c in _children(p) if _cmdline(c).startswith("ray::") and name in _cmdline(c)]
+        return [c for p in pids for c in descendants(p) if cmdline(c).startswith("ray::") and name in cmdline(c)]
 
     def kill_node(self, i: int) -> None:
         if i == 0:
