@@ -301,12 +301,66 @@ class LineFilterConfig:
                                                         "all rights reserved", "accept cookies", "cookie policy"])
 
 
+LANGUAGE_DEFAULTS = CONFIG_DIR / "languages" / "filter.yaml"
+
+
+def shipped_language_filters() -> dict:
+    """configs/languages/filter.yaml: the shipped per-language overrides (``filter.languages``)."""
+    data = yaml.safe_load(LANGUAGE_DEFAULTS.read_text()) or {}
+    return ((data.get("filter") or {}).get("languages")) or {}
+
+
+@dataclass
+class LanguageFilterConfig:
+    """One language's overrides of the filter sections: only the keys given differ from filter.repetition,
+    filter.quality and filter.lines; `mdr calibrate-filters` derives them from clean reference text."""
+    tokenizer: Literal["english", "words", "jieba", "mecab", "thai", "chars"] | None = doc(
+        "word splitting: english (datatrove's spaCy rules), words (letter/digit runs, other characters one token "
+        "each), jieba (zh), mecab (ja, unidic-lite), thai (PyThaiNLP newmm), chars (every character); none: "
+        "english for en, jieba for zh, mecab for ja, thai for th, words otherwise", None)
+    repetition: dict[str, Any] = doc("keys of filter.repetition that differ for this language", factory=dict)
+    quality: dict[str, Any] = doc("keys of filter.quality that differ for this language", factory=dict)
+    lines: dict[str, Any] = doc("keys of filter.lines that differ for this language", factory=dict)
+
+
+@dataclass(frozen=True)
+class LanguageRules:
+    """The filter sections one language is judged by, resolved from the base sections and its overrides."""
+    tokenizer: str
+    repetition: RepetitionConfig
+    quality: QualityConfig
+    lines: LineFilterConfig
+
+
 @dataclass
 class FilterConfig:
-    """The filter stage: Gopher repetition removal, then Gopher quality filters, then RefinedWeb line corrections."""
+    """The filter stage: Gopher repetition removal, then Gopher quality filters, then RefinedWeb line corrections.
+    A document is judged by the rules of its ``lang`` (filter.languages), else by these sections."""
     repetition: RepetitionConfig = field(default_factory=RepetitionConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     lines: LineFilterConfig = field(default_factory=LineFilterConfig)
+    languages: dict[str, LanguageFilterConfig] = doc(
+        "per-language overrides (ISO 639-1 code -> tokenizer, repetition, quality, lines); shipped defaults for "
+        "de, fr, es, ru, zh, ja in configs/languages/filter.yaml, merged under the preset's",
+        factory=lambda: {k: _build(LanguageFilterConfig, v or {}, f"filter.languages.{k}")
+                         for k, v in shipped_language_filters().items()})
+
+    def __post_init__(self) -> None:
+        for lang in self.languages:
+            self.rules(lang)  # a bad override key or value fails at load time, naming the key
+
+    def rules(self, lang: str | None) -> LanguageRules:
+        """The rules for documents in ``lang``; a language without overrides gets the base sections."""
+        from udfs.lang_words import tokenizer_name
+        over = self.languages.get(lang or "")
+        if over is None:  # a language without overrides is judged as before: English splitting and thresholds
+            return LanguageRules("english", self.repetition, self.quality, self.lines)
+        prefix = f"filter.languages.{lang}"
+        sections = []
+        for name, cls in (("repetition", RepetitionConfig), ("quality", QualityConfig), ("lines", LineFilterConfig)):
+            base = dataclasses.asdict(getattr(self, name))
+            sections.append(_build(cls, {**base, **getattr(over, name)}, f"{prefix}.{name}"))
+        return LanguageRules(tokenizer_name(lang, over.tokenizer), *sections)
 
 
 @dataclass
@@ -571,6 +625,7 @@ def load_config(preset: str | None = None, overrides: list[str] | tuple[str, ...
                 data: dict | None = None) -> Config:
     """Preset (name or YAML path; default ``refinedweb``) + optional dict + ``--set`` overrides."""
     merged = load_yaml(preset_path(preset or DEFAULT_PRESET))
+    merged = _deep_merge({"filter": {"languages": shipped_language_filters()}}, merged)
     if data:
         merged = _deep_merge(merged, data)
     for item in overrides:
@@ -608,7 +663,7 @@ def to_yaml(cfg: Config) -> str:
                 lines.append(f"{pad}{f.name}:")
                 emit(v, key + ".", indent + 1)
             else:
-                dumped = json.dumps(v)
+                dumped = json.dumps(v, default=lambda o: dataclasses.asdict(o))
                 lines.append(f"{pad}{f.name}: {dumped}  # {docs.get(key, '')}")
 
     emit(cfg, "", 0)

@@ -7,14 +7,15 @@ uppercase. When the corrections remove more than ``max_removed_words_share`` of 
 the document is dropped: it was mostly boilerplate. Words here are whitespace-separated, as in the paper.
 Each removed line is counted under the rule that removed it (``lines_removed_by`` in the scores).
 C4's line rules (terminal punctuation, at least 3 words, javascript/policy lines, ``lorem ipsum``
-and ``{`` documents) are options, off by default, for the c4 preset.
+and ``{`` documents) are options, off by default, for the c4 preset. A language written without spaces
+passes ``count_words`` (its segmenter's word count) so that its lines and shares are counted in words.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from udfs.verdict import Verdict
 
@@ -100,8 +101,15 @@ def _line_rule(line: str, n_words: int, cfg: "LineFilterConfig", rules: _Rules) 
     return None
 
 
-def correct_lines(text: str, cfg: "LineFilterConfig") -> tuple[str, Verdict]:
-    """(corrected text, verdict): the text without its boilerplate lines, or a drop when too much went."""
+def _whitespace_words(s: str) -> int:
+    return len(s.split())
+
+
+def correct_lines(text: str, cfg: "LineFilterConfig",
+                  count_words: Callable[[str], int] | None = None) -> tuple[str, Verdict]:
+    """(corrected text, verdict): the text without its boilerplate lines, or a drop when too much went.
+    Words are whitespace-separated unless ``count_words`` counts them (a segmenter, for CJK and Thai)."""
+    count = count_words or _whitespace_words
     rules = _rules(tuple(cfg.counter_words), tuple(cfg.start_patterns), tuple(cfg.end_patterns),
                    tuple(cfg.anywhere_patterns), tuple(cfg.remove_line_substrings))
     if cfg.drop_doc_substrings:
@@ -114,7 +122,7 @@ def correct_lines(text: str, cfg: "LineFilterConfig") -> tuple[str, Verdict]:
     removed_by: dict[str, int] = {}
     out: list[str] = []
     for line in text.split("\n"):
-        n = len(line.split())
+        n = count(line)
         total += n
         if n == 0:
             out.append(line)
@@ -122,17 +130,18 @@ def correct_lines(text: str, cfg: "LineFilterConfig") -> tuple[str, Verdict]:
         stripped = line.strip()
         edited = _edit(stripped, rules) if n <= cfg.max_pattern_line_words else stripped
         left = edited.split()
+        n_left = len(left) if count_words is None else count(edited)
         if not left or (edited != stripped and not edited.strip(_SEPARATORS)):
             rule = "navigation"  # nothing but navigation fragments and separators
         else:
-            rule = _line_rule(edited, len(left), cfg, rules)
+            rule = _line_rule(edited, n_left, cfg, rules)
         if rule is not None:
             removed += n
             n_removed_lines += 1
             removed_by[rule] = removed_by.get(rule, 0) + 1
             continue
         if edited != stripped:
-            removed += n - len(left)
+            removed += n - n_left
             n_edited_lines += 1
             line = " ".join(left)
         out.append(line)

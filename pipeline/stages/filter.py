@@ -1,6 +1,8 @@
 """filter: Gopher repetition removal, Gopher quality filters, then RefinedWeb line-wise corrections, one task per part.
 
-The order is RefinedWeb's (repetition, document-wise, line-wise). Kept rows keep every input column,
+The order is RefinedWeb's (repetition, document-wise, line-wise). A document is judged by the rules of its
+``lang`` column (``filter.languages``: word splitting, stop words, thresholds), else by the base sections.
+Kept rows keep every input column,
 with the corrected text and a few score columns (measured on the text as it came in), so a threshold
 can later be re-tuned with a cheap filter; dropped rows go to the rejects with their scores.
 """
@@ -11,7 +13,7 @@ from functools import partial
 
 import pyarrow as pa
 
-from pipeline.config import FilterConfig
+from pipeline.config import FilterConfig, LanguageRules
 from pipeline.dataset import iter_part, open_input
 from pipeline.runner import StageSpec
 from pipeline.sparkio import input_schema
@@ -36,26 +38,42 @@ def output_schema(schema: pa.Schema) -> pa.Schema:
     return pa.schema(fields + [pa.field(name, tp) for name, (_, tp) in SCORE_COLUMNS.items()])
 
 
-def filter_document(text: str, cfg: FilterConfig) -> tuple[str, str | None, dict]:
-    """(corrected text, reason or None when kept, scores) for one document, stages in RefinedWeb's order."""
-    from udfs.gopher import gopher_quality, gopher_repetition
-    from udfs.line_filter import correct_lines
-    from udfs.words import split_words
+# tokenizers of scripts written without spaces: the line rules count their words with the segmenter
+SPACELESS = frozenset({"jieba", "mecab", "thai", "chars"})
 
+
+def line_word_counter(split):
+    """Words of a line by a segmenter: tokens holding a letter or digit (a line of symbols only: its tokens)."""
+    def count(line: str) -> int:
+        toks = split(line)
+        return sum(1 for t in toks if any(c.isalnum() for c in t)) or len(toks)
+    return count
+
+
+def filter_document(text: str, cfg: FilterConfig, lang: str | None = None,
+                    rules: LanguageRules | None = None) -> tuple[str, str | None, dict]:
+    """(corrected text, reason or None when kept, scores) for one document, stages in RefinedWeb's order,
+    by the rules of its language (pass ``rules`` to resolve them once per language)."""
+    from udfs.gopher import gopher_quality, gopher_repetition
+    from udfs.lang_words import splitter
+    from udfs.line_filter import correct_lines
+
+    r = rules or cfg.rules(lang)
+    split = splitter(r.tokenizer)
     scores: dict = {}
-    words = split_words(text) if (cfg.repetition.enabled or cfg.quality.enabled) else None
-    if cfg.repetition.enabled:
-        v = gopher_repetition(text, cfg.repetition, words)
+    words = split(text) if (r.repetition.enabled or r.quality.enabled) else None
+    if r.repetition.enabled:
+        v = gopher_repetition(text, r.repetition, words)
         scores.update(v.scores)
         if not v.keep:
             return text, v.reason, scores
-    if cfg.quality.enabled:
-        v = gopher_quality(text, cfg.quality, words)
+    if r.quality.enabled:
+        v = gopher_quality(text, r.quality, words)
         scores.update(v.scores)
         if not v.keep:
             return text, v.reason, scores
-    if cfg.lines.enabled:
-        text, v = correct_lines(text, cfg.lines)
+    if r.lines.enabled:
+        text, v = correct_lines(text, r.lines, line_word_counter(split) if r.tokenizer in SPACELESS else None)
         scores.update(v.scores)
         if not v.keep:
             return text, v.reason, scores
@@ -63,17 +81,22 @@ def filter_document(text: str, cfg: FilterConfig) -> tuple[str, str | None, dict
 
 
 def _filter_part(store: Storage, cfg: FilterConfig, root: str, uri: str, sink: TaskSink) -> None:
+    rules: dict[str | None, LanguageRules] = {}
     for batch in iter_part(store, uri, root=root):  # a row group at a time: memory does not grow with the part
         has_chars = "text_chars" in batch.column_names
         for row in batch.to_pylist():
             original = row["text"] or ""
+            lang = row.get("lang")
             try:
-                text, reason, scores = filter_document(original, cfg)
+                r = rules.get(lang) or rules.setdefault(lang, cfg.rules(lang))
+                text, reason, scores = filter_document(original, cfg, lang, r)
             except Exception as e:  # a record that breaks a filter is counted, never stops the part
-                sink.drop("filter_error", row["id"], row.get("url"), details={"error": f"{type(e).__name__}: {e}"},
-                          text=original)
+                sink.drop("filter_error", row["id"], row.get("url"),
+                          details={"error": f"{type(e).__name__}: {e}", "lang": lang}, text=original)
                 continue
             if reason is not None:
+                if lang is not None:
+                    scores["lang"] = lang  # the removed documents' languages, per reason, in the profile
                 sink.drop(reason, row["id"], row.get("url"), details=scores, text=original)
                 continue
             row["text"] = text
@@ -89,7 +112,26 @@ def run(ctx: StageContext) -> StageResult:
     schema = output_schema(input_schema(ctx.store, ctx.input.parts))
     result = run_file_tasks(ctx, partial(_filter_part, ctx.store, cfg, ctx.input.uri), schema, label="parts")
     result.params = dataclasses.asdict(cfg)
+    result.params["rules_by_language"] = rules_by_language(cfg)
     return result
 
 
-SPEC = StageSpec("filter", ("filter",), lambda store, cfg, uri: open_input(store, uri), run, logic_version=1)
+def rules_by_language(cfg: FilterConfig) -> dict:
+    """The thresholds each configured language is judged by (and the base rules as ``*``), for reports and cards."""
+    out = {}
+    for lang in ["*", *sorted(cfg.languages)]:
+        r = cfg.rules(None if lang == "*" else lang)
+        q, rep, lines = r.quality, r.repetition, r.lines
+        out[lang] = {"tokenizer": r.tokenizer,
+                     "min_words": q.min_words, "min_mean_word_len": q.min_mean_word_len,
+                     "max_mean_word_len": q.max_mean_word_len, "min_alpha_words_share": q.min_alpha_words_share,
+                     "min_stop_words": q.min_stop_words, "stop_words": list(q.stop_words),
+                     "max_dup_line_frac": rep.max_dup_line_frac, "max_dup_para_frac": rep.max_dup_para_frac,
+                     "max_top_ngram_char_frac": dict(rep.max_top_ngram_char_frac),
+                     "max_dup_ngram_char_frac": dict(rep.max_dup_ngram_char_frac),
+                     "max_removed_words_share": lines.max_removed_words_share}
+    return out
+
+
+# logic 2: documents are judged by the rules of their language (filter.languages)
+SPEC = StageSpec("filter", ("filter",), lambda store, cfg, uri: open_input(store, uri), run, logic_version=2)

@@ -1,0 +1,81 @@
+"""Word splitting and stop words per language, for the Gopher and line rules beyond English.
+
+``en`` keeps ``udfs.words.split_words`` (datatrove's spaCy rules, byte for byte). Scripts that put
+spaces between words (Latin, Cyrillic, Greek, Hangul, Arabic ...) split into word runs, with every
+other non-space character its own token, as spaCy leaves punctuation. Chinese is segmented by jieba
+(``rjieba``, the Rust port, dictionary in the wheel), Japanese by MeCab (``fugashi`` with the
+``unidic-lite`` dictionary, in its wheel), Thai by PyThaiNLP's ``newmm`` (dictionary in the wheel):
+nothing is downloaded at run time. ``chars`` makes every non-space character a word, for a
+language with no segmenter. Segmenters load lazily, once per process.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Callable
+
+import regex
+
+from udfs.words import split_words as split_english
+
+# lang -> tokenizer; every other language: "words"
+DEFAULT_TOKENIZERS = {"en": "english", "zh": "jieba", "ja": "mecab", "th": "thai"}
+TOKENIZERS = ("english", "words", "jieba", "mecab", "thai", "chars")
+
+# a word: letters, marks and digits, joined by an apostrophe or hyphen inside it; anything else but space is a token
+_WORD_RUN = regex.compile(r"[\p{L}\p{M}\p{N}]+(?:['’\-][\p{L}\p{M}\p{N}]+)*|\S")
+
+
+def split_word_runs(text: str) -> list[str]:
+    return _WORD_RUN.findall(text)
+
+
+def split_chars(text: str) -> list[str]:
+    return [c for c in text if not c.isspace()]
+
+
+@lru_cache(maxsize=1)
+def _mecab():
+    import fugashi
+    return fugashi.Tagger()  # finds the unidic-lite dictionary installed beside it
+
+
+def split_japanese(text: str) -> list[str]:
+    tagger = _mecab()
+    out: list[str] = []
+    for line in text.split("\n"):  # MeCab works per sentence; a line keeps its cost bounded
+        if line.strip():
+            out.extend(w.surface for w in tagger(line) if w.surface.strip())
+    return out
+
+
+def split_chinese(text: str) -> list[str]:
+    import rjieba
+    return [w for w in rjieba.cut(text) if not w.isspace()]
+
+
+def split_thai(text: str) -> list[str]:
+    from pythainlp.tokenize import word_tokenize
+    return [w for w in word_tokenize(text, engine="newmm", keep_whitespace=False) if w.strip()]
+
+
+_SPLITTERS: dict[str, Callable[[str], list[str]]] = {
+    "english": split_english, "words": split_word_runs, "jieba": split_chinese, "mecab": split_japanese,
+    "thai": split_thai, "chars": split_chars}
+
+
+def tokenizer_name(lang: str | None, override: str | None = None) -> str:
+    """The tokenizer a language gets: the configured one, else the default for the language, else word runs."""
+    if override:
+        return override
+    return DEFAULT_TOKENIZERS.get(lang or "en", "words")
+
+
+def splitter(name: str) -> Callable[[str], list[str]]:
+    return _SPLITTERS[name]
+
+
+@lru_cache(maxsize=64)
+def iso_stop_words(lang: str) -> frozenset[str]:
+    """The stopwords-iso list of a language (empty when it has none)."""
+    import stopwordsiso
+    return frozenset(stopwordsiso.stopwords(lang)) if stopwordsiso.has_lang(lang) else frozenset()
