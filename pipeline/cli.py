@@ -112,6 +112,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "--preset", dest="preset", default=None, help="preset name or YAML file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
+    p = sub.add_parser("calibrate-filters", help="derive one language's filter thresholds from clean reference text "
+                                                 "(FineWeb-2 style) and print its filter.languages entry as YAML")
+    p.add_argument("--config", "--preset", dest="preset", default=None, help="preset name or YAML file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--lang", required=True, help="ISO 639-1 code, as language ID labels documents (de, zh, ...)")
+    p.add_argument("--reference", action="append", required=True, metavar="URI",
+                   help="clean text: a JSONL file (text or article_body), a text file, or a folder of test pages "
+                        "with expected.html + expected-metadata.json (repeatable)")
+    p.add_argument("--english-reference", action="append", default=None, metavar="URI",
+                   help="clean English text for --method ratio (default: the English documents of --reference)")
+    p.add_argument("--method", choices=("ratio", "quantile"), default="ratio",
+                   help="quantile: the rule's value on the reference at the quantile; ratio (default): the English "
+                        "threshold scaled by the language's value / English's value at the quantile")
+    p.add_argument("--quantile", type=float, default=None,
+                   help="quantile for 'most' rules (1 - it for 'fewest' rules); default 0.5 for ratio, 0.9 for quantile")
+    p.add_argument("--window-chars", type=int, default=1500, help="reference documents are cut into windows this long")
+
     p = sub.add_parser("scurve", help="print the fuzzy-dedup S-curve: the chance that a pair of documents at Jaccard "
                                       "similarity J shares a MinHash band, and the 50%% point, for the configured "
                                       "dedup_fuzzy preset (e.g. --config fineweb, or --set dedup_fuzzy.bands=...)")
@@ -329,6 +346,22 @@ def cmd_config(args) -> int:
     return 0
 
 
+def cmd_calibrate_filters(args) -> int:
+    from pipeline.calibrate import calibrate
+    from pipeline.config import ConfigError
+    from pipeline.storage import Storage
+    if args.quantile is not None and not 0.0 < args.quantile < 1.0:
+        raise ConfigError(f"--quantile: {args.quantile} must be between 0 and 1")
+    cfg = _load(args)
+    try:
+        cal = calibrate(Storage(cfg.storage), cfg.filter, args.lang, args.reference, args.method, args.quantile,
+                        args.english_reference, args.window_chars)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    sys.stdout.write("filter:\n  languages:\n" + cal.yaml())
+    return 0
+
+
 def cmd_scurve(args) -> int:
     from pipeline.hash_widths import format_false_merges
     from udfs.minhash import format_scurve
@@ -393,7 +426,8 @@ def cmd_train_quality(args) -> int:
 
 COMMANDS = {"run": cmd_run, "stage": cmd_stage, "status": cmd_status, "config": cmd_config, "sample": cmd_sample,
             "train-quality": cmd_train_quality, "report": cmd_report, "explain": cmd_explain, "export": cmd_export,
-            "submit": cmd_submit, "refresh": cmd_refresh, "scurve": cmd_scurve}
+            "submit": cmd_submit, "refresh": cmd_refresh, "scurve": cmd_scurve,
+            "calibrate-filters": cmd_calibrate_filters}
 
 
 def main(argv: list[str] | None = None) -> int:
