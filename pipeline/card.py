@@ -195,6 +195,26 @@ def render_card(root: str, stages: list[tuple[str, dict]]) -> str:
         out.append("No language column in the final dataset.")
     out.append("")
 
+    from pipeline.report_data import filter_languages
+    by_lang = filter_languages(stages)
+    if by_lang:
+        out.append("## Filter by language\n")
+        out.append("Documents and characters the filter stage kept per language, and the rules it judged each "
+                   "language by (own: filter.languages, base: the English sections).\n")
+        out.append("| language | docs in | docs kept | chars in | chars kept | rules | tokenizer | min words | "
+                   "mean word length | min alpha share | stop words (min) | max top 2-gram | max dup 5-gram |")
+        out.append("|---|---:|---:|---:|---:|---|---|---:|---|---:|---|---:|---:|")
+        for r in by_lang:
+            def f(v):
+                return "-" if v is None else (f"{v:,}" if isinstance(v, int) else str(v))
+            out.append(f"| {r['lang']} | {f(r['docs_in'])} | {f(r['docs_kept'])} | {f(r['chars_in'])} | "
+                       f"{f(r['chars_kept'])} | {r['rules']} | {r['tokenizer']} | {f(r['min_words'])} | "
+                       f"{f(r['min_mean_word_len'])}-{f(r['max_mean_word_len'])} | {f(r['min_alpha_words_share'])} | "
+                       f"{' '.join(r['stop_words'] or [])} ({f(r['min_stop_words'])}) | "
+                       f"{f((r['max_top_ngram_char_frac'] or {}).get('2'))} | "
+                       f"{f((r['max_dup_ngram_char_frac'] or {}).get('5'))} |")
+        out.append("")
+
     out.append("## Schema\n")
     out.append("| column | type | meaning |")
     out.append("|---|---|---|")

@@ -6,7 +6,7 @@ manifest's ``profile``: ``{"kept": ..., "removed": ...}``. Everything is a count
 so profiles of any parts merge by addition, in any order, to the same result.
 
 kept:    rows, chars, lengths {bin: n} (bin k holds 2**(k/2) <= chars < 2**((k+1)/2)),
-         langs {lang: n} (a ``lang`` column), scores {column: {bin: n}} (float columns named *score,
+         langs {lang: n} and lang_chars {lang: characters} (a ``lang`` column), scores {column: {bin: n}} (float columns named *score,
          SCORE_BINS bins over [0, 1], values outside clamped into the end bins).
 removed: rows, reasons {reason: n}, domains {domain: {reason: n}} (top TOP_DOMAINS, approximate
          after truncation), langs {reason: {lang: n}} and scores {key: {reason: {bin: n}}} from the
@@ -105,6 +105,11 @@ class Profiler:
                 hist[str(k)] = hist.get(str(k), 0) + n
         if "lang" in t.column_names:
             _value_counts(t.column("lang"), p.setdefault("langs", {}))
+            if "text" in t.column_names:
+                chars = p.setdefault("lang_chars", {})
+                for lang, n in zip(t.column("lang").to_pylist(), lengths.tolist()):
+                    key = "null" if lang is None else str(lang)
+                    chars[key] = chars.get(key, 0) + int(n)
         for f in t.schema:
             if f.name.endswith("score") and pa.types.is_floating(f.type):
                 vals = t.column(f.name).drop_null().to_numpy(zero_copy_only=False)

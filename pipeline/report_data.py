@@ -95,6 +95,36 @@ def languages(stages: list[tuple[str, dict]]) -> dict:
     return out
 
 
+def filter_languages(stages: list[tuple[str, dict]]) -> list[dict]:
+    """Per language: documents and characters into the filter stage and kept by it, with the rules applied."""
+    names = [n for n, _ in stages]
+    if "filter" not in names:
+        return []
+    i = names.index("filter")
+    man = stages[i][1]
+    kept = _profile(man, "kept") or {}
+    before = _profile(stages[i - 1][1], "kept") if i > 0 else None
+    rules = (man.get("params") or {}).get("rules_by_language") or {}
+    langs_in = (before or {}).get("langs") or {}
+    chars_in = (before or {}).get("lang_chars") or {}
+    out = []
+    for lang in sorted(set(langs_in) | set(kept.get("langs") or {}), key=lambda x: -langs_in.get(x, 0)):
+        docs_in, docs_kept = langs_in.get(lang), (kept.get("langs") or {}).get(lang, 0)
+        c_in, c_kept = chars_in.get(lang), (kept.get("lang_chars") or {}).get(lang)
+        r = rules.get(lang) or rules.get("*") or {}
+        out.append({"lang": lang, "docs_in": docs_in, "docs_kept": docs_kept,
+                    "docs_kept_share": round(docs_kept / docs_in, 4) if docs_in else None,
+                    "chars_in": c_in, "chars_kept": c_kept,
+                    "chars_kept_share": round(c_kept / c_in, 4) if c_in and c_kept is not None else None,
+                    "rules": "own" if lang in rules else "base", **{k: r.get(k) for k in RULE_KEYS}})
+    return out
+
+
+RULE_KEYS = ("tokenizer", "min_words", "min_mean_word_len", "max_mean_word_len", "min_alpha_words_share",
+             "min_stop_words", "stop_words", "max_dup_line_frac", "max_top_ngram_char_frac", "max_dup_ngram_char_frac",
+             "max_removed_words_share")
+
+
 def scores(stages: list[tuple[str, dict]]) -> list[dict]:
     """Histograms of each *score column (kept) and *score detail (removed, per reason) where a stage decides on it."""
     out = []
@@ -204,6 +234,7 @@ def collect(store: Storage, root: str) -> dict:
         "removed": {name: dict(sorted(man["counts"]["removed"].items(), key=lambda kv: -kv[1]))
                     for name, man in stages},
         "languages": languages(stages),
+        "filter_languages": filter_languages(stages),
         "lengths": lengths(stages),
         "duplicate_clusters": clusters,
         "scores": scores(stages),

@@ -148,6 +148,37 @@ def _esc(x) -> str:
     return html.escape(str(x), quote=True)
 
 
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, dict):
+        return " ".join(f"{k}:{x}" for k, x in v.items())
+    if isinstance(v, list):
+        return " ".join(map(str, v))
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def _filter_languages_table(data: dict) -> str:
+    """Documents and characters the filter kept per language, and the rules each language was judged by."""
+    rows = data.get("filter_languages") or []
+    if not rows:
+        return ""
+    head = ("lang", "docs in", "docs kept", "kept %", "chars in", "chars kept", "rules", "tokenizer", "min words",
+            "mean word len", "min alpha share", "stop words (min)", "max dup line", "max top n-gram",
+            "max dup n-gram", "max line-removed share")
+    body = []
+    for r in rows:
+        pct = f"{100 * r['docs_kept_share']:.1f}" if r["docs_kept_share"] is not None else "-"
+        cells = (r["lang"], r["docs_in"], r["docs_kept"], pct, r["chars_in"], r["chars_kept"], r["rules"],
+                 r["tokenizer"], r["min_words"], f"{_fmt(r['min_mean_word_len'])}-{_fmt(r['max_mean_word_len'])}",
+                 r["min_alpha_words_share"], f"{_fmt(r['stop_words'])} ({_fmt(r['min_stop_words'])})",
+                 r["max_dup_line_frac"], r["max_top_ngram_char_frac"], r["max_dup_ngram_char_frac"],
+                 r["max_removed_words_share"])
+        body.append("<tr>" + "".join(f"<td>{_esc(_fmt(c))}</td>" for c in cells) + "</tr>")
+    return ("<h2>Filter by language</h2><table class='summary'><tr>" + "".join(f"<th>{h}</th>" for h in head)
+            + "</tr>" + "".join(body) + "</table>")
+
+
 def _summary_table(data: dict) -> str:
     head = ("stage", "in", "kept", "kept %", "characters kept", "removed (top reasons)", "failed inputs", "seconds",
             "config")
@@ -224,6 +255,7 @@ def render(data: dict) -> str:
 <h2>Stages</h2>
 {_summary_table(data)}
 {_params(data)}
+{_filter_languages_table(data)}
 <h2>Charts</h2>
 {''.join(divs)}
 <h2>Examples of removed documents, per reason</h2>
