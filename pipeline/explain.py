@@ -72,7 +72,14 @@ def _limit_names(key: str) -> list[str]:
 
 
 def limits(details: dict, params: dict) -> list[dict]:
-    """Each numeric score in ``details`` beside the configured limit on it (``min_<score>``/``max_<score>``)."""
+    """Each numeric score in ``details`` beside the configured limit on it (``min_<score>``/``max_<score>``);
+    a filter reject is held to its language's rules (the filter's ``languages`` overrides over its sections)."""
+    if isinstance(params.get("languages"), dict):
+        over = params["languages"].get(details.get("lang")) or {}
+        params = {k: v for k, v in params.items() if k not in ("languages", "rules_by_language")}
+        for section in ("repetition", "quality", "lines"):
+            if isinstance(params.get(section), dict) and over.get(section):
+                params[section] = {**params[section], **over[section]}
     flat = _flat(params)
     out = []
     for key, value in details.items():
