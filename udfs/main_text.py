@@ -1,0 +1,131 @@
+"""Main text of one HTML page: trafilatura, resiliparse's second opinion on thin pages, boilerplate lines out.
+
+``extractor`` picks the engine: ``trafilatura`` alone (fast mode unless ``fallback``), ``resiliparse`` alone
+(DCLM's extractor, main-content heuristics), or ``trafilatura+resiliparse``: trafilatura first, and when its
+text is shorter than ``second_opinion_below_chars`` resiliparse too, keeping the longer text unless it is
+mostly the same words with more around them (``pick``). Then, with ``boilerplate_lines``, short lines that
+are navigation, share/follow, cookie or consent notices, counters, "related articles" headings or repeated
+short lines are removed (``drop_boilerplate_lines``, built on ``udfs.line_filter``'s navigation and counter
+rules). Chosen on two labelled sets by bench/extraction_quality.py.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import TYPE_CHECKING, Callable
+
+import trafilatura
+from resiliparse.extract.html2text import extract_plain_text
+
+from udfs.line_filter import _rules
+
+if TYPE_CHECKING:
+    from udfs.extract import ExtractSettings
+
+EXTRACTORS = ("trafilatura", "trafilatura+resiliparse", "resiliparse")
+
+# RefinedWeb's navigation fragments and counter nouns (udfs.line_filter), plus cookie/consent and share/follow
+# notices; a short line made only of these (and separators) is boilerplate
+_START = ("sign in", "sign up", "log in", "login", "register", "subscribe", "share this", "share on",
+          "share this article", "share this story", "follow us on", "share this post", "share this page",
+          "skip to content", "skip to main content", "follow us", "back to top", "advertisement", "share",
+          "tweet", "email", "print", "comments", "related", "related articles", "related posts", "related stories",
+          "related content", "you may also like", "you might also like", "recommended", "more from", "read next",
+          "most popular", "trending", "follow", "newsletter", "sponsored", "previous", "next", "home")
+_END = ("read more...", "read more", "continue reading", "click here", "show more", "see more", "learn more",
+        "more...", "...more", "facebook", "twitter", "linkedin", "pinterest", "whatsapp", "reddit", "email")
+_ANYWHERE = ("items in cart", "item in cart", "add to cart", "add to basket", "add to wishlist", "view cart",
+             "your cart is empty", "all rights reserved", "accept cookies", "cookie policy", "cookie settings",
+             "privacy policy", "terms of use", "terms of service", "share on facebook", "share on twitter",
+             "follow us on")
+_COUNTER = ("like", "share", "comment", "view", "follower", "following", "reply", "replies", "retweet", "tweet",
+            "vote", "point", "reaction", "subscriber", "pin", "repin", "favorite", "favourite", "upvote", "download",
+            "read", "star", "fork", "clap", "member", "post")
+_NOTICE = re.compile(r"\b(?:(?:we|this (?:site|website)|our (?:site|website)) uses? cookies|use of cookies|"
+                     r"cookies? (?:policy|settings|preferences|consent|notice)|accept (?:all )?cookies|"
+                     r"(?:manage|your) consent|consent (?:preferences|settings)|gdpr|enable javascript|"
+                     r"javascript (?:is )?(?:disabled|required)|ad ?blocker|"
+                     r"(?:sign up|subscribe) (?:for|to) (?:our|the) newsletter)\b", re.IGNORECASE)
+_SEPARATORS = " \t.,;:!?|/-–—»«·•()[]>"
+SHORT_WORDS = 8        # lines of at most this many words may be boilerplate; longer ones are always kept
+NOTICE_WORDS = 40      # cookie/consent notices are often one long sentence
+REPEATED_MIN = 2       # a short line seen this often in one page is navigation or a caption template
+
+
+def _rules_once():
+    return _rules(_COUNTER, _START, _END, _ANYWHERE, ())
+
+
+def _boilerplate(line: str, n_words: int) -> bool:
+    """A single line that is boilerplate by itself (no context)."""
+    if n_words <= NOTICE_WORDS and _NOTICE.search(line):
+        return True
+    if n_words > SHORT_WORDS:
+        return False
+    rules = _rules_once()
+    if rules.counter is not None and rules.counter.fullmatch(line):
+        return True
+    edited = line
+    for rx in (rules.start, rules.end):
+        edited = rx.sub("", edited, count=1)
+    edited = rules.anywhere.sub("", edited)
+    return edited != line and not edited.strip(_SEPARATORS)
+
+
+def drop_boilerplate_lines(text: str) -> str:
+    """The text without boilerplate lines: notices, navigation, counters, and short lines repeated in the page."""
+    lines = text.split("\n")
+    short = Counter(ln.strip().lower() for ln in lines if 0 < len(ln.split()) <= SHORT_WORDS)
+    out = []
+    for ln in lines:
+        s = ln.strip()
+        n = len(s.split())
+        if n == 0:
+            out.append(ln)
+            continue
+        if _boilerplate(s, n) or (n <= SHORT_WORDS and short[s.lower()] >= REPEATED_MIN
+                                  and not s.endswith((".", "!", "?", ":"))):
+            continue
+        out.append(ln)
+    return "\n".join(out).strip("\n")
+
+
+def trafilatura_text(html: str, url: str | None, s: "ExtractSettings") -> str:
+    out = trafilatura.extract(html, url=url, fast=not s.fallback, favor_precision=s.favor_precision,
+                              favor_recall=s.favor_recall, include_comments=s.include_comments,
+                              include_tables=s.include_tables, deduplicate=s.deduplicate,
+                              with_metadata=False, output_format="txt")
+    return out or ""
+
+
+def resiliparse_text(html: str) -> str:
+    """DCLM's extractor: resiliparse's main-content heuristics, block formatting kept, no alt texts or links."""
+    return extract_plain_text(html, main_content=True, preserve_formatting=True, alt_texts=False, links=False,
+                              list_bullets=False, comments=False) or ""
+
+
+def pick(first: str, second: str, factor: float = 1.0) -> str:
+    """trafilatura's text (first) unless resiliparse's (second) is longer by more than ``factor``: a thin
+    trafilatura result usually means it missed the body, which resiliparse's broader heuristics keep."""
+    if len(second.strip()) > factor * len(first.strip()):
+        return second
+    return first
+
+
+def main_text(html: str, url: str | None, s: "ExtractSettings") -> str:
+    """Main text with the configured extractor ('' when none is found); the caller bounds the time."""
+    return combine(s, lambda: trafilatura_text(html, url, s), lambda: resiliparse_text(html))
+
+
+def combine(s: "ExtractSettings", first: Callable[[], str], second: Callable[[], str]) -> str:
+    """The configured choice between trafilatura's text (first) and resiliparse's (second), each called only when
+    needed, then the boilerplate post-pass (bench/extraction_quality.py passes cached texts)."""
+    if s.extractor == "resiliparse":
+        text = second()
+    else:
+        text = first()
+        if s.extractor == "trafilatura+resiliparse" and len(text) < s.second_opinion_below_chars:
+            text = pick(text, second(), s.second_opinion_factor)
+    if s.boilerplate_lines and text:
+        text = drop_boilerplate_lines(text)
+    return text
