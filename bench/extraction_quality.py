@@ -37,14 +37,16 @@ GRID = {
     "resiliparse": replace(_T, extractor="resiliparse"),
     "resiliparse + lines": replace(_T, extractor="resiliparse", boilerplate_lines=True),
     "fast + favor_recall + lines": replace(_T, boilerplate_lines=True),
-    "fast + favor_recall + 2nd opinion <1200": replace(_T, extractor="trafilatura+resiliparse"),
-    "fast + favor_recall + 2nd opinion <800": replace(_T, extractor="trafilatura+resiliparse",
-                                                      second_opinion_below_chars=800),
+    "fast + favor_recall + 2nd opinion <1200 x1": replace(_T, extractor="trafilatura+resiliparse",
+                                                          second_opinion_below_chars=1200, second_opinion_factor=1.0),
     "fast + favor_recall + 2nd opinion <1200 x1.5": replace(_T, extractor="trafilatura+resiliparse",
-                                                            second_opinion_factor=1.5),
-    "fast + favor_recall + 2nd opinion <800 + lines": replace(_T, extractor="trafilatura+resiliparse",
-                                                              second_opinion_below_chars=800, boilerplate_lines=True),
-    "fast + favor_recall + 2nd opinion <1200 + lines": ExtractSettings(),
+                                                            second_opinion_below_chars=1200),
+    "fast + favor_recall + 2nd opinion <800 x1": replace(_T, extractor="trafilatura+resiliparse",
+                                                         second_opinion_factor=1.0),
+    "fast + favor_recall + 2nd opinion <800 x2": replace(_T, extractor="trafilatura+resiliparse",
+                                                         second_opinion_factor=2.0),
+    "fast + favor_recall + 2nd opinion <800 x1.5": replace(_T, extractor="trafilatura+resiliparse"),
+    "fast + favor_recall + 2nd opinion <800 x1.5 + lines": ExtractSettings(),
 }
 
 
@@ -153,7 +155,7 @@ def main() -> None:
     sets = {"news": Pieces(news_set()), "readability": Pieces(readability_set())}
     print(", ".join(f"{k}: {len(v.pages)} labelled pages" for k, v in sets.items()) +
           "; pages per CPU second of this process (the machine is shared and busy: compare within this run)\n")
-    head = f"{'candidate':48}" + "".join(f" | {k[:11]:>11} P     R    F1  lost" for k in sets) + " | worse F1  pages/CPU-s"
+    head = f"{'candidate':52}" + "".join(f" | {k[:11]:>11} P     R    F1  lost" for k in sets) + " | worse F1  pages/CPU-s"
     print(head)
     results = {}
     for name, s in GRID.items():
@@ -161,14 +163,14 @@ def main() -> None:
             continue
         r = results[name] = {k: score(s, pieces) for k, pieces in sets.items()}
         secs = sum(x["seconds"] for x in r.values())
-        line = f"{name:48}" + "".join(f" | {x['precision']:11.3f} {x['recall']:.3f} {x['f1']:.3f} {x['lost']:4d}"
+        line = f"{name:52}" + "".join(f" | {x['precision']:11.3f} {x['recall']:.3f} {x['f1']:.3f} {x['lost']:4d}"
                                       for x in r.values())
         print(f"{line} | {min(x['f1'] for x in r.values()):8.3f} {sum(x['pages'] for x in r.values()) / secs:8.1f}",
               flush=True)
     print("\nper declared language (readability set; news declares none): pages, mean F1")
     for name, r in results.items():
         langs = r["readability"]["by_lang"]
-        print(f"  {name:48} " + "  ".join(f"{k} {n} {f:.3f}" for k, (n, f) in langs.items()))
+        print(f"  {name:52} " + "  ".join(f"{k} {n} {f:.3f}" for k, (n, f) in langs.items()))
     eligible = [k for k in results if all(x["lost"] == 0 for x in results[k].values())] or list(results)
     best = max(eligible, key=lambda k: min(x["f1"] for x in results[k].values()))
     default = [k for k, v in GRID.items() if v == ExtractSettings()]

@@ -162,10 +162,12 @@ class ExtractConfig:
     deduplicate: bool = doc("trafilatura deduplicate (drops repeated text segments inside a page)", False)
     extractor: Literal["trafilatura", "trafilatura+resiliparse", "resiliparse"] = doc(
         "main-text engine (udfs.main_text): trafilatura alone; trafilatura with resiliparse's second opinion on pages "
-        "where trafilatura's text is short (the longer text is kept); or resiliparse alone (DCLM's extractor). "
+        "where trafilatura's text is short (kept when clearly longer); or resiliparse alone (DCLM's extractor). "
         "Chosen by the worse of two labelled sets in bench/extraction_quality.py", "trafilatura+resiliparse")
     second_opinion_below_chars: int = doc("trafilatura+resiliparse: ask resiliparse only when trafilatura's text is "
-                                          "shorter than this many characters", 1200, min=0, max=10_000_000)
+                                          "shorter than this many characters", 800, min=0, max=10_000_000)
+    second_opinion_factor: float = doc("trafilatura+resiliparse: resiliparse's text replaces trafilatura's only when "
+                                       "more than this many times as long", 1.5, min=0.0, max=1000.0)
     boilerplate_lines: bool = doc("remove boilerplate lines the extractor kept: cookie/consent notices, share/follow "
                                   "and navigation lines, counters, 'related articles' headings, short lines repeated "
                                   "in the page (udfs.main_text.drop_boilerplate_lines)", True)

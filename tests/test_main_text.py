@@ -45,9 +45,10 @@ def test_content_lines_are_kept(line):
     assert drop_boilerplate_lines(f"{PROSE}\n{line}\n{PROSE}") == f"{PROSE}\n{line}\n{PROSE}"
 
 
-def test_short_lines_repeated_in_the_page_are_removed_sentences_are_not():
-    text = "\n".join(["Photo: Reuters", PROSE, "Photo: Reuters", "It rained.", PROSE, "It rained.", "Rivers"])
-    assert drop_boilerplate_lines(text).split("\n") == [PROSE, "It rained.", PROSE, "It rained.", "Rivers"]
+def test_short_lines_repeated_in_the_page_are_kept():
+    """Measured on both labelled sets: repeated short lines are mostly list items, table cells and code."""
+    text = "\n".join(["Meal 1", PROSE, "Meal 1", "SELECT *", PROSE, "SELECT *"])
+    assert drop_boilerplate_lines(text) == text
 
 
 def test_blank_lines_stay_and_an_all_boilerplate_text_becomes_empty():

@@ -42,8 +42,8 @@ class ExtractSettings:
     fallback: bool = False
     deduplicate: bool = False
     extractor: str = "trafilatura+resiliparse"  # udfs.main_text.EXTRACTORS
-    second_opinion_below_chars: int = 1200
-    second_opinion_factor: float = 1.0
+    second_opinion_below_chars: int = 800
+    second_opinion_factor: float = 1.5
     boilerplate_lines: bool = True
 
 

@@ -59,6 +59,7 @@ def settings(cfg: Config) -> ExtractSettings:
                            include_comments=e.include_comments, include_tables=e.include_tables,
                            fallback=e.fallback, deduplicate=e.deduplicate, extractor=e.extractor,
                            second_opinion_below_chars=e.second_opinion_below_chars,
+                           second_opinion_factor=e.second_opinion_factor,
                            boilerplate_lines=e.boilerplate_lines)
 
 
