@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable
 import trafilatura
 from resiliparse.extract.html2text import extract_plain_text
 
-from udfs.line_filter import _rules
+from udfs.line_filter import _alternation, _rules
 
 if TYPE_CHECKING:
     from udfs.extract import ExtractSettings
@@ -48,32 +48,36 @@ _NOTICE = re.compile(r"\b(?:(?:we|this (?:site|website)|our (?:site|website)) us
 _SEPARATORS = " \t.,;:!?|/-–—»«·•()[]>"
 SHORT_WORDS = 8        # lines of at most this many words may be boilerplate; longer ones are always kept
 NOTICE_WORDS = 40      # cookie/consent notices are often one long sentence
+LONG_CHARS = 150       # a line this long is never navigation alone (a cheap test before counting words)
 
 
-def _rules_once():
-    return _rules(_COUNTER, _START, _END, _ANYWHERE, ())
+_COUNTER_LINE = _rules(_COUNTER, (), (), (), ()).counter  # udfs.line_filter's counter lines ("12 likes")
+_SEP = "[" + "".join(re.escape(c) for c in _SEPARATORS) + "]*"
+# a line made only of navigation fragments and separators (one fullmatch: it fails at the first other word)
+_NAVIGATION = re.compile(rf"{_SEP}(?:(?:{_alternation(_START + _END + _ANYWHERE)}){_SEP})+", re.IGNORECASE)
+_NOTICE_KEYS = ("cookie", "consent", "gdpr", "javascript", "blocker", "newsletter")  # in every _NOTICE phrase
 
 
-def _boilerplate(line: str, n_words: int) -> bool:
-    """A single line that is boilerplate by itself (no context)."""
-    if n_words <= NOTICE_WORDS and _NOTICE.search(line):
+def _boilerplate(line: str, n_words: int, notice: bool = True) -> bool:
+    """A single line that is boilerplate by itself (no context); ``notice``: the page may hold a notice phrase."""
+    if notice and n_words <= NOTICE_WORDS and _NOTICE.search(line):
         return True
     if n_words > SHORT_WORDS:
         return False
-    rules = _rules_once()
-    if rules.counter is not None and rules.counter.fullmatch(line):
-        return True
-    edited = line
-    for rx in (rules.start, rules.end):
-        edited = rx.sub("", edited, count=1)
-    edited = rules.anywhere.sub("", edited)
-    return edited != line and not edited.strip(_SEPARATORS)
+    return bool(_COUNTER_LINE.fullmatch(line) or _NAVIGATION.fullmatch(line))
 
 
 def drop_boilerplate_lines(text: str) -> str:
     """The text without its boilerplate lines (notices, navigation, share/follow, counters); blank lines stay.
     Short lines repeated in a page are not removed: measured, they are mostly lists, tables and code."""
-    out = [ln for ln in text.split("\n") if not ln.strip() or not _boilerplate(ln.strip(), len(ln.split()))]
+    low = text.lower()
+    notice = any(k in low for k in _NOTICE_KEYS)
+    out = []
+    for ln in text.split("\n"):
+        s = ln.strip()
+        if s and (notice or len(s) < LONG_CHARS) and _boilerplate(s, len(s.split()), notice):
+            continue
+        out.append(ln)
     return "\n".join(out).strip("\n")
 
 
