@@ -57,7 +57,7 @@ def main() -> None:
     for i in range(copies):
         dst = inp / f"news-{i:04d}.warc.gz"
         if not dst.exists():
-            shutil.copyfile(src, dst)
+            _copy_with_own_ids(src, dst, i)
     print(f"input: {copies} WARC files x {len(pages)} HTML pages = {total:,} pages ({work})", flush=True)
 
     # the loops run in forked processes that inherit the decoded pages
@@ -107,6 +107,19 @@ def main() -> None:
 
 
 _DECODED: list[tuple[str, str]] = []
+
+
+def _copy_with_own_ids(src: Path, dst: Path, copy: int) -> None:
+    """The WARC with each WARC-Record-ID made unique to this copy (document ids must be unique in a dataset)."""
+    from warcio.archiveiterator import ArchiveIterator
+    from warcio.warcwriter import WARCWriter
+    with open(src, "rb") as f, open(dst, "wb") as out:
+        writer = WARCWriter(out, gzip=True)
+        for rec in ArchiveIterator(f):
+            rid = rec.rec_headers.get_header("WARC-Record-ID")
+            if rid:
+                rec.rec_headers.replace_header("WARC-Record-ID", f"<urn:copy{copy}:{rid.strip('<>')}>")
+            writer.write_record(rec)
 
 
 def _loop(n_copies: int) -> tuple[int, float]:
