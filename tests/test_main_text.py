@@ -107,3 +107,24 @@ def test_config_keys_reach_the_settings_and_bad_values_fail():
         load_config(None, ["extract.extractor=resiliparse", "extract.fallback=true"])
     with pytest.raises(ConfigError, match="second_opinion_below_chars"):
         load_config(None, ["extract.second_opinion_below_chars=-5"])
+
+
+def test_deep_nesting_gets_no_second_opinion_and_stays_fast():
+    import time
+
+    from udfs.main_text import MAX_DEPTH, nested_deeper_than, resiliparse_text
+    body = "<p>Deep inside the nested markup there is one short sentence.</p>"
+    shallow = "<html><body>" + "<div>" * 50 + body + "</div>" * 50 + "</body></html>"
+    deep = "<html><body>" + "<div>" * 100_000 + body + "</div>" * 100_000 + "</body></html>"
+    assert not nested_deeper_than(shallow) and nested_deeper_than(deep)
+    # siblings and elements with optional end tags do not add depth
+    assert not nested_deeper_than("<ul>" + "<li>item" * 5000 + "</ul>" + "<div></div>" * 5000)
+    assert nested_deeper_than("<div>" * (MAX_DEPTH + 1)) and not nested_deeper_than("<div>" * MAX_DEPTH)
+    assert "one short sentence" in resiliparse_text(shallow)
+    t = time.process_time()
+    assert resiliparse_text(deep) == ""
+    assert time.process_time() - t < 1.0
+    # an unclosed '<' never makes the scan quadratic
+    t = time.process_time()
+    assert not nested_deeper_than("a < b " * 200_000)
+    assert time.process_time() - t < 1.0
