@@ -6,7 +6,9 @@ Input: ../shared/data/warc/news-articles-181.warc.gz copied into as many WARC fi
 --pages HTML pages (one Spark task per file). The job reads the WARCs, filters records, decodes, extracts
 and writes Parquet; language ID (stage 3, folded into the same job) only with --langid. The job is
 `mdr stage extract` in a fresh process, timed from launch to exit, so Spark's start-up is counted. The
-baseline is trafilatura.extract with the same settings on the same pages (already decoded) in plain loops:
+baseline is trafilatura.extract with the same trafilatura settings on the same pages (already decoded) in plain
+loops, without what udfs.main_text adds (resiliparse's second opinion on thin pages, the boilerplate-line pass),
+so that their cost counts as the job's overhead:
 one loop process per core, all at once, half of the copies before the job and half after it (so a change in
 the machine's load weighs on both sides). Cores of a VM share caches,
 memory bandwidth and the host, so one loop alone on an idle machine is not quite what each core gives when
@@ -28,7 +30,8 @@ from pathlib import Path
 from bench.proctree import run_measured
 from bench.warcs import ROOT, html_pages, shared
 from udfs.decode import decode_payload
-from udfs.extract import ExtractSettings, extract_text
+from udfs.extract import ExtractSettings
+from udfs.main_text import trafilatura_text
 
 
 def main() -> None:
@@ -39,6 +42,8 @@ def main() -> None:
     ap.add_argument("--langid", action="store_true",
                     help="run language ID in the job too (stage 3's own work, ~0.7 ms a page, which the loop does not "
                          "do); off by default: the figure is the extraction job's overhead over trafilatura")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra config for the job, e.g. extract.second_opinion_below_chars=800 (repeatable)")
     args = ap.parse_args()
 
     src = shared("warc", "news-articles-181.warc.gz")
@@ -52,7 +57,7 @@ def main() -> None:
     for i in range(copies):
         dst = inp / f"news-{i:04d}.warc.gz"
         if not dst.exists():
-            shutil.copyfile(src, dst)
+            _copy_with_own_ids(src, dst, i)
     print(f"input: {copies} WARC files x {len(pages)} HTML pages = {total:,} pages ({work})", flush=True)
 
     # the loops run in forked processes that inherit the decoded pages
@@ -71,6 +76,8 @@ def main() -> None:
     cmd = [sys.executable, "-m", "pipeline.cli", "stage", "extract", "--input", str(inp), "--output",
            str(work / "out"), "--master", f"local[{args.cores}]", "--set", "extract.url_filter.enabled=false",
            "--set", "extract.langid.languages=[]", "--set", f"extract.langid.enabled={str(args.langid).lower()}"]
+    cmd += [x for kv in args.set for x in ("--set", kv)]
+    print(f"job: extract settings: {' '.join(args.set) or 'the defaults'}")
     print(f"job: language ID {'on (identified, nothing dropped)' if args.langid else 'off (--langid turns it on)'}")
     m = run_measured(cmd, cwd=str(ROOT), interval=1.0)  # whole process tree: driver, JVM, Python workers
     job_s = m.wall_s
@@ -102,14 +109,27 @@ def main() -> None:
 _DECODED: list[tuple[str, str]] = []
 
 
+def _copy_with_own_ids(src: Path, dst: Path, copy: int) -> None:
+    """The WARC with each WARC-Record-ID made unique to this copy (document ids must be unique in a dataset)."""
+    from warcio.archiveiterator import ArchiveIterator
+    from warcio.warcwriter import WARCWriter
+    with open(src, "rb") as f, open(dst, "wb") as out:
+        writer = WARCWriter(out, gzip=True)
+        for rec in ArchiveIterator(f):
+            rid = rec.rec_headers.get_header("WARC-Record-ID")
+            if rid:
+                rec.rec_headers.replace_header("WARC-Record-ID", f"<urn:copy{copy}:{rid.strip('<>')}>")
+            writer.write_record(rec)
+
+
 def _loop(n_copies: int) -> tuple[int, float]:
-    """trafilatura alone, the job's settings, the same pages, a plain loop in one process."""
+    """trafilatura alone, the job's trafilatura settings, the same pages, a plain loop in one process."""
     s = ExtractSettings()
     t0 = time.perf_counter()
     n = 0
     for _ in range(n_copies):
         for url, html in _DECODED:
-            extract_text(html, url, s)
+            trafilatura_text(html, url, s)
             n += 1
     return n, time.perf_counter() - t0
 

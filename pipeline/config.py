@@ -160,10 +160,27 @@ class ExtractConfig:
     include_tables: bool = doc("trafilatura include_tables", True)
     fallback: bool = doc("let trafilatura run its fallback extractors (about 2x slower, no better F1 here)", False)
     deduplicate: bool = doc("trafilatura deduplicate (drops repeated text segments inside a page)", False)
+    extractor: Literal["trafilatura", "trafilatura+resiliparse", "resiliparse"] = doc(
+        "main-text engine (udfs.main_text): trafilatura alone; trafilatura with resiliparse's second opinion on pages "
+        "where trafilatura's text is short (kept when clearly longer); or resiliparse alone (DCLM's extractor). "
+        "Chosen by the worse of two labelled sets in bench/extraction_quality.py", "trafilatura+resiliparse")
+    second_opinion_below_chars: int = doc("trafilatura+resiliparse: ask resiliparse only when trafilatura's text is "
+                                          "shorter than this many characters", 800, min=0, max=10_000_000)
+    second_opinion_factor: float = doc("trafilatura+resiliparse: resiliparse's text replaces trafilatura's only when "
+                                       "more than this many times as long", 1.5, min=0.0, max=1000.0)
+    boilerplate_lines: bool = doc("remove boilerplate lines the extractor kept: cookie/consent notices, share/follow "
+                                  "and navigation lines, counters, 'related articles' headings, short lines repeated "
+                                  "in the page (udfs.main_text.drop_boilerplate_lines)", True)
     drop_failed_files: bool = doc("a WARC that fails part-way gives no documents: those read from it are removed as "
                                   "input_file_failed (mdr refresh sets it, so a failed file is retried whole)", False)
     url_filter: UrlFilterConfig = field(default_factory=UrlFilterConfig)
     langid: LangIdConfig = field(default_factory=LangIdConfig)
+
+    def __post_init__(self) -> None:
+        if self.extractor == "resiliparse" and (self.fallback or self.favor_precision):
+            key = "fallback" if self.fallback else "favor_precision"
+            raise ConfigError(f"extract.{key}: a trafilatura setting, unused with extract.extractor=resiliparse; "
+                              f"set extract.{key}=false or extract.extractor=trafilatura+resiliparse")
 
 
 def _tracking_params() -> list[str]:

@@ -31,7 +31,7 @@ class Sink(Protocol):
 
 @dataclass(frozen=True)
 class ExtractSettings:
-    """The trafilatura and safety settings of the extract stage (plain values, picklable)."""
+    """The extractor, trafilatura and safety settings of the extract stage (plain values, picklable)."""
     max_record_bytes: int = 10_000_000
     timeout_s: float = 10.0
     min_text_chars: int = 1
@@ -41,6 +41,10 @@ class ExtractSettings:
     include_tables: bool = True
     fallback: bool = False
     deduplicate: bool = False
+    extractor: str = "trafilatura+resiliparse"  # udfs.main_text.EXTRACTORS
+    second_opinion_below_chars: int = 800
+    second_opinion_factor: float = 1.5
+    boilerplate_lines: bool = True
 
 
 class ExtractTimeout(Exception):
@@ -104,18 +108,11 @@ def record_reason(rec_type: str, url: str | None, status: int | None, content_ty
     return None
 
 
-_EXTRACT_OPTIONS: dict = {}
-
-
 def extract_text(html: str, url: str | None, s: ExtractSettings) -> str:
-    """Main text with trafilatura ('' when it finds none). May raise ExtractTimeout."""
-    import trafilatura
+    """Main text (udfs.main_text; '' when none is found) within the per-page limit. May raise ExtractTimeout."""
+    from udfs.main_text import main_text
     with time_limit(s.timeout_s):
-        out = trafilatura.extract(html, url=url, fast=not s.fallback, favor_precision=s.favor_precision,
-                                  favor_recall=s.favor_recall, include_comments=s.include_comments,
-                                  include_tables=s.include_tables, deduplicate=s.deduplicate,
-                                  with_metadata=False, output_format="txt")
-    return out or ""
+        return main_text(html, url, s)
 
 
 def _http_status(http_headers) -> int | None:

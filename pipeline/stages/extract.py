@@ -1,4 +1,4 @@
-"""extract: WARC files -> documents (URL filter, trafilatura main text, language ID), one Spark task per WARC."""
+"""extract: WARC files -> documents (URL filter, main text (udfs.main_text), language ID), one Spark task per WARC."""
 from __future__ import annotations
 
 import hashlib
@@ -57,7 +57,10 @@ def settings(cfg: Config) -> ExtractSettings:
     return ExtractSettings(max_record_bytes=e.max_record_bytes, timeout_s=e.timeout_s, min_text_chars=e.min_text_chars,
                            favor_precision=e.favor_precision, favor_recall=e.favor_recall,
                            include_comments=e.include_comments, include_tables=e.include_tables,
-                           fallback=e.fallback, deduplicate=e.deduplicate)
+                           fallback=e.fallback, deduplicate=e.deduplicate, extractor=e.extractor,
+                           second_opinion_below_chars=e.second_opinion_below_chars,
+                           second_opinion_factor=e.second_opinion_factor,
+                           boilerplate_lines=e.boilerplate_lines)
 
 
 def _extract_file(store: Storage, s: ExtractSettings, url_filter_bc, langid: dict, transient_fails_input: bool,
@@ -104,4 +107,4 @@ def run(ctx: StageContext) -> StageResult:
     return result
 
 
-SPEC = StageSpec("extract", ("extract",), resolve_warcs, run, logic_version=1)
+SPEC = StageSpec("extract", ("extract",), resolve_warcs, run, logic_version=2)
