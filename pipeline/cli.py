@@ -238,6 +238,10 @@ def cmd_run(args) -> int:
     root = args.output or cfg.run.output
     last = manifests[-1] if manifests else None
     if last:
+        from pipeline.report import records_note
+        first = manifests[0]
+        start = records_note(first["stage"], first) or f"{first['counts']['in']:,} documents"
+        print(f"funnel: {start} -> " + " -> ".join(f"{m['counts']['kept']:,} after {m['stage']}" for m in manifests))
         print(f"done: {last['rows']:,} documents in {root}/{last['stage']} (see `mdr status {root}`)")
         from pipeline.storage import Storage, join
         store = Storage(cfg.storage)

@@ -104,4 +104,4 @@ def run(ctx: StageContext) -> StageResult:
     return result
 
 
-SPEC = StageSpec("extract", ("extract",), resolve_warcs, run, logic_version=1)
+SPEC = StageSpec("extract", ("extract",), resolve_warcs, run, logic_version=2)  # 2: non-response records are counted apart, not removed
