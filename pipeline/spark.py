@@ -24,6 +24,8 @@ def get_spark(cfg: Config, master: str | None = None):
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     if master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pipeline.engine_logs import quiet_python_warnings, spark_java_options
+    quiet_python_warnings()
     from pyspark.sql import SparkSession
 
     builder = (SparkSession.builder.master(master).appName(cfg.spark.app_name)
@@ -40,6 +42,7 @@ def get_spark(cfg: Config, master: str | None = None):
         builder = builder.config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
         opts = []
         if SparkSession.getActiveSession() is None:
+            opts.append(spark_java_options())  # the JVM's log4j config is read once, when it starts
             if cfg.spark.quick_jit:
                 opts.append("-XX:TieredStopAtLevel=1")
             if cfg.spark.class_cache:
