@@ -24,7 +24,7 @@ def get_spark(cfg: Config, master: str | None = None):
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     if master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    from pipeline.engine_logs import quiet_python_warnings, spark_java_options
+    from pipeline.engine_logs import engine_stderr_filtered, quiet_python_warnings, spark_java_options
     quiet_python_warnings()
     from pyspark.sql import SparkSession
 
@@ -54,7 +54,8 @@ def get_spark(cfg: Config, master: str | None = None):
             conf[key] = f"{opts} {conf[key]}" if conf.get(key) else opts
     for k, v in conf.items():
         builder = builder.config(k, v)
-    spark = builder.getOrCreate()
+    with engine_stderr_filtered():  # the JVM (when this starts it) keeps the filtered stderr for its lifetime
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
