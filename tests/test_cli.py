@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 
@@ -107,6 +109,7 @@ ENGINE_NOISE = ("log4j", "WARN", "core_worker", "Ray Data", "token", "Progress b
                 "Warning:", "Traceback")
 
 
+@pytest.mark.slow
 def test_a_first_run_prints_only_mdrs_own_lines(tmp_path):
     """The README's first run (the sample, local Spark and a local Ray): engine start-up banners, warnings and
     worker logs stay off the terminal; mdr's progress lines, the funnel and where the report is are all there."""
