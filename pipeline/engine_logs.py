@@ -87,7 +87,7 @@ def engine_stderr_filtered():
         sys.stderr.flush()
         os.write(2, DRAIN)  # every line written before this one reaches the terminal before mdr writes there again
         drained.wait(5)
-        os.dup2(real, 2)  # ``real`` stays open: the forwarder passes on what the engines' processes still write
+        os.dup2(real, 2)  # the forwarder keeps its copy of ``real`` while the engines' processes still write
 
 
 def _forward(read_end: int, out: int, drained: threading.Event) -> None:
@@ -99,9 +99,9 @@ def _forward(read_end: int, out: int, drained: threading.Event) -> None:
                 break
             lines = (pending + chunk).split(b"\n")
             pending = lines.pop()
+            _write_all(out, b"".join(line + b"\n" for line in lines if line != DRAIN[:-1] and not NOISE.match(line)))
             if DRAIN[:-1] in lines:
                 drained.set()
-            _write_all(out, b"".join(line + b"\n" for line in lines if line != DRAIN[:-1] and not NOISE.match(line)))
         if not NOISE.match(pending):
             _write_all(out, pending)
     except OSError:  # our stderr is gone (the process is ending): nothing left to show
@@ -109,6 +109,7 @@ def _forward(read_end: int, out: int, drained: threading.Event) -> None:
     finally:
         drained.set()
         os.close(read_end)
+        os.close(out)
 
 
 def _write_all(fd: int, data: bytes) -> None:
