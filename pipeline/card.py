@@ -13,6 +13,7 @@ import json
 import re
 
 from pipeline import __version__
+from pipeline.report import records_note
 from pipeline.storage import Storage, StorageError, join, scheme
 
 CRAWL_ID = re.compile(r"CC-MAIN-\d{4}-\d{2}", re.IGNORECASE)
@@ -162,7 +163,8 @@ def render_card(root: str, stages: list[tuple[str, dict]]) -> str:
     inputs = (first.get("stats") or {}).get("inputs") or []
     out.append(f"- input of `{first_name}`: `{first.get('input', {}).get('uri')}`")
     if inputs:
-        out.append(f"- {len(inputs):,} input files, {sum(i.get('in', 0) for i in inputs):,} records read:")
+        read = records_note(first_name, first) or f"{sum(i.get('in', 0) for i in inputs):,} documents"
+        out.append(f"- {len(inputs):,} input files ({read}):")
         out += [f"  - `{i['file']}`" + (f" (failed: {i['error']})" if i.get("error") else "")
                 for i in inputs[:MAX_SOURCES_LISTED]]
         if len(inputs) > MAX_SOURCES_LISTED:

@@ -43,6 +43,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--master", default=None, help="Spark master URL (default: spark.master, local[*])")
     p.add_argument("--ray-address", default=None, help="Ray cluster address for the quality stage (default: local Ray)")
     p.add_argument("--force", action="store_true", help="re-run stages even when their manifest is already committed")
+    p.add_argument("--verbose", action="store_true",
+                   help="show the engines' own logs (Spark's log4j, Ray's start-up and worker lines, their Python "
+                        "warnings); by default only mdr's progress lines and errors are printed")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,6 +258,10 @@ def cmd_run(args) -> int:
     root = args.output or cfg.run.output
     last = manifests[-1] if manifests else None
     if last:
+        from pipeline.report import records_note
+        first = manifests[0]
+        start = records_note(first["stage"], first) or f"{first['counts']['in']:,} documents"
+        print(f"funnel: {start} -> " + " -> ".join(f"{m['counts']['kept']:,} after {m['stage']}" for m in manifests))
         print(f"done: {last['rows']:,} documents in {root}/{last['stage']} (see `mdr status {root}`)")
         from pipeline.storage import Storage, join
         store = Storage(cfg.storage)
@@ -442,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.runner import StageFailed
     from pipeline.storage import StorageError
     from udfs.langid import ModelError
+    from pipeline.engine_logs import set_verbose
+    set_verbose(getattr(args, "verbose", False))
     try:
         return COMMANDS[args.command](args)
     except ConfigError as e:

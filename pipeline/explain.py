@@ -15,7 +15,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.dataset import iter_part, open_input
-from pipeline.profile import NOT_DOCUMENTS
 from pipeline.report_data import committed_stages
 from pipeline.storage import Storage, StorageError, join
 
@@ -198,7 +197,6 @@ def explain(store: Storage, root: str, key: str) -> dict:
         out = join(root, name)
         uris = [join(out, p["path"]) for p in man.get("rejects", []) + man.get("parts", [])]
         rows = lookup(store, uris, ids=None if is_url else [key], url=key if is_url else None)
-        rows = [r for r in rows if r.get("reason") not in NOT_DOCUMENTS or r["id"] == key]
         if rows:
             ids = sorted({r["id"] for r in rows})
             break

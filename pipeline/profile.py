@@ -28,8 +28,6 @@ SCORE_BINS = 20
 TOP_DOMAINS = 100
 SAMPLES_PER_REASON = 3
 SAMPLE_CHARS = 500
-# WARC request/metadata records are not documents: their domains say nothing about what was removed
-NOT_DOCUMENTS = frozenset({"not_response"})
 
 
 def length_bin(chars: int) -> int:
@@ -129,8 +127,6 @@ class Profiler:
         d = t.select(["id", "url", "reason", "details", "text"]).to_pydict()
         for doc_id, url, reason, details, text in zip(d["id"], d["url"], d["reason"], d["details"], d["text"]):
             reasons[reason] = reasons.get(reason, 0) + 1
-            if reason in NOT_DOCUMENTS:
-                continue
             dom = _domain(url)
             if dom:
                 by_reason = domains.setdefault(dom, {})

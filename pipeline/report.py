@@ -53,12 +53,25 @@ def print_status(root: str, cfg: Config) -> int:
                       f"{m['timings']['seconds']:.1f}", m["config_hash"])
     console.print(table)
     for r in rows:
+        note = records_note(r["stage"], r["manifest"])
+        if note:
+            console.print(f"{r['stage']} read {note}: the documents start at the responses", markup=False,
+                          highlight=False)
+    for r in rows:
         for line in failed_hint(r["stage"], join(root, r["stage"]), r["manifest"]):
             console.print(line, markup=False, highlight=False, soft_wrap=True)
     for name in ("report.html", "README.md"):
         if store.exists(join(root, name)):
             console.print(f"{name}: {join(root, name)}")
     return 0
+
+
+def records_note(stage: str, man: dict | None) -> str | None:
+    """"432 WARC records, 143 HTTP responses" for a committed extract (its ``in`` are the responses), else None."""
+    st = (man or {}).get("stats") or {}
+    if stage != "extract" or "records" not in st:
+        return None
+    return f"{st['records']:,} WARC records, {man['counts']['in']:,} HTTP responses"
 
 
 def failed_hint(stage: str, out: str, man: dict | None, show: int = 3) -> list[str]:

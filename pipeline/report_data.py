@@ -11,7 +11,7 @@ import json
 import time
 
 from pipeline.dataset import iter_part, read_manifest
-from pipeline.profile import NOT_DOCUMENTS, SAMPLE_CHARS, SAMPLES_PER_REASON, SCORE_BINS, length_bin_edges
+from pipeline.profile import SAMPLE_CHARS, SAMPLES_PER_REASON, SCORE_BINS, length_bin_edges
 from pipeline.report import STAGE_ORDER
 from pipeline.storage import Storage, StorageError, join
 
@@ -48,23 +48,32 @@ def find_threshold(params: dict, score: str, generic: bool = True) -> float | No
     return None
 
 
+def warc_records(stages: list[tuple[str, dict]]) -> dict | None:
+    """The WARC records extract read, by type, beside the HTTP responses among them (its ``in``); None without
+    an extract stage. Requests, metadata, warcinfo and revisits are not documents, so the funnel leaves them out."""
+    man = dict(stages).get("extract")
+    st = (man or {}).get("stats") or {}
+    if "records" not in st:
+        return None
+    return {"records": st["records"], "by_type": dict(sorted((st.get("records_by_type") or {}).items())),
+            "http_responses": man["counts"]["in"]}
+
+
 def funnel(stages: list[tuple[str, dict]]) -> list[dict]:
-    """Documents and characters left after each step, RefinedWeb's figure 2 for this run."""
+    """Documents and characters left after each step, RefinedWeb's figure 2 for this run, from the first stage's
+    input (extract: the HTTP responses of the WARC files)."""
     steps = []
     for name, man in stages:
         c = man["counts"]
         if not steps:
-            label = "WARC records" if name == "extract" else f"{name} input"
+            label = "HTTP responses" if name == "extract" else f"{name} input"
             steps.append({"step": label, "stage": None, "docs": c["in"], "chars": None})
-            skipped = sum(c["removed"].get(r, 0) for r in NOT_DOCUMENTS)
-            if skipped:
-                steps.append({"step": "HTTP responses", "stage": None, "docs": c["in"] - skipped, "chars": None})
         kept = _profile(man, "kept")
         steps.append({"step": f"after {name}", "stage": name, "docs": c["kept"],
                       "chars": kept.get("chars") if kept else None})
-    first = next((s["docs"] for s in steps if s["step"] != "WARC records"), None) or None
+    first = steps[0]["docs"] if steps else None
     for s in steps:
-        s["docs_share"] = round(s["docs"] / first, 6) if first and s["step"] != "WARC records" else None
+        s["docs_share"] = round(s["docs"] / first, 6) if first else None
     return steps
 
 
@@ -171,8 +180,6 @@ def samples_from_rejects(store: Storage, root: str, man: dict) -> dict:
         try:
             for t in iter_part(store, join(root, p["path"]), ["id", "url", "reason", "details", "text"]):
                 for row in t.to_pylist():
-                    if row["reason"] in NOT_DOCUMENTS:
-                        continue
                     bucket = out.setdefault(row["reason"], [])
                     if len(bucket) < SAMPLES_PER_REASON:
                         row["details"] = json.loads(row["details"]) if row["details"] else {}
@@ -230,6 +237,7 @@ def collect(store: Storage, root: str) -> dict:
         "format": FORMAT, "root": root,
         "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "stages": stage_rows(stages),
+        "warc_records": warc_records(stages),
         "funnel": funnel(stages),
         "removed": {name: dict(sorted(man["counts"]["removed"].items(), key=lambda kv: -kv[1]))
                     for name, man in stages},

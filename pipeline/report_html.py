@@ -10,7 +10,6 @@ import json
 import math
 
 SAMPLE_LINES = 6
-HIDDEN_BY_DEFAULT = ("not_response",)  # WARC housekeeping records dwarf every real reason; a click shows them
 
 
 def _fig_div(fig, div_id: str, height: int = 420) -> str:
@@ -30,7 +29,9 @@ def _funnel(data: dict):
     if with_chars:
         fig.add_trace(go.Funnel(y=[s["step"] for s in with_chars], x=[s["chars"] for s in with_chars],
                                 name="characters", textinfo="value+percent initial"), row=1, col=2)
-    fig.update_layout(title="What is left after each stage", showlegend=False)
+    w = data.get("warc_records")
+    of = (f" (from {w['http_responses']:,} HTTP responses among {w['records']:,} WARC records)" if w else "")
+    fig.update_layout(title=f"What is left after each stage{of}", showlegend=False)
     return fig
 
 
@@ -42,8 +43,7 @@ def _removed(data: dict):
         reasons += [r for r in by_reason if r not in reasons]
     fig = go.Figure()
     for r in reasons:
-        fig.add_trace(go.Bar(y=stages, x=[data["removed"][s].get(r, 0) for s in stages], name=r, orientation="h",
-                             visible="legendonly" if r in HIDDEN_BY_DEFAULT else True))
+        fig.add_trace(go.Bar(y=stages, x=[data["removed"][s].get(r, 0) for s in stages], name=r, orientation="h"))
     fig.update_layout(barmode="stack", title="Documents removed, by stage and reason", xaxis_title="documents",
                       yaxis=dict(autorange="reversed"))
     return fig
@@ -194,6 +194,15 @@ def _summary_table(data: dict) -> str:
             + "</table>")
 
 
+def _records(data: dict) -> str:
+    w = data.get("warc_records")
+    if not w:
+        return ""
+    types = ", ".join(f"{t} {n:,}" for t, n in w["by_type"].items())
+    return (f"<p>extract read {w['records']:,} WARC records ({_esc(types)}); its {w['http_responses']:,} HTTP "
+            f"responses are the documents the counts start from (the other records are WARC bookkeeping).</p>")
+
+
 def _params(data: dict) -> str:
     out = []
     for s in data["stages"]:
@@ -254,6 +263,7 @@ def render(data: dict) -> str:
 {notes}
 <h2>Stages</h2>
 {_summary_table(data)}
+{_records(data)}
 {_params(data)}
 {_filter_languages_table(data)}
 <h2>Charts</h2>

@@ -129,8 +129,10 @@ def _run_and_commit(spec: StageSpec, ctx: StageContext, run: OutputRun, seen: st
     collect_garbage(store, output_uri, manifest, run)
     c = manifest["counts"]
     removed = ", ".join(f"{k}={v:,}" for k, v in c["removed"].items()) or "none"
+    records = manifest.get("stats", {}).get("records")
+    of = f" HTTP responses of {records:,} WARC records" if name == "extract" and records is not None else ""
     print(f"[{name}] committed {manifest['rows']:,} rows in {len(manifest['parts'])} parts "
-          f"({manifest['timings']['seconds']:.1f}s): in={c['in']:,} kept={c['kept']:,} removed: {removed}",
+          f"({manifest['timings']['seconds']:.1f}s): in={c['in']:,}{of} kept={c['kept']:,} removed: {removed}",
           file=sys.stderr)
     return manifest
 

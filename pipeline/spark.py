@@ -24,6 +24,8 @@ def get_spark(cfg: Config, master: str | None = None):
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     if master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pipeline.engine_logs import engine_stderr_filtered, quiet_python_warnings, spark_java_options
+    quiet_python_warnings()
     from pyspark.sql import SparkSession
 
     builder = (SparkSession.builder.master(master).appName(cfg.spark.app_name)
@@ -40,6 +42,7 @@ def get_spark(cfg: Config, master: str | None = None):
         builder = builder.config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
         opts = []
         if SparkSession.getActiveSession() is None:
+            opts.append(spark_java_options())  # the JVM's log4j config is read once, when it starts
             if cfg.spark.quick_jit:
                 opts.append("-XX:TieredStopAtLevel=1")
             if cfg.spark.class_cache:
@@ -51,7 +54,8 @@ def get_spark(cfg: Config, master: str | None = None):
             conf[key] = f"{opts} {conf[key]}" if conf.get(key) else opts
     for k, v in conf.items():
         builder = builder.config(k, v)
-    spark = builder.getOrCreate()
+    with engine_stderr_filtered():  # the JVM (when this starts it) keeps the filtered stderr for its lifetime
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 

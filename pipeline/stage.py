@@ -224,7 +224,7 @@ def run_file_tasks(ctx: StageContext, fn: FileTask, schema: pa.Schema, label: st
         def task(item):
             i, uri = item
             m = _run_one(store, out, schema, audit, rate, target, fn, key, i, uri, drop_failed)
-            docs_acc.add(m["counts"]["in"])
+            docs_acc.add(m["stats"].get("records", m["counts"]["in"]))  # extract: WARC records read
             return m
 
         sc.setJobDescription(f"mdr {ctx.stage}: {len(todo)} {label}")
@@ -235,7 +235,10 @@ def run_file_tasks(ctx: StageContext, fn: FileTask, schema: pa.Schema, label: st
     inputs = []
     for i in sorted(done):
         m = done[i]
-        inputs.append({"file": m["input"], "in": m["counts"]["in"], "kept": m["counts"]["kept"], "error": m["error"]})
+        entry = {"file": m["input"], "in": m["counts"]["in"], "kept": m["counts"]["kept"], "error": m["error"]}
+        if "records" in m["stats"]:  # WARC records read, responses or not (extract)
+            entry["records"] = m["stats"]["records"]
+        inputs.append(entry)
         counts.merge(Counts.from_dict(m["counts"]))
         parts += [PartInfo(**p) for p in marker_parts(m, "parts")]
         rejects += [PartInfo(**p) for p in marker_parts(m, "rejects")]
@@ -244,6 +247,10 @@ def run_file_tasks(ctx: StageContext, fn: FileTask, schema: pa.Schema, label: st
         for k, v in m["stats"].items():
             if isinstance(v, (int, float)):
                 stats[k] = stats.get(k, 0) + v
+            elif isinstance(v, dict):  # counts by key (records_by_type): summed key by key
+                into = stats.setdefault(k, {})
+                for kk, vv in v.items():
+                    into[kk] = into.get(kk, 0) + vv
     stats["inputs"] = inputs
     return StageResult(parts, rejects, schema, counts, failed, stats)
 

@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 
@@ -101,3 +103,36 @@ def test_scurve_prints_the_configured_presets_curve_and_50_percent_point():
     assert r.stdout.split("\n\n")[0].count("\n") == 4  # title, header, two points, 50% point
     r = mdr("scurve", "--set", "dedup_fuzzy.bands=20")
     assert r.returncode == 2 and "bands x rows must equal num_hashes" in r.stderr
+
+
+ENGINE_NOISE = ("log4j", "WARN", "core_worker", "Ray Data", "token", "Progress bars", "Setting default log level",
+                "Warning:", "Traceback")
+
+
+@pytest.mark.slow
+def test_a_first_run_prints_only_mdrs_own_lines(tmp_path):
+    """The README's first run (the sample, local Spark and a local Ray): engine start-up banners, warnings and
+    worker logs stay off the terminal; mdr's progress lines, the funnel and where the report is are all there."""
+    assert mdr("sample", str(tmp_path / "sample.warc.gz")).returncode == 0
+    r = mdr("run", "--config", "sample", "--set", f"extract.url_filter.blocklist_uri={tmp_path}/blocklist",
+            "--input", str(tmp_path / "sample.warc.gz"), "--output", str(tmp_path / "out"), timeout=1200)
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = [line for line in (r.stdout + r.stderr).splitlines() if line.strip()]
+    noisy = [line for line in lines if any(word.lower() in line.lower() for word in ENGINE_NOISE)]
+    assert noisy == [], noisy
+    # every line is mdr's own: "[stage] ..." progress and commits, "[spark]"/"[ray]"/"[report]" notes, the summary
+    assert all(line.startswith(("[", "funnel: ", "done: ", "report: ", "dataset card: ")) for line in lines), lines
+    for stage in ("extract", "filter", "dedup_fuzzy", "dedup_exact", "quality"):
+        assert any(line.startswith(f"[{stage}] committed ") for line in lines), stage
+    assert ("funnel: 432 WARC records, 143 HTTP responses -> 100 after extract -> 87 after filter -> "
+            "66 after dedup_fuzzy -> 66 after dedup_exact -> 66 after quality") in lines
+    assert any(line.startswith("[extract] committed 100 rows") and "in=143 HTTP responses of 432 WARC records" in line
+               for line in lines)
+
+    # --verbose: the engines' own lines are shown (here Spark's log4j start-up), mdr's lines as before
+    r = mdr("stage", "extract", "--verbose", "--config", "sample", "--set",
+            f"extract.url_filter.blocklist_uri={tmp_path}/blocklist", "--input", str(tmp_path / "sample.warc.gz"),
+            "--output", str(tmp_path / "verbose"), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "log4j" in r.stderr
+    assert any(line.startswith("[extract] committed 100 rows") for line in r.stderr.splitlines())

@@ -9,19 +9,17 @@ MAX = 1000
 
 
 @pytest.mark.parametrize("args, reason", [
-    (("request", "http://a.com/", 200, "text/html", None, 10), "not_response"),
-    (("metadata", "http://a.com/", None, None, None, 10), "not_response"),
-    (("response", "dns:a.com", None, "text/dns", None, 10), "not_http"),
-    (("response", "http://a.com/", None, None, None, 10), "bad_http_headers"),
-    (("response", "http://a.com/", 404, "text/html", None, 10), "http_status"),
-    (("response", "http://a.com/", 301, "text/html", None, 10), "http_status"),
-    (("response", "http://a.com/x.png", 200, "image/png", "image/png", 10), "not_html"),
-    (("response", "http://a.com/x.txt", 200, "text/plain", None, 10), "not_html"),
-    (("response", "http://a.com/", 200, "text/html; charset=utf-8", None, MAX + 1), "too_large"),
-    (("response", "http://a.com/", 200, "text/html; charset=utf-8", None, MAX), None),
-    (("response", "https://a.com/", 200, "application/xhtml+xml", None, 10), None),
-    (("response", "https://a.com/", 200, "application/octet-stream", "text/html", 10), None),
-    (("response", "https://a.com/", 200, None, None, 10), None),  # no type at all: sniffed later
+    (("dns:a.com", None, "text/dns", None, 10), "not_http"),
+    (("http://a.com/", None, None, None, 10), "bad_http_headers"),
+    (("http://a.com/", 404, "text/html", None, 10), "http_status"),
+    (("http://a.com/", 301, "text/html", None, 10), "http_status"),
+    (("http://a.com/x.png", 200, "image/png", "image/png", 10), "not_html"),
+    (("http://a.com/x.txt", 200, "text/plain", None, 10), "not_html"),
+    (("http://a.com/", 200, "text/html; charset=utf-8", None, MAX + 1), "too_large"),
+    (("http://a.com/", 200, "text/html; charset=utf-8", None, MAX), None),
+    (("https://a.com/", 200, "application/xhtml+xml", None, 10), None),
+    (("https://a.com/", 200, "application/octet-stream", "text/html", 10), None),
+    (("https://a.com/", 200, None, None, 10), None),  # no type at all: sniffed later
 ])
 def test_record_reason(args, reason):
     assert record_reason(*args, max_bytes=MAX) == reason

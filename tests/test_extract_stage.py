@@ -14,15 +14,17 @@ from tests.conftest import shared_path
 from tests.warcgen import relabel
 
 
-def _count_records(path: Path) -> int:
-    n = 0
+def _count_records(path: Path) -> tuple[int, int]:
+    """(WARC records, response records) warcio reads from the file."""
+    n = responses = 0
     with open(path, "rb") as f:
         try:
-            for _ in ArchiveIterator(f, check_digests=False):
+            for rec in ArchiveIterator(f, check_digests=False):
                 n += 1
+                responses += rec.rec_type == "response"
         except Exception:
             pass
-    return n
+    return n, responses
 
 
 def _no_url_filter(cfg_factory, *extra):
@@ -48,9 +50,12 @@ def test_every_shared_warc_is_read_and_every_record_counted(all_shared):
     assert man["rows"] == c["kept"] == read_dataset(Storage(), out).num_rows
     per_file = {Path(i["file"]).name: i for i in man["stats"]["inputs"]}
     assert sorted(per_file) == [p.name for p in files]
-    for p in files:  # each file: as many records counted as warcio can read from it
-        assert per_file[p.name]["in"] == _count_records(p), p.name
-    assert c["removed"]["not_response"] > 0 and c["removed"]["http_status"] > 0 and c["removed"]["not_html"] > 0
+    for p in files:  # each file: as many records counted as warcio can read from it, its responses as documents
+        assert (per_file[p.name]["records"], per_file[p.name]["in"]) == _count_records(p), p.name
+    by_type = man["stats"]["records_by_type"]
+    assert by_type["response"] == c["in"] and sum(by_type.values()) == man["stats"]["records"] > c["in"]
+    assert by_type["request"] > 0 and by_type["warcinfo"] > 0 and "not_response" not in c["removed"]
+    assert c["removed"]["http_status"] > 0 and c["removed"]["not_html"] > 0
     # the clipped record and the chunked file: their page is extracted, nothing crashes
     assert per_file["clipped-record.warc.gz"]["kept"] == 1
     assert "truncated" in per_file["clipped-record.warc.gz"]["error"]
@@ -105,7 +110,7 @@ def test_default_config_keeps_english_at_065(spark, cfg_factory, tmp_path):
                     str(tmp_path / "off"))
     assert "lang_prescreen" not in off["counts"]["removed"] and off["rows"] == man["rows"]
     assert set(read_dataset(Storage(), str(tmp_path / "off")).column("id").to_pylist()) == set(t.column("id").to_pylist())
-    assert man["counts"]["in"] == 363  # warcinfo + 181 request + 181 response records
+    assert man["stats"]["records"] == 363 and man["counts"]["in"] == 181  # warcinfo + 181 requests + 181 responses
     # deterministic: a forced re-run gives the same ids and text
     again = run_stage(_no_url_filter(cfg_factory), "extract", str(warc), str(tmp_path / "again"))
     t2 = read_dataset(Storage(), str(tmp_path / "again"))

@@ -34,10 +34,13 @@ def test_extract_on_the_sample(sample_run):
     _, d, manifests = sample_run
     m = manifests[0]
     assert m["stage"] == "extract"
-    # 432 records: warcinfo, 144 requests, 143 responses, 143 metadata, 1 revisit
-    assert m["counts"]["in"] == 432
+    # 432 records: warcinfo, 144 requests, 143 responses, 143 metadata, 1 revisit; the responses are the documents
+    assert m["stats"]["records"] == 432
+    assert m["stats"]["records_by_type"] == {"metadata": 143, "request": 144, "response": 143, "revisit": 1,
+                                             "warcinfo": 1}
+    assert m["counts"]["in"] == 143 and m["counts"]["kept"] == 100
     removed = m["counts"]["removed"]
-    assert removed["not_response"] == 289
+    assert "not_response" not in removed
     assert removed["url_blocklist_domain"] == 5     # the sample's gambling and adult domains
     assert removed["http_status"] == 2              # the 404 and the 301
     assert removed["not_html"] == 3                 # PNG, PDF, text/plain

@@ -5,7 +5,7 @@ import math
 import pyarrow as pa
 
 from pipeline.dataset import REJECT_SCHEMA, Counts, PartWriter, build_manifest, reject_row
-from pipeline.profile import (NOT_DOCUMENTS, SAMPLES_PER_REASON, SCORE_BINS, Profiler, length_bin, length_bin_edges,
+from pipeline.profile import (SAMPLES_PER_REASON, SCORE_BINS, Profiler, length_bin, length_bin_edges,
                               merge)
 from pipeline.storage import Storage
 
@@ -23,7 +23,7 @@ def docs_table(texts, langs, scores):
 def rejects_table(n):
     rows = []
     for i in range(n):
-        reason = ["lang_mismatch", "http_status", "not_response"][i % 3]
+        reason = ["lang_mismatch", "http_status", "not_html"][i % 3]
         details = ({"lang": "de" if i % 2 else "fr", "lang_score": (i % 10) / 10} if reason == "lang_mismatch"
                    else {"status": 404})
         rows.append(reject_row(f"r{i:03d}", f"https://site{i % 4}.example/p{i}", reason, details,
@@ -59,9 +59,8 @@ def test_reject_profile_and_samples_do_not_depend_on_batching():
         split.add(t.slice(off, {40: 20, 0: 17, 17: 23}[off]))
     a, b = one.result(), split.result()
     assert a == b
-    assert a["reasons"] == {"lang_mismatch": 20, "http_status": 20, "not_response": 20}
-    assert all(r not in NOT_DOCUMENTS for d in a["domains"].values() for r in d)
-    assert sum(sum(d.values()) for d in a["domains"].values()) == 40
+    assert a["reasons"] == {"lang_mismatch": 20, "http_status": 20, "not_html": 20}
+    assert sum(sum(d.values()) for d in a["domains"].values()) == 60
     assert a["langs"]["lang_mismatch"] == {"de": 10, "fr": 10}
     assert sum(a["scores"]["lang_score"]["lang_mismatch"].values()) == 20
     assert {len(v) for v in a["samples"].values()} == {SAMPLES_PER_REASON}
@@ -94,7 +93,7 @@ def test_part_writer_profiles_and_manifest_merges(tmp_path):
     rw.write(rejects_table(9))
     rej = rw.close()
     assert infos[0].profile["chars"] == 300 and rej.profile["rows"] == 9
-    counts = Counts(n_in=12, kept=3, removed={"lang_mismatch": 3, "http_status": 3, "not_response": 3})
+    counts = Counts(n_in=12, kept=3, removed={"lang_mismatch": 3, "http_status": 3, "not_html": 3})
     man = build_manifest(stage="s", config_hash="h", input_desc={}, parts=infos, rejects=[rej], schema=DOCS,
                          counts=counts, failed_inputs=[], started=0.0)
     assert all("profile" not in p for p in man["parts"] + man["rejects"])   # the parts list stays small

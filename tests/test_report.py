@@ -21,7 +21,7 @@ from pipeline.cli import main as mdr
 from pipeline.config import load_config
 from pipeline.dataset import read_dataset, read_manifest, read_rejects
 from pipeline.explain import explain
-from pipeline.profile import NOT_DOCUMENTS, SAMPLE_CHARS, length_bin
+from pipeline.profile import SAMPLE_CHARS, length_bin
 from pipeline.report import STAGE_ORDER, write_report
 from pipeline.runner import registry, run_stage
 from pipeline.storage import Storage
@@ -74,6 +74,9 @@ def test_run_ends_by_printing_where_the_report_is(run):
     root, stdout = run
     assert f"report: {root}/report.html" in stdout
     assert f"dataset card: {root}/README.md" in stdout
+    kept = " -> ".join(f"{manifests(root)[s]['counts']['kept']} after {s}" for s in STAGES)
+    assert f"funnel: 432 WARC records, 143 HTTP responses -> {kept}\n" in stdout
+    assert kept.startswith("100 after extract -> 87 after filter -> 66 after dedup_fuzzy -> 66 after dedup_exact")
     assert (root / "report.html").stat().st_size > 1_000_000       # plotly.js is inside: no network needed
     tags = _Tags()
     tags.feed((root / "report.html").read_text())
@@ -98,10 +101,14 @@ def test_report_numbers_are_the_data(run, report):
     mans = manifests(root)
     assert [s["stage"] for s in report["stages"]] == STAGES
     first = mans[STAGES[0]]["counts"]
+    # the funnel starts at the HTTP responses; the WARC records around them are counted apart, by type
+    assert report["warc_records"] == {"records": 432, "http_responses": 143, "by_type": {
+        "metadata": 143, "request": 144, "response": 143, "revisit": 1, "warcinfo": 1}}
     funnel = report["funnel"]
-    assert funnel[0] == {"step": "WARC records", "stage": None, "docs": 432, "chars": None, "docs_share": None}
-    assert funnel[1]["step"] == "HTTP responses" and funnel[1]["docs"] == 432 - first["removed"]["not_response"] == 143
-    for step, stage in zip(funnel[2:], STAGES):
+    assert funnel[0] == {"step": "HTTP responses", "stage": None, "docs": 143, "chars": None, "docs_share": 1.0}
+    assert first["in"] == 143 and first["in"] == first["kept"] + sum(first["removed"].values())
+    assert [s["docs"] for s in funnel][:5] == [143, 100, 87, 66, 66][:len(funnel)]  # quality at 0.8 removes a few
+    for step, stage in zip(funnel[1:], STAGES):
         kept = read_dataset(store, str(root / stage))
         texts = kept.column("text").to_pylist()
         assert step["docs"] == kept.num_rows == mans[stage]["rows"]
@@ -134,9 +141,6 @@ def test_report_samples_and_domains_come_from_the_rejects(run, report):
         rows = read_rejects(store, str(root / stage)).to_pylist()
         by_id = {r["id"]: r for r in rows}
         for reason, n in manifests(root)[stage]["counts"]["removed"].items():
-            if reason in NOT_DOCUMENTS:                               # WARC requests and metadata: no examples
-                assert reason not in report["samples"][stage]
-                continue
             got = report["samples"][stage][reason]
             assert 1 <= len(got) <= 3
             for s in got:  # each sample is a real reject of that reason, with its details
@@ -147,7 +151,7 @@ def test_report_samples_and_domains_come_from_the_rejects(run, report):
                 first = next(line for line in got[0]["text"].splitlines() if line.strip())
                 assert escape(first, quote=True) in page, (stage, reason)
                 with_text += 1
-        by_domain.update(urlsplit(r["url"]).hostname for r in rows if r["url"] and r["reason"] not in NOT_DOCUMENTS)
+        by_domain.update(urlsplit(r["url"]).hostname for r in rows if r["url"])
     assert with_text >= 8          # run.audit=full: filter, dedup and quality reasons all show text
     top = report["top_removed_domains"]
     assert top and [d["removed"] for d in top] == sorted((d["removed"] for d in top), reverse=True)
@@ -207,8 +211,7 @@ def _chart_doms(dom: str) -> dict[str, str]:
 
 def _expected_traces(report: dict) -> dict[str, int]:
     """How many traces plotly must draw in each chart, from the numbers (legend-only traces are not drawn)."""
-    from pipeline.report_html import HIDDEN_BY_DEFAULT
-    reasons = {r for by in report["removed"].values() for r in by if r not in HIDDEN_BY_DEFAULT}
+    reasons = {r for by in report["removed"].values() for r in by}
     langs = report["languages"]
     want = {"chart-funnel": 1 + any(s["chars"] is not None for s in report["funnel"]),
             "chart-removed": len(reasons),
@@ -275,6 +278,7 @@ def test_status_table(run, tmp_path, capsys):
         chars = mans[stage]["profile"]["kept"]["chars"]
         assert re.search(rf"{stage} .*committed.*{mans[stage]['counts']['kept']:,}.*{chars:,}", out), stage
     assert f"report.html: {root}/report.html" in out
+    assert "extract read 432 WARC records, 143 HTTP responses" in out
     # a stage that stopped half-way says how many of its tasks are done
     half = tmp_path / "half"
     (half / "extract" / "_tasks").mkdir(parents=True)
@@ -475,6 +479,7 @@ def test_dataset_card(run, hf_offline):
         c = mans[stage]["counts"]
         assert re.search(rf"\| {stage} \| {c['in']:,} \| {c['kept']:,} \|", card), stage
         assert mans[stage]["config_hash"] in card
+    assert "- 1 input files (432 WARC records, 143 HTTP responses):" in card
     assert "Common Crawl crawl ids: none found" in card                   # the sample is not a CC path
     assert "sample.warc.gz" in card and "Terms of Use" in card and "ODC-By" in card
     assert f"| en | {mans[final]['rows']:,} | 100.0% |" in card

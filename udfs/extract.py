@@ -1,8 +1,10 @@
 """WARC records -> documents: which records are kept, how text is extracted, and why others are not.
 
-``process_warc`` streams one WARC file record by record (warcio) and hands every record to a sink as
-kept (a document row) or dropped (a reason and the scores behind it). A broken file stops the loop,
-keeps what was read, and reports the error; a broken record is counted and the loop goes on.
+``process_warc`` streams one WARC file record by record (warcio). Records other than HTTP responses
+(warcinfo, request, metadata, revisit) are not documents: they are counted by type in the stats and
+never reach the sink. Every response goes to the sink as kept (a document row) or dropped (a reason
+and the scores behind it). A broken file stops the loop, keeps what was read, and reports the error;
+a broken record is counted and the loop goes on.
 """
 from __future__ import annotations
 
@@ -88,11 +90,9 @@ def mime_of(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def record_reason(rec_type: str, url: str | None, status: int | None, content_type: str | None,
+def record_reason(url: str | None, status: int | None, content_type: str | None,
                   payload_type: str | None, length: int | None, max_bytes: int) -> str | None:
-    """Why a record is not a candidate page (None: extract it). Cheap: headers only."""
-    if rec_type != "response":
-        return "not_response"
+    """Why a response record is not a candidate page (None: extract it). Cheap: headers only."""
     if not url or not url.lower().startswith(("http://", "https://")):
         return "not_http"
     if status is None:
@@ -199,10 +199,10 @@ class _CheckedIterator(ArchiveIterator):
 def process_warc(stream, warc_file: str, s: ExtractSettings, sink: Sink, url_filter=None,
                  lang_model=None, languages: tuple[str, ...] = (), min_lang_score: float = 0.0,
                  prescreen: bool = False) -> dict:
-    """Every record of one WARC stream to the sink; returns stats, with ``error`` when the file is broken.
-    ``prescreen``: pages confidently in another language are dropped before extraction (``udfs.prescreen``)."""
+    """Every response record of one WARC stream to the sink; returns stats (``records``: all records read,
+    ``records_by_type``: {WARC-Type: n}), with ``error`` when the file is broken. ``prescreen``: pages confidently in another language are dropped before extraction (``udfs.prescreen``)."""
     _use_working_brotli()
-    stats = {"records": 0, "extract_seconds": 0.0, "html_bytes": 0, "prescreen_seconds": 0.0, "prescreen_dropped": 0}
+    stats = {"records": 0, "records_by_type": {}, "extract_seconds": 0.0, "html_bytes": 0, "prescreen_seconds": 0.0, "prescreen_dropped": 0}
     prescreen = bool(prescreen and lang_model is not None and languages)
     it = _CheckedIterator(stream, check_digests=False)
     try:
@@ -210,6 +210,10 @@ def process_warc(stream, warc_file: str, s: ExtractSettings, sink: Sink, url_fil
             if stats["records"] == 0:
                 _check_first_record(record, warc_file)
             stats["records"] += 1
+            by_type = stats["records_by_type"]
+            by_type[record.rec_type] = by_type.get(record.rec_type, 0) + 1
+            if record.rec_type != "response":
+                continue  # warcinfo, request, metadata, revisit: WARC bookkeeping, not documents
             _process_record(record, warc_file, s, sink, url_filter, lang_model, languages, min_lang_score, stats,
                             prescreen)
     except NotAWarcError as e:
@@ -225,7 +229,7 @@ def process_warc(stream, warc_file: str, s: ExtractSettings, sink: Sink, url_fil
 
 def _process_record(record, warc_file: str, s: ExtractSettings, sink: Sink, url_filter, lang_model,
                     languages: tuple[str, ...], min_lang_score: float, stats: dict, prescreen: bool = False) -> None:
-    """One record to the sink: kept as a document, or dropped with its reason."""
+    """One response record to the sink: kept as a document, or dropped with its reason."""
     from udfs.langid import identify, language_verdict
     from udfs.prescreen import prescreen as prescreen_page
     h = record.rec_headers
@@ -236,11 +240,10 @@ def _process_record(record, warc_file: str, s: ExtractSettings, sink: Sink, url_
         http = record.http_headers
         status = _http_status(http)
         ctype = http.get_header("Content-Type") if http is not None else None
-        reason = record_reason(record.rec_type, url, status, ctype,
-                               h.get_header("WARC-Identified-Payload-Type"), record.length, s.max_record_bytes)
+        reason = record_reason(url, status, ctype, h.get_header("WARC-Identified-Payload-Type"), record.length,
+                               s.max_record_bytes)
         if reason:
-            sink.drop(reason, rid, url, {"status": status, "content_type": ctype} if reason != "not_response"
-                      else {"type": record.rec_type})
+            sink.drop(reason, rid, url, {"status": status, "content_type": ctype})
             return
         if url_filter is not None:
             v = url_filter.check(url)

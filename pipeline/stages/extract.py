@@ -107,4 +107,4 @@ def run(ctx: StageContext) -> StageResult:
     return result
 
 
-SPEC = StageSpec("extract", ("extract",), resolve_warcs, run, logic_version=2)
+SPEC = StageSpec("extract", ("extract",), resolve_warcs, run, logic_version=3)  # 2: udfs/main_text (resiliparse second opinion, boilerplate lines); 3: non-response records are counted apart, not removed

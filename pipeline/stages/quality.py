@@ -139,18 +139,12 @@ def pool_timing(infos: list[dict], job_started: float) -> dict:
             "after_first_actor_docs_per_s": round(sum(i["in"] for i in infos) / (end - first), 1) if end > first else None}
 
 
-def run(ctx: StageContext) -> StageResult:
-    cfg, store = ctx.cfg, ctx.store
-    spec, rc = model_spec(cfg), cfg.ray
-    model_info = check_model(spec, store)  # a corrupt model fails here, before Ray starts or any data is read
-    params = {"model": {"backend": spec.backend, "uri": spec.model_uri or "bundled demo (udfs/models/quality-demo.ftz)",
-                        "positive_label": spec.positive_label, "lowercase": spec.lowercase, **model_info},
-              "threshold": cfg.quality.threshold, "actors": rc.actors, "batch_size": rc.batch_size}
-    if not ctx.input.parts:
-        return StageResult([], [], EMPTY_SCHEMA, Counts(), params=params)
-
+def _score(ctx: StageContext, spec: ModelSpec) -> tuple:
+    """The Ray Data job: one actor pool scoring the work units; returns (Ray start-up seconds, start times, units,
+    the reports of the finished units)."""
     import ray
     from pipeline.ray_session import init_ray
+    cfg, store, rc = ctx.cfg, ctx.store, ctx.cfg.ray
     startup = init_ray(cfg)
     t0, job_started = time.perf_counter(), time.time()
     data_ctx = ray.data.DataContext.get_current()  # our own progress lines: Ray's progress logging costs the
@@ -186,6 +180,22 @@ def run(ctx: StageContext) -> StageResult:
         while getattr(cause, "__cause__", None) is not None:
             cause = cause.__cause__
         raise StageFailed(f"stage quality: Ray job failed: {type(cause).__name__}: {str(cause)[:1000]}") from e
+    return startup, t0, job_started, units, reports
+
+
+def run(ctx: StageContext) -> StageResult:
+    cfg, store = ctx.cfg, ctx.store
+    spec, rc = model_spec(cfg), cfg.ray
+    model_info = check_model(spec, store)  # a corrupt model fails here, before Ray starts or any data is read
+    params = {"model": {"backend": spec.backend, "uri": spec.model_uri or "bundled demo (udfs/models/quality-demo.ftz)",
+                        "positive_label": spec.positive_label, "lowercase": spec.lowercase, **model_info},
+              "threshold": cfg.quality.threshold, "actors": rc.actors, "batch_size": rc.batch_size}
+    if not ctx.input.parts:
+        return StageResult([], [], EMPTY_SCHEMA, Counts(), params=params)
+
+    from pipeline.engine_logs import engine_stderr_filtered
+    with engine_stderr_filtered():  # the Ray core worker in this process logs to its stderr
+        startup, t0, job_started, units, reports = _score(ctx, spec)
     seconds = time.perf_counter() - t0
     infos = sorted(reports, key=lambda x: (x[0]["task"], x[0]["slice"]))
     got = [(i["task"], i["slice"]) for i, _ in infos]
