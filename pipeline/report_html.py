@@ -163,6 +163,13 @@ def _summary_table(data: dict) -> str:
             + "</table>")
 
 
+def _pii(data: dict) -> str:
+    from pipeline.report_data import pii_summary
+    if "filter" not in {s["stage"] for s in data["stages"]}:
+        return ""
+    return f"<p id='pii'>PII redaction (filter stage): {_esc(pii_summary(data.get('pii')))}</p>"
+
+
 def _params(data: dict) -> str:
     out = []
     for s in data["stages"]:
@@ -223,6 +230,7 @@ def render(data: dict) -> str:
 {notes}
 <h2>Stages</h2>
 {_summary_table(data)}
+{_pii(data)}
 {_params(data)}
 <h2>Charts</h2>
 {''.join(divs)}

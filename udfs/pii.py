@@ -1,0 +1,137 @@
+"""PII redaction: e-mail addresses and public IP addresses (and, when asked, phone numbers) become fixed placeholders.
+
+datatrove's ``PIIFormatter``, which FineWeb ran on its output, is the reference: the same e-mail pattern and
+placeholders (``email@example.com``, ``firstname.lastname@example.org``), the same six IPv4 placeholders, and an
+IP address replaced only when ``ipaddress`` calls it global (private, loopback, link-local, shared and
+documentation ranges stay). Placeholders are used in turn, by the match's position in the document, so the
+result depends on the text alone. Where this module differs, it is for precision or recall, each tested:
+
+- e-mail addresses match in any case (datatrove's pattern is lower case only, so ``John.Doe@Example.com`` kept
+  its ``J`` and ``Doe`` half); a domain must end in a letters-only label that is not a file extension
+  (``logo@2x.png``, ``lodash@4.17.21`` are not addresses);
+- an IPv4 address is not read out of a longer dotted number (``1.3.6.1.4.1``, ``10.0.19041.1``), with leading
+  zeros, or right after a word that makes it a number (``version 1.2.3.4``, ``v1.2.3.4``, ``section 1.2.3.4``);
+- global unicast IPv6 addresses (2000::/3) are replaced too, by documentation addresses (2001:db8::/32);
+- phone numbers (off by default): a ``+`` country code with 8 to 15 digits, or a North American number
+  ``(212) 555-0123`` / ``212-555-0123``; replaced by the fictional ``555-555-0100``.
+
+A placeholder found again is not counted nor changed, so redacting twice changes nothing.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Iterable
+
+KINDS = ("email", "ip", "phone")
+DEFAULT_KINDS = ("email", "ip")
+
+EMAIL_PLACEHOLDERS = ("email@example.com", "firstname.lastname@example.org")
+# datatrove's: randomly generated, "they did not respond to ping requests at the time the list was created"
+IPV4_PLACEHOLDERS = ("22.214.171.124", "126.96.36.199", "188.8.131.52", "184.108.40.206", "220.127.116.11",
+                     "18.104.22.168")
+IPV6_PLACEHOLDERS = ("2001:db8::1", "2001:db8::2")
+PHONE_PLACEHOLDERS = ("555-555-0100",)
+_PLACEHOLDERS = frozenset(EMAIL_PLACEHOLDERS + IPV4_PLACEHOLDERS + IPV6_PLACEHOLDERS + PHONE_PLACEHOLDERS)
+
+# datatrove's pattern (RFC 5322's common subset), matched in any case
+_EMAIL = re.compile(
+    r"\b[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+"
+    r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?|\[(?:(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\.){3}(?:25[0-5]|2[0-4][0-9]|"
+    r"[01]?[0-9][0-9]?|[a-z0-9-]*[a-z0-9]:)\])", re.IGNORECASE)
+_FILE_EXTENSIONS = frozenset("png jpg jpeg gif svg webp bmp ico tif tiff pdf js css html htm php json xml txt "
+                             "zip gz tar mp3 mp4 webm avif".split())
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"(?<![\d.])(?<!\d\.){_OCTET}(?:\.{_OCTET}){{3}}(?![\w]|\.\d)")
+# the words after which a dotted quad is a number: versions, builds, sections (a few characters may sit between)
+_NUMBER_CONTEXT = re.compile(r"(?:\b(?:v|ver|version|versions|release|build|rev|revision|firmware|update|kernel|"
+                             r"section|sections|chapter|clause|article|figure|fig|table|step|§)\.?[\s:#]*)$",
+                             re.IGNORECASE)
+_CONTEXT_CHARS = 16
+# a quad of small parts (all below 32: 2.3.11.4, 1.0.0.18) reads as a version unless an address word comes before
+_VERSION_PART_MAX = 31
+_ADDRESS_CONTEXT = re.compile(r"\b(?:ip|ips|ipv4|address|addresses|addr|server|host|dns|ping|gateway|resolver|"
+                              r"nameserver|proxy)\b[^.\n]{0,12}$", re.IGNORECASE)
+_ADDRESS_CONTEXT_CHARS = 40
+# an IPv6 candidate: hex groups and colons, at least two colons; ipaddress decides
+_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9a-f]{1,4}|:)(?::[0-9a-f]{0,4}){2,7}(?![\w:]|\.\d)", re.IGNORECASE)
+_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+
+_PHONE = re.compile(
+    r"(?<![\w+)\]])\+[1-9]\d{0,2}(?:[ .\-]?\(?\d{1,4}\)?){2,6}(?![\w\-]|\.\d)"            # +44 20 7946 0958
+    r"|(?<![\w+$€£.\-])(?:\([2-9]\d\d\)\s?|[2-9]\d\d[\-.])[2-9]\d\d[\-.]\d{4}(?![\w\-]|\.\d)")  # (212) 555-0123
+
+
+def _email_ok(m: re.Match) -> bool:
+    domain = m.group(0).rsplit("@", 1)[1]
+    if domain.startswith("["):
+        return True
+    tld = domain.rsplit(".", 1)[-1].lower()
+    return tld.isalpha() and len(tld) >= 2 and tld not in _FILE_EXTENSIONS
+
+
+def _ipv4_ok(m: re.Match) -> bool:
+    if not ipaddress.IPv4Address(m.group(0)).is_global:
+        return False
+    before = m.string[max(0, m.start() - _CONTEXT_CHARS):m.start()]
+    if _NUMBER_CONTEXT.search(before):
+        return False
+    if all(int(p) <= _VERSION_PART_MAX for p in m.group(0).split(".")):
+        return _ADDRESS_CONTEXT.search(m.string[max(0, m.start() - _ADDRESS_CONTEXT_CHARS):m.start()]) is not None
+    return True
+
+
+def _ipv6_ok(m: re.Match) -> bool:
+    s = m.group(0)
+    if "::" not in s and s.count(":") != 7:
+        return False
+    try:
+        ip = ipaddress.IPv6Address(s)
+    except ValueError:
+        return False
+    return ip in _GLOBAL_UNICAST and ip.is_global
+
+
+def _phone_ok(m: re.Match) -> bool:
+    s = m.group(0)
+    return not s.startswith("+") or 8 <= sum(c.isdigit() for c in s) <= 15
+
+
+# kind -> passes: (pattern, check, placeholders)
+_PASSES = {
+    "email": ((_EMAIL, _email_ok, EMAIL_PLACEHOLDERS),),
+    "ip": ((_IPV4, _ipv4_ok, IPV4_PLACEHOLDERS), (_IPV6, _ipv6_ok, IPV6_PLACEHOLDERS)),
+    "phone": ((_PHONE, _phone_ok, PHONE_PLACEHOLDERS),),
+}
+# a cheap test that a pass can match at all: most documents hold no '@'
+_NEEDS = {"email": "@"}
+
+
+def redact(text: str, kinds: Iterable[str] = DEFAULT_KINDS) -> tuple[str, dict[str, int]]:
+    """(text with each match of ``kinds`` replaced by a placeholder, matches replaced per kind)."""
+    counts = {}
+    for kind in kinds:
+        n = 0
+        needs = _NEEDS.get(kind)
+        if needs is None or needs in text:
+            for pattern, ok, placeholders in _PASSES[kind]:
+                text, got = _replace(text, pattern, ok, placeholders)
+                n += got
+        counts[kind] = n
+    return text, counts
+
+
+def _replace(text: str, pattern: re.Pattern, ok, placeholders: tuple[str, ...]) -> tuple[str, int]:
+    n = 0
+
+    def sub(m: re.Match) -> str:
+        nonlocal n
+        s = m.group(0)
+        if s in _PLACEHOLDERS or not ok(m):
+            return s
+        n += 1
+        return placeholders[(n - 1) % len(placeholders)]
+
+    out = pattern.sub(sub, text)
+    return (out, n) if n else (text, 0)
