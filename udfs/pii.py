@@ -6,11 +6,12 @@ IP address replaced only when ``ipaddress`` calls it global (private, loopback, 
 documentation ranges stay). Placeholders are used in turn, by the match's position in the document, so the
 result depends on the text alone. Where this module differs, it is for precision or recall, each tested:
 
-- e-mail addresses match in any case (datatrove's pattern is lower case only, so ``John.Doe@Example.com`` kept
-  its ``J`` and ``Doe`` half); a domain must end in a letters-only label that is not a file extension
-  (``logo@2x.png``, ``lodash@4.17.21`` are not addresses);
-- an IPv4 address is not read out of a longer dotted number (``1.3.6.1.4.1``, ``10.0.19041.1``), with leading
-  zeros, or right after a word that makes it a number (``version 1.2.3.4``, ``v1.2.3.4``, ``section 1.2.3.4``);
+- an e-mail domain must end in a letters-only label that is not a file extension (``logo@2x.png``,
+  ``lodash@4.17.21`` are not addresses);
+- an IPv4 address is not read out of a longer dotted number (``1.3.6.1.4.1``, ``10.0.19041.1``, SVG path data),
+  nor with leading zeros, nor right after a word that makes it a number (``version 1.2.3.4``, ``v1.2.3.4``,
+  ``section 1.2.3.4``); a quad of small parts (all below 32: ``Pack 2.3.11.4``, ``1.0.0.18``) is a version unless
+  an address word comes before it (``DNS server 8.8.8.8``, ``IP: 4.2.2.2``);
 - global unicast IPv6 addresses (2000::/3) are replaced too, by documentation addresses (2001:db8::/32);
 - phone numbers (off by default): a ``+`` country code with 8 to 15 digits, or a North American number
   ``(212) 555-0123`` / ``212-555-0123``; replaced by the fictional ``555-555-0100``.
@@ -34,11 +35,11 @@ IPV6_PLACEHOLDERS = ("2001:db8::1", "2001:db8::2")
 PHONE_PLACEHOLDERS = ("555-555-0100",)
 _PLACEHOLDERS = frozenset(EMAIL_PLACEHOLDERS + IPV4_PLACEHOLDERS + IPV6_PLACEHOLDERS + PHONE_PLACEHOLDERS)
 
-# datatrove's pattern (RFC 5322's common subset), matched in any case
+# datatrove 0.10.1's pattern (RFC 5322's common subset; it spells out A-Za-z)
 _EMAIL = re.compile(
-    r"\b[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+"
-    r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?|\[(?:(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\.){3}(?:25[0-5]|2[0-4][0-9]|"
-    r"[01]?[0-9][0-9]?|[a-z0-9-]*[a-z0-9]:)\])", re.IGNORECASE)
+    r"\b[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]*"
+    r"[A-Za-z0-9])?\.)+[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?|\[(?:(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\.){3}"
+    r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?|[A-Za-z0-9-]*[A-Za-z0-9]:)\])")
 _FILE_EXTENSIONS = frozenset("png jpg jpeg gif svg webp bmp ico tif tiff pdf js css html htm php json xml txt "
                              "zip gz tar mp3 mp4 webm avif".split())
 
@@ -52,7 +53,7 @@ _CONTEXT_CHARS = 16
 # a quad of small parts (all below 32: 2.3.11.4, 1.0.0.18) reads as a version unless an address word comes before
 _VERSION_PART_MAX = 31
 _ADDRESS_CONTEXT = re.compile(r"\b(?:ip|ips|ipv4|address|addresses|addr|server|host|dns|ping|gateway|resolver|"
-                              r"nameserver|proxy)\b[^.\n]{0,12}$", re.IGNORECASE)
+                              r"nameserver|proxy)\b(?:[^.\n]|\.(?=\d)){0,24}$", re.IGNORECASE)
 _ADDRESS_CONTEXT_CHARS = 40
 # an IPv6 candidate: hex groups and colons, at least two colons; ipaddress decides
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9a-f]{1,4}|:)(?::[0-9a-f]{0,4}){2,7}(?![\w:]|\.\d)", re.IGNORECASE)
