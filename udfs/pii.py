@@ -43,8 +43,10 @@ _EMAIL = re.compile(
 _FILE_EXTENSIONS = frozenset("png jpg jpeg gif svg webp bmp ico tif tiff pdf js css html htm php json xml txt "
                              "zip gz tar mp3 mp4 webm avif".split())
 
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_IPV4 = re.compile(rf"(?<![\d.])(?<!\d\.){_OCTET}(?:\.{_OCTET}){{3}}(?![\w]|\.\d)")
+# Every pattern starts with a literal or a character class, so the regex engine skips ahead to where a match can
+# start (a leading look-behind would make it try every position: 2-3x slower); what must not touch a match on
+# either side is checked in Python, on the few candidates.
+_IPV4 = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 # the words after which a dotted quad is a number: versions, builds, sections (a few characters may sit between)
 _NUMBER_CONTEXT = re.compile(r"(?:\b(?:v|ver|version|versions|release|build|rev|revision|firmware|update|kernel|"
                              r"section|sections|chapter|clause|article|figure|fig|table|step|§)\.?[\s:#]*)$",
@@ -55,13 +57,25 @@ _VERSION_PART_MAX = 31
 _ADDRESS_CONTEXT = re.compile(r"\b(?:ip|ips|ipv4|address|addresses|addr|server|host|dns|ping|gateway|resolver|"
                               r"nameserver|proxy)\b(?:[^.\n]|\.(?=\d)){0,24}$", re.IGNORECASE)
 _ADDRESS_CONTEXT_CHARS = 40
-# an IPv6 candidate: hex groups and colons, at least two colons; ipaddress decides
-_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9a-f]{1,4}|:)(?::[0-9a-f]{0,4}){2,7}(?![\w:]|\.\d)", re.IGNORECASE)
+# an IPv6 candidate in 2000::/3 (global unicast: the first group is 2xxx or 3xxx); ipaddress decides
+_IPV6 = re.compile(r"[23][0-9A-Fa-f]{3}(?::[0-9A-Fa-f]{0,4}){2,7}")
 _GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
 
-_PHONE = re.compile(
-    r"(?<![\w+)\]])\+[1-9]\d{0,2}(?:[ .\-]?\(?\d{1,4}\)?){2,6}(?![\w\-]|\.\d)"            # +44 20 7946 0958
-    r"|(?<![\w+$€£.\-])(?:\([2-9]\d\d\)\s?|[2-9]\d\d[\-.])[2-9]\d\d[\-.]\d{4}(?![\w\-]|\.\d)")  # (212) 555-0123
+_PHONE_INTL = re.compile(r"\+[1-9][0-9]{0,2}(?:[ .\-]?\(?[0-9]{1,4}\)?){2,6}")      # +44 20 7946 0958
+_PHONE_NANP_PAREN = re.compile(r"\([2-9][0-9]{2}\) ?[2-9][0-9]{2}[\-.][0-9]{4}")    # (212) 555-0123
+_PHONE_NANP = re.compile(r"[2-9][0-9]{2}[\-.][2-9][0-9]{2}[\-.][0-9]{4}")           # 212-555-0123
+
+
+def _clear(m: re.Match, not_before: str, not_after: str, letter_before: bool = False) -> bool:
+    """No word character (a letter only where ``letter_before``), nor one of ``not_before`` / ``not_after``, right
+    before / after the match; and no '.' and digit after it (the match would be the head of a longer number)."""
+    s, i, j = m.string, m.start(), m.end()
+    if i > 0 and (s[i - 1].isdigit() or s[i - 1] == "_" or s[i - 1] in not_before
+                  or (s[i - 1].isalpha() and not letter_before)):
+        return False
+    if j < len(s) and (s[j].isalnum() or s[j] == "_" or s[j] in not_after):
+        return False
+    return not (j + 1 < len(s) and s[j] == "." and s[j + 1].isdigit())
 
 
 def _email_ok(m: re.Match) -> bool:
@@ -73,19 +87,25 @@ def _email_ok(m: re.Match) -> bool:
 
 
 def _ipv4_ok(m: re.Match) -> bool:
-    if not ipaddress.IPv4Address(m.group(0)).is_global:
+    s, i = m.string, m.start()
+    # a letter may touch it ("%2F104.131.127.216%2F" in a URL); "v1.2.3.4" is a version by the context below
+    if not _clear(m, ".", "", letter_before=True) or (i > 1 and s[i - 1] == "." and s[i - 2].isdigit()):
         return False
-    before = m.string[max(0, m.start() - _CONTEXT_CHARS):m.start()]
-    if _NUMBER_CONTEXT.search(before):
+    try:
+        if not ipaddress.IPv4Address(m.group(0)).is_global:   # leading zeros and parts over 255: ValueError
+            return False
+    except ValueError:
+        return False
+    if _NUMBER_CONTEXT.search(s[max(0, i - _CONTEXT_CHARS):i]):
         return False
     if all(int(p) <= _VERSION_PART_MAX for p in m.group(0).split(".")):
-        return _ADDRESS_CONTEXT.search(m.string[max(0, m.start() - _ADDRESS_CONTEXT_CHARS):m.start()]) is not None
+        return _ADDRESS_CONTEXT.search(s[max(0, i - _ADDRESS_CONTEXT_CHARS):i]) is not None
     return True
 
 
 def _ipv6_ok(m: re.Match) -> bool:
     s = m.group(0)
-    if "::" not in s and s.count(":") != 7:
+    if not _clear(m, ":.", ":") or ("::" not in s and s.count(":") != 7) or sum(1 for g in s.split(":") if g) < 2:
         return False
     try:
         ip = ipaddress.IPv6Address(s)
@@ -94,16 +114,20 @@ def _ipv6_ok(m: re.Match) -> bool:
     return ip in _GLOBAL_UNICAST and ip.is_global
 
 
-def _phone_ok(m: re.Match) -> bool:
-    s = m.group(0)
-    return not s.startswith("+") or 8 <= sum(c.isdigit() for c in s) <= 15
+def _phone_intl_ok(m: re.Match) -> bool:
+    return _clear(m, "+)]", "-") and 8 <= sum(c.isdigit() for c in m.group(0)) <= 15
+
+
+def _phone_nanp_ok(m: re.Match) -> bool:
+    return _clear(m, "+$€£.-", "-")
 
 
 # kind -> passes: (pattern, check, placeholders)
 _PASSES = {
     "email": ((_EMAIL, _email_ok, EMAIL_PLACEHOLDERS),),
     "ip": ((_IPV4, _ipv4_ok, IPV4_PLACEHOLDERS), (_IPV6, _ipv6_ok, IPV6_PLACEHOLDERS)),
-    "phone": ((_PHONE, _phone_ok, PHONE_PLACEHOLDERS),),
+    "phone": ((_PHONE_INTL, _phone_intl_ok, PHONE_PLACEHOLDERS), (_PHONE_NANP_PAREN, _phone_nanp_ok, PHONE_PLACEHOLDERS),
+              (_PHONE_NANP, _phone_nanp_ok, PHONE_PLACEHOLDERS)),
 }
 # a cheap test that a pass can match at all: most documents hold no '@'
 _NEEDS = {"email": "@"}
