@@ -74,7 +74,8 @@ DT_STEPS = {"extract": ("extract",), "filter": ("filter",),
 
 def mdr_overrides(args) -> list[str]:
     sets = [f"extract.url_filter.blocklist_uri={shared('lists', 'ut1')}",
-            f"extract.url_filter.words_uri={shared('lists', 'ldnoobw')}"]
+            f"extract.url_filter.words_uri={shared('lists', 'ldnoobw')}",
+            "filter.pii.enabled=false"]  # datatrove's filter step has no PIIFormatter: equal work (bench/pii_throughput.py)
     if args.no_line_corrections:
         sets.append("filter.lines.enabled=false")
     if args.no_prescreen:

@@ -144,6 +144,25 @@ dolma / datatrove JSONL: `mdr export {root} --output OUT` writes `OUT/documents/
 """
 
 
+PII_PLACEHOLDERS = {
+    "email": "e-mail addresses became `email@example.com` or `firstname.lastname@example.org`",
+    "ip": "public IPv4 addresses became one of datatrove's six placeholder addresses (`22.214.171.124`, ...) and "
+          "public IPv6 addresses `2001:db8::1` or `2001:db8::2` (private, loopback and reserved ranges stay)",
+    "phone": "phone numbers with a `+` country code and North American numbers became `555-555-0100`",
+}
+
+
+def _personal_data(pii: dict | None) -> list[str]:
+    from pipeline.report_data import pii_summary
+    out = ["## Personal data\n", f"PII redaction in the filter stage: {pii_summary(pii)}."]
+    if pii:
+        out[-1] += (" " + "; ".join(PII_PLACEHOLDERS[k] for k in pii.get("kinds", []) if k in PII_PLACEHOLDERS)
+                    + ", as datatrove's PIIFormatter does for FineWeb (`udfs/pii.py`). Names, street addresses and "
+                    "other personal data are not redacted.")
+    out[-1] += "\n"
+    return out
+
+
 def render_card(root: str, stages: list[tuple[str, dict]]) -> str:
     """The README.md text for a run whose committed stages are ``stages`` (pipeline order)."""
     final, fman = final_stage(stages)
@@ -186,6 +205,9 @@ def render_card(root: str, stages: list[tuple[str, dict]]) -> str:
     for name, man in stages:
         out.append(f"<details><summary>{name}</summary>\n\n```json\n"
                    f"{json.dumps(man.get('params', {}), indent=1, sort_keys=True)}\n```\n</details>\n")
+
+    if "filter" in dict(stages):
+        out += _personal_data((dict(stages)["filter"].get("stats") or {}).get("pii"))
 
     out.append("## Languages\n")
     if langs:

@@ -350,12 +350,32 @@ class LanguageRules:
 
 
 @dataclass
+class PiiConfig:
+    """PII redaction of the kept documents (datatrove's PIIFormatter, which FineWeb ran): fixed placeholders."""
+    enabled: bool = doc("replace personal data in kept documents' text; document counts never change", True)
+    kinds: list[Literal["email", "ip", "phone"]] = doc(
+        "what is replaced: email (-> email@example.com), ip (public IPv4/IPv6 -> datatrove's placeholder addresses), "
+        "phone (+country-code and North American numbers -> 555-555-0100; off by default, see udfs/pii.py)",
+        factory=lambda: ["email", "ip"])
+
+    def __post_init__(self) -> None:
+        if self.enabled and not self.kinds:
+            raise ConfigError("filter.pii.kinds: empty while filter.pii.enabled is true; name at least one of "
+                              "email, ip, phone, or set filter.pii.enabled=false")
+        dup = sorted({k for k in self.kinds if self.kinds.count(k) > 1})
+        if dup:
+            raise ConfigError(f"filter.pii.kinds: {', '.join(dup)} listed twice; list each kind once")
+
+
+@dataclass
 class FilterConfig:
-    """The filter stage: Gopher repetition removal, then Gopher quality filters, then RefinedWeb line corrections.
-    A document is judged by the rules of its ``lang`` (filter.languages), else by these sections."""
+    """The filter stage: Gopher repetition removal, then Gopher quality filters, then RefinedWeb line corrections,
+    then PII redaction of the documents kept. A document is judged by the rules of its ``lang`` (filter.languages),
+    else by these sections."""
     repetition: RepetitionConfig = field(default_factory=RepetitionConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     lines: LineFilterConfig = field(default_factory=LineFilterConfig)
+    pii: PiiConfig = field(default_factory=PiiConfig)
     languages: dict[str, LanguageFilterConfig] = doc(
         "per-language overrides (ISO 639-1 code -> tokenizer, repetition, quality, lines); shipped defaults for "
         "de, fr, es, ru, zh, ja in configs/languages/filter.yaml, merged under the preset's",

@@ -52,6 +52,11 @@ def print_status(root: str, cfg: Config) -> int:
                       ", ".join(f"{k} {v:,}" for k, v in top), str(len(m.get("failed_inputs", []))),
                       f"{m['timings']['seconds']:.1f}", m["config_hash"])
     console.print(table)
+    filter_man = next((r["manifest"] for r in rows if r["stage"] == "filter" and r["manifest"]), None)
+    if filter_man is not None:
+        from pipeline.report_data import pii_summary
+        console.print(f"PII redaction (filter): {pii_summary((filter_man.get('stats') or {}).get('pii'))}",
+                      markup=False, highlight=False, soft_wrap=True)
     for r in rows:
         note = records_note(r["stage"], r["manifest"])
         if note:

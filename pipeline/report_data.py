@@ -205,6 +205,20 @@ def samples(store: Storage, root: str, stages: list[tuple[str, dict]]) -> dict:
     return out
 
 
+def pii(stages: list[tuple[str, dict]]) -> dict | None:
+    """What PII redaction replaced in the kept documents (the filter manifest's stats.pii); None: not run."""
+    got = (dict(stages).get("filter") or {}).get("stats", {}).get("pii")
+    return dict(got) if got else None
+
+
+def pii_summary(p: dict | None) -> str:
+    """One line for status, report and card: 'e-mail 12, ip 3 replaced in 10 documents'."""
+    if not p:
+        return "not run (filter.pii.enabled=false, or a filter output written before redaction existed)"
+    counts = ", ".join(f"{kind} {p.get(kind, 0):,}" for kind in p.get("kinds", []))
+    return f"{counts} replaced in {p.get('documents_redacted', 0):,} kept documents"
+
+
 def stage_rows(stages: list[tuple[str, dict]]) -> list[dict]:
     rows = []
     for name, man in stages:
@@ -249,5 +263,6 @@ def collect(store: Storage, root: str) -> dict:
         "top_removed_domains": top_domains(stages),
         "timings": {name: man["timings"]["seconds"] for name, man in stages},
         "samples": samples(store, root, stages),
+        "pii": pii(stages),
         "notes": notes,
     }

@@ -203,6 +203,13 @@ def _records(data: dict) -> str:
             f"responses are the documents the counts start from (the other records are WARC bookkeeping).</p>")
 
 
+def _pii(data: dict) -> str:
+    from pipeline.report_data import pii_summary
+    if "filter" not in {s["stage"] for s in data["stages"]}:
+        return ""
+    return f"<p id='pii'>PII redaction (filter stage): {_esc(pii_summary(data.get('pii')))}</p>"
+
+
 def _params(data: dict) -> str:
     out = []
     for s in data["stages"]:
@@ -264,6 +271,7 @@ def render(data: dict) -> str:
 <h2>Stages</h2>
 {_summary_table(data)}
 {_records(data)}
+{_pii(data)}
 {_params(data)}
 {_filter_languages_table(data)}
 <h2>Charts</h2>

@@ -129,6 +129,13 @@ def test_report_numbers_are_the_data(run, report):
         assert report["languages"]["removed"].get(f"extract: {reason}", {}) == dict(langs)
         seen |= set(langs)
     assert {"de", "fr", "es", "ja", "zh", "ru"} <= seen
+    if "filter" in STAGES:   # what PII redaction replaced in the kept documents, from the filter manifest
+        pii = mans["filter"]["stats"]["pii"]
+        assert report["pii"] == pii and pii["kinds"] == ["email", "ip"]
+        assert pii["documents_redacted"] <= mans["filter"]["counts"]["kept"]
+        html = (root / "report.html").read_text()
+        assert f"PII redaction (filter stage): email {pii['email']:,}, ip {pii['ip']:,} replaced in " \
+               f"{pii['documents_redacted']:,} kept documents" in html
 
 
 def test_report_samples_and_domains_come_from_the_rejects(run, report):
@@ -279,6 +286,10 @@ def test_status_table(run, tmp_path, capsys):
         assert re.search(rf"{stage} .*committed.*{mans[stage]['counts']['kept']:,}.*{chars:,}", out), stage
     assert f"report.html: {root}/report.html" in out
     assert "extract read 432 WARC records, 143 HTTP responses" in out
+    if "filter" in STAGES:
+        pii = mans["filter"]["stats"]["pii"]
+        assert f"PII redaction (filter): email {pii['email']:,}, ip {pii['ip']:,} replaced in " \
+               f"{pii['documents_redacted']:,} kept documents" in out
     # a stage that stopped half-way says how many of its tasks are done
     half = tmp_path / "half"
     (half / "extract" / "_tasks").mkdir(parents=True)
@@ -483,6 +494,11 @@ def test_dataset_card(run, hf_offline):
     assert "Common Crawl crawl ids: none found" in card                   # the sample is not a CC path
     assert "sample.warc.gz" in card and "Terms of Use" in card and "ODC-By" in card
     assert f"| en | {mans[final]['rows']:,} | 100.0% |" in card
+    if "filter" in STAGES:
+        pii = mans["filter"]["stats"]["pii"]
+        assert "## Personal data" in card and "`email@example.com`" in card and "555-555-0100" not in card
+        assert f"PII redaction in the filter stage: email {pii['email']:,}, ip {pii['ip']:,} replaced in " \
+               f"{pii['documents_redacted']:,} kept documents." in card
     for stage in STAGES:                                                  # stages and their parameters
         assert json.dumps(mans[stage]["params"], indent=1, sort_keys=True) in card, stage
     for field in mans[final]["schema"]:                                   # the Parquet schema, every column explained

@@ -1,10 +1,13 @@
-"""filter: Gopher repetition removal, Gopher quality filters, then RefinedWeb line-wise corrections, one task per part.
+"""filter: Gopher repetition removal, Gopher quality filters, RefinedWeb line-wise corrections, then PII redaction,
+one task per part.
 
 The order is RefinedWeb's (repetition, document-wise, line-wise). A document is judged by the rules of its
 ``lang`` column (``filter.languages``: word splitting, stop words, thresholds), else by the base sections.
 Kept rows keep every input column,
 with the corrected text and a few score columns (measured on the text as it came in), so a threshold
-can later be re-tuned with a cheap filter; dropped rows go to the rejects with their scores.
+can later be re-tuned with a cheap filter; dropped rows go to the rejects with their scores. The text of a
+kept document then has its e-mail and public IP addresses replaced (``filter.pii``, ``udfs.pii``): what was
+replaced is counted per kind in the manifest's ``stats.pii``; no document is kept or removed for it.
 """
 from __future__ import annotations
 
@@ -80,6 +83,31 @@ def filter_document(text: str, cfg: FilterConfig, lang: str | None = None,
     return text, None, scores
 
 
+def redact_document(text: str, cfg: FilterConfig) -> tuple[str, dict[str, int]]:
+    """(kept text with personal data replaced, replacements per kind); unchanged when filter.pii is off."""
+    if not cfg.pii.enabled:
+        return text, {}
+    from udfs.pii import redact
+    return redact(text, cfg.pii.kinds)
+
+
+def _count_pii(stats: dict, counts: dict[str, int]) -> None:
+    """Task stats are summed across tasks only when flat numbers: ``pii_<kind>``, folded into ``pii`` by run()."""
+    for kind, n in counts.items():
+        stats[f"pii_{kind}"] = stats.get(f"pii_{kind}", 0) + n
+    stats["pii_documents_redacted"] = stats.get("pii_documents_redacted", 0) + (sum(counts.values()) > 0)
+
+
+def _pii_stats(stats: dict, cfg: FilterConfig) -> dict | None:
+    """The manifest's ``stats.pii``: replacements per configured kind and the documents that had any."""
+    if not cfg.pii.enabled:
+        return None
+    out = {"kinds": list(cfg.pii.kinds)}
+    out.update({kind: int(stats.pop(f"pii_{kind}", 0)) for kind in cfg.pii.kinds})
+    out["documents_redacted"] = int(stats.pop("pii_documents_redacted", 0))
+    return out
+
+
 def _filter_part(store: Storage, cfg: FilterConfig, root: str, uri: str, sink: TaskSink) -> None:
     rules: dict[str | None, LanguageRules] = {}
     for batch in iter_part(store, uri, root=root):  # a row group at a time: memory does not grow with the part
@@ -99,6 +127,9 @@ def _filter_part(store: Storage, cfg: FilterConfig, root: str, uri: str, sink: T
                     scores["lang"] = lang  # the removed documents' languages, per reason, in the profile
                 sink.drop(reason, row["id"], row.get("url"), details=scores, text=original)
                 continue
+            text, pii = redact_document(text, cfg)
+            if pii:
+                _count_pii(sink.stats, pii)
             row["text"] = text
             if has_chars:
                 row["text_chars"] = len(text)
@@ -113,6 +144,9 @@ def run(ctx: StageContext) -> StageResult:
     result = run_file_tasks(ctx, partial(_filter_part, ctx.store, cfg, ctx.input.uri), schema, label="parts")
     result.params = dataclasses.asdict(cfg)
     result.params["rules_by_language"] = rules_by_language(cfg)
+    pii = _pii_stats(result.stats, cfg)
+    if pii is not None:
+        result.stats["pii"] = pii
     return result
 
 
@@ -133,5 +167,6 @@ def rules_by_language(cfg: FilterConfig) -> dict:
     return out
 
 
-# logic 2: documents are judged by the rules of their language (filter.languages)
-SPEC = StageSpec("filter", ("filter",), lambda store, cfg, uri: open_input(store, uri), run, logic_version=2)
+# logic 3: documents are judged by the rules of their language (filter.languages) (2), kept documents' text goes
+# through PII redaction (filter.pii) (3)
+SPEC = StageSpec("filter", ("filter",), lambda store, cfg, uri: open_input(store, uri), run, logic_version=3)
