@@ -89,7 +89,7 @@ def datatrove_args(cfg, work: Path, warc_dir: str, args) -> dict:
     """datatrove's settings, every threshold taken from mdr's effective configuration ``cfg``."""
     import dataclasses
 
-    from pipeline.storage import Storage
+    from pipeline.core.storage import Storage
     from udfs.langid import default_model_path
     from udfs.url_filter import UrlFilter
 
@@ -487,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
                                "magic") if importlib.util.find_spec(m) is None]
         if missing:
             sys.exit(f"missing for datatrove's side: {', '.join(missing)}; install with: pip install -e '.[test,bench]'")
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
     work = Path(args.workdir or tempfile.mkdtemp(prefix="mdr-vs-datatrove-"))
     per_warc = max(1, min(args.per_warc, -(-args.pages // (4 * args.cores))))
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start; {args.cores} cores for "

@@ -159,8 +159,8 @@ def run_stage_measured(src: Path, out: Path, driver_memory: str, lean: bool, set
 
 
 def _stage_child(src: str, out: str, driver_memory: str, lean: str = "", *extra: str) -> None:
-    from pipeline.config import load_config
-    from pipeline.runner import run_stage
+    from pipeline.core.config import load_config
+    from pipeline.run.runner import run_stage
     sets = ["spark.master=local[2]", f"spark.driver_memory={driver_memory}", "run.audit=none"]
     if lean:
         sets += [f"spark.conf={json.dumps(LEAN)}"]

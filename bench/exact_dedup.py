@@ -114,7 +114,7 @@ def digest(text: str) -> str:
 
 def reference_child(n: int, k: int, out: str) -> None:
     """Runs in its own process, so its peak memory is its own."""
-    from pipeline.config import DedupExactConfig
+    from pipeline.core.config import DedupExactConfig
     c = DedupExactConfig()
     docs = build_docs(n)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -192,9 +192,9 @@ def run_spark(spark, cfg, docs: list[dict], work: Path, parts: int) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipeline.dataset import read_dataset, read_rejects
-    from pipeline.runner import run_stage
-    from pipeline.storage import Storage
+    from pipeline.core.dataset import read_dataset, read_rejects
+    from pipeline.run.runner import run_stage
+    from pipeline.core.storage import Storage
 
     inp, out = work / "in", work / "out"
     inp.mkdir(parents=True)
@@ -233,8 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{TEXT_DIR} is absent: this benchmark needs the shared real text", file=sys.stderr)
         return 2
 
-    from pipeline.config import load_config
-    from pipeline.spark import get_spark
+    from pipeline.core.config import load_config
+    from pipeline.core.spark import get_spark
     cfg = load_config(None, [f"spark.master=local[{args.cores}]", f"spark.driver_memory={args.driver_memory}", "run.audit=none",
                              "dedup_exact.url_dedup=false", "dedup_exact.doc_dedup=false", f"dedup_exact.k={args.k}"])
     spark = get_spark(cfg)

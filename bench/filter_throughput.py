@@ -43,7 +43,7 @@ def load_documents() -> list[str]:
 
 
 def run_ours(texts: list[str]) -> tuple[float, int]:
-    from pipeline.config import FilterConfig
+    from pipeline.core.config import FilterConfig
     from pipeline.stages.filter import filter_document
     from udfs import words
 

@@ -71,9 +71,9 @@ def stages(docs: list[dict], stage: str, preset: str, repeat: int) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipeline.config import load_config
-    from pipeline.runner import run_stage
-    from pipeline.spark import get_spark
+    from pipeline.core.config import load_config
+    from pipeline.run.runner import run_stage
+    from pipeline.core.spark import get_spark
     from pipeline.stages.dedup_exact import shuffle_metrics
     name = {"fuzzy": "dedup_fuzzy", "exact": "dedup_exact"}[stage]
     key = {"fuzzy": "dedup_fuzzy.key_bits", "exact": "dedup_exact.hash_bits"}[stage]

@@ -24,10 +24,10 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import neardup_gen  # noqa: E402
-from pipeline.config import load_config  # noqa: E402
-from pipeline.dataset import read_dataset, read_rejects  # noqa: E402
-from pipeline.runner import run_stage  # noqa: E402
-from pipeline.storage import Storage  # noqa: E402
+from pipeline.core.config import load_config  # noqa: E402
+from pipeline.core.dataset import read_dataset, read_rejects  # noqa: E402
+from pipeline.run.runner import run_stage  # noqa: E402
+from pipeline.core.storage import Storage  # noqa: E402
 
 TARGETS = {"refinedweb": {"a": 0.99, "b": 0.01}}
 

@@ -25,7 +25,7 @@ SIDES = {"off": None, "email+ip": ["email", "ip"], "email+ip+phone": ["email", "
 
 def run_filter(texts: list[str], kinds: list[str] | None) -> tuple[float, float, int, dict]:
     """(CPU s of the whole side, CPU s inside redact_document alone, documents kept, replacements per kind)."""
-    from pipeline.config import FilterConfig, PiiConfig
+    from pipeline.core.config import FilterConfig, PiiConfig
     from pipeline.stages.filter import filter_document, redact_document
     from udfs import words
 

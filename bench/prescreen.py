@@ -27,7 +27,7 @@ MAX_FALSE_DROP = 0.005
 
 def pages() -> list[tuple[str, str, str]]:
     """(source, url, html) for every decodable HTML page of the shared WARCs and of a freshly generated sample."""
-    from pipeline.sample import write_sample_warc
+    from pipeline.sample.generate import write_sample_warc
     out = []
     folder = shared("warc")
     srcs = sorted(p for p in folder.glob("*.warc*") if ".wet" not in p.name)

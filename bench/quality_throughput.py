@@ -33,7 +33,7 @@ TARGET = 1.6
 
 def make_documents(n: int, seed: int = 0) -> list[str]:
     """n documents of 200+ words (about 3 kB, as RefinedWeb's): windows of paragraphs from the demo model's real-text sets."""
-    from pipeline.quality_data import build_sets
+    from pipeline.quality_training.data import build_sets
     pool = [r["text"].split("\n") for rows in build_sets(SHARED).values() for r in rows]
     rng = random.Random(seed)
     docs = []
@@ -49,8 +49,8 @@ def make_documents(n: int, seed: int = 0) -> list[str]:
 
 def write_dataset(root: str, docs: list[str], parts: int) -> None:
     """A committed dataset (manifest and parts), as an earlier stage would leave it."""
-    from pipeline.dataset import Counts, PartWriter, build_manifest, commit, part_path
-    from pipeline.storage import Storage
+    from pipeline.core.dataset import Counts, PartWriter, build_manifest, commit, part_path
+    from pipeline.core.storage import Storage
     store = Storage()
     schema = pa.schema([("id", pa.string()), ("url", pa.string()), ("text", pa.string())])
     infos, per = [], -(-len(docs) // parts)
@@ -68,8 +68,8 @@ def write_dataset(root: str, docs: list[str], parts: int) -> None:
 
 def plain_loop(input_root: str, out: str, model_uri: str | None, threshold: float, batch: int) -> tuple[int, float, set]:
     """The reference: one process reads each part, scores it in batches, writes kept rows and rejects."""
-    from pipeline.dataset import open_input, read_part
-    from pipeline.storage import Storage
+    from pipeline.core.dataset import open_input, read_part
+    from pipeline.core.storage import Storage
     from udfs.quality import FastTextClassifier
     t0 = time.perf_counter()
     store = Storage()
@@ -130,11 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     if not SHARED.exists():
         print(f"{SHARED} is absent: the benchmark builds its documents from the shared real data", file=sys.stderr)
         return 2
-    from pipeline.config import load_config
-    from pipeline.dataset import read_dataset
-    from pipeline.ray_session import init_ray
-    from pipeline.runner import run_stage
-    from pipeline.storage import Storage
+    from pipeline.core.config import load_config
+    from pipeline.core.dataset import read_dataset
+    from pipeline.core.ray_session import init_ray
+    from pipeline.run.runner import run_stage
+    from pipeline.core.storage import Storage
     tmp = tempfile.mkdtemp(prefix="mdr-bench-quality-")
     try:
         docs = make_documents(args.docs)

@@ -10,7 +10,7 @@ Each night goes through the library as ``mdr refresh`` does, without WARC extrac
 2. index: the night's keys written as level-0 files (``prior_build._write_group``), then ``prior_build.compact``
    in this process, the catalog written, files merged away deleted;
 3. ledger: the night's WARC files listed, taken and finished, the ledger loaded lazily and saved
-   (``pipeline.ledger``; a new CC-NEWS month every 10 nights).
+   (``pipeline.refresh.ledger``; a new CC-NEWS month every 10 nights).
 ``--history-nights`` nights are indexed first without being measured (a longer history to start from).
 Printed per night: seconds, index files / row groups / rows / bytes the lookup read, rows the compaction merged
 and the most one merge held, the index's size, and the peak RSS of this process during the night (sampled every
@@ -30,11 +30,11 @@ import numpy as np
 import pyarrow as pa
 
 from bench.proctree import mem_kb
-from pipeline import prior_build
-from pipeline.ledger import Ledger
-from pipeline.prior_build import _write_group, compact, entry
-from pipeline.prior_index import KINDS, ReadStats, file_schema, lookup_bucket
-from pipeline.storage import Storage, join
+from pipeline.core.prior_index import KINDS, ReadStats, file_schema, lookup_bucket
+from pipeline.core.storage import Storage, join
+from pipeline.refresh import prior_build
+from pipeline.refresh.ledger import Ledger
+from pipeline.refresh.prior_build import _write_group, compact, entry
 from udfs.prior_keys import long_buckets
 
 BANDS = 14

@@ -62,8 +62,8 @@ class Clusters:
             raise
 
     def store(self, counted: bool = False):
-        from pipeline.config import load_config
-        from pipeline.storage import Storage
+        from pipeline.core.config import load_config
+        from pipeline.core.storage import Storage
         endpoint = self.proxy.endpoint if counted else self.s3.endpoint
         return Storage(load_config(None, [f"storage.s3_endpoint={endpoint}"]).storage)
 
@@ -159,8 +159,8 @@ def run_size(c: Clusters, work: Path, n_pages: int, stages: list[str], args) -> 
     if m.rc:
         print(f"\nmdr run failed (exit {m.rc}):\n{(m.stdout + m.stderr)[-4000:]}", file=sys.stderr)
         raise SystemExit(1)
-    from pipeline.dataset import read_manifest
-    from pipeline.runner import registry
+    from pipeline.core.dataset import read_manifest
+    from pipeline.run.runner import registry
     engines = {s: registry()[s].engine for s in stages}
     store = c.store()
     mans = {s: read_manifest(store, f"{out}/{s}") for s in stages}

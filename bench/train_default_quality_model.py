@@ -3,7 +3,7 @@
     python bench/train_default_quality_model.py [--shared ../shared/data] [--output udfs/models/quality-demo.ftz]
 
 The training sets are written to a temporary folder (the shared files are read, never copied into the
-repository); see pipeline/quality_data.py for what each set holds. Training is single-threaded and
+repository); see pipeline/quality_training/data.py for what each set holds. Training is single-threaded and
 seeded, so the same data give the same model.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTES = """
 ## How it was made
 Built by `python bench/train_default_quality_model.py` from the real data in `../shared/data`
-(see `pipeline/quality_data.py`), then `mdr train-quality --group-column group` with the parameters above:
+(see `pipeline/quality_training/data.py`), then `mdr train-quality --group-column group` with the parameters above:
 
 - `hq` (positive): WikiText-2 validation articles (60 Wikipedia Good/Featured articles, detokenized, `<unk>`
   dropped, cut into documents of about 150-600 words), and the human-labelled article bodies of
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{shared} is absent: the demo model is trained from the shared real data", file=sys.stderr)
         return 2
     from pipeline.cli import main as mdr
-    from pipeline.quality_data import build_sets
+    from pipeline.quality_training.data import build_sets
     sets = build_sets(shared)
     output = str(Path(args.output).resolve())
     with tempfile.TemporaryDirectory(prefix="mdr-quality-data-") as tmp:

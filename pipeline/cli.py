@@ -240,12 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args):
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
     return load_config(args.preset, args.overrides)
 
 
 def cmd_run(args) -> int:
-    from pipeline.runner import run_pipeline
+    from pipeline.run.runner import run_pipeline
     overrides = list(args.overrides)
     if args.stages:
         overrides.append(f"run.stages=[{args.stages}]")
@@ -258,12 +258,12 @@ def cmd_run(args) -> int:
     root = args.output or cfg.run.output
     last = manifests[-1] if manifests else None
     if last:
-        from pipeline.report import records_note
+        from pipeline.reports.report import records_note
         first = manifests[0]
         start = records_note(first["stage"], first) or f"{first['counts']['in']:,} documents"
         print(f"funnel: {start} -> " + " -> ".join(f"{m['counts']['kept']:,} after {m['stage']}" for m in manifests))
         print(f"done: {last['rows']:,} documents in {root}/{last['stage']} (see `mdr status {root}`)")
-        from pipeline.storage import Storage, join
+        from pipeline.core.storage import Storage, join
         store = Storage(cfg.storage)
         for name, what in (("report.html", "report"), ("README.md", "dataset card")):
             if store.exists(join(root, name)):
@@ -272,7 +272,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_stage(args) -> int:
-    from pipeline.runner import run_stage
+    from pipeline.run.runner import run_stage
     if args.ray_address:
         args.overrides = [*args.overrides, f"ray.address={args.ray_address}"]
     cfg = _load(args)
@@ -282,14 +282,14 @@ def cmd_stage(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from pipeline.report import print_status
+    from pipeline.reports.report import print_status
     return print_status(args.root, _load(args))
 
 
 def cmd_report(args) -> int:
-    from pipeline.card import write_card
-    from pipeline.report import write_report
-    from pipeline.storage import Storage
+    from pipeline.reports.card import write_card
+    from pipeline.reports.report import write_report
+    from pipeline.core.storage import Storage
     store = Storage(_load(args).storage)
     html_uri, json_uri = write_report(store, args.root)
     print(f"report: {html_uri}\nnumbers: {json_uri}\ndataset card: {write_card(store, args.root)}")
@@ -298,8 +298,8 @@ def cmd_report(args) -> int:
 
 def cmd_explain(args) -> int:
     import json
-    from pipeline.explain import explain, print_explanation
-    from pipeline.storage import Storage
+    from pipeline.reports.explain import explain, print_explanation
+    from pipeline.core.storage import Storage
     result = explain(Storage(_load(args).storage), args.root, args.key)
     if args.json:
         print(json.dumps(result, indent=1, default=str))
@@ -308,8 +308,8 @@ def cmd_explain(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from pipeline.export import export_jsonl
-    from pipeline.storage import Storage
+    from pipeline.reports.export import export_jsonl
+    from pipeline.core.storage import Storage
     store = Storage(_load(args).storage)
     store.check_writable(args.output)
     summary = export_jsonl(store, args.root, args.output, stage=args.stage, source=args.source)
@@ -319,8 +319,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_refresh(args) -> int:
-    from pipeline.lease import LeaseHeld, LeaseLost
-    from pipeline.refresh import dry_run, refresh, status
+    from pipeline.core.lease import LeaseHeld, LeaseLost
+    from pipeline.refresh.nightly import dry_run, refresh, status
     keys = {"source": "refresh.source", "state": "refresh.state", "budget": "refresh.budget"}
     args.overrides = [*args.overrides, *(f"{k}={getattr(args, a)}" for a, k in keys.items()
                                          if getattr(args, a) is not None)]
@@ -343,20 +343,20 @@ def cmd_refresh(args) -> int:
 
 
 def cmd_submit(args) -> int:
-    from pipeline.submit import cli_submit
+    from pipeline.cluster.submit import cli_submit
     return cli_submit(args)
 
 
 def cmd_config(args) -> int:
-    from pipeline.config import to_yaml
+    from pipeline.core.config import to_yaml
     sys.stdout.write(to_yaml(_load(args)))
     return 0
 
 
 def cmd_calibrate_filters(args) -> int:
-    from pipeline.calibrate import calibrate
-    from pipeline.config import ConfigError
-    from pipeline.storage import Storage
+    from pipeline.calibration.thresholds import calibrate
+    from pipeline.core.config import ConfigError
+    from pipeline.core.storage import Storage
     if args.quantile is not None and not 0.0 < args.quantile < 1.0:
         raise ConfigError(f"--quantile: {args.quantile} must be between 0 and 1")
     cfg = _load(args)
@@ -370,7 +370,7 @@ def cmd_calibrate_filters(args) -> int:
 
 
 def cmd_scurve(args) -> int:
-    from pipeline.hash_widths import format_false_merges
+    from pipeline.reports.hash_widths import format_false_merges
     from udfs.minhash import format_scurve
     cfg = _load(args)
     print(format_scurve(cfg.dedup_fuzzy.params(), cfg.dedup_fuzzy.preset, args.jaccard))
@@ -380,8 +380,8 @@ def cmd_scurve(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from pipeline.sample import write_sample_blocklist, write_sample_warc
-    from pipeline.storage import Storage, join
+    from pipeline.sample.generate import write_sample_blocklist, write_sample_warc
+    from pipeline.core.storage import Storage, join
     folder = args.output.rsplit("/", 1)[0] if "/" in args.output else "."
     Storage().check_writable(folder)
     summary = write_sample_warc(args.output, seed=args.seed)
@@ -397,9 +397,9 @@ def cmd_sample(args) -> int:
 def cmd_train_quality(args) -> int:
     from pathlib import Path
 
-    from pipeline.quality_train import TrainParams, print_report, train
-    from pipeline.storage import Storage
-    from pipeline.config import ConfigError
+    from pipeline.quality_training.train import TrainParams, print_report, train
+    from pipeline.core.storage import Storage
+    from pipeline.core.config import ConfigError
     cfg = _load(args)
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise ConfigError(f"--threshold {args.threshold}: out of range; allowed: [0.0, 1.0]")
@@ -443,13 +443,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    from pipeline.config import ConfigError
-    from pipeline.dataset import ConservationError, ManifestConflict
-    from pipeline.lease import LeaseHeld, LeaseLost
-    from pipeline.runner import StageFailed
-    from pipeline.storage import StorageError
+    from pipeline.core.config import ConfigError
+    from pipeline.core.dataset import ConservationError, ManifestConflict
+    from pipeline.core.lease import LeaseHeld, LeaseLost
+    from pipeline.run.runner import StageFailed
+    from pipeline.core.storage import StorageError
     from udfs.langid import ModelError
-    from pipeline.engine_logs import set_verbose
+    from pipeline.core.engine_logs import set_verbose
     set_verbose(getattr(args, "verbose", False))
     try:
         return COMMANDS[args.command](args)

@@ -40,7 +40,7 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def cfg_factory():
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
 
     def make(*overrides: str, preset: str | None = None):
         return load_config(preset, list(overrides))
@@ -50,8 +50,8 @@ def cfg_factory():
 @pytest.fixture(scope="session")
 def spark(s3_server):
     """Started after the S3 server, so the JVM and its Python workers inherit its endpoint and test credentials."""
-    from pipeline.config import load_config
-    from pipeline.spark import get_spark
+    from pipeline.core.config import load_config
+    from pipeline.core.spark import get_spark
     cfg = load_config(None, ["spark.master=local[2]", "spark.driver_memory=1g"])
     session = get_spark(cfg)
     yield session

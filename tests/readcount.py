@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from pipeline.storage import Storage
+from pipeline.core.storage import Storage
 
 
 class CountingStore(Storage):

@@ -1,7 +1,7 @@
 """run.audit: what a rejected document keeps (the report's samples per reason are drawn from it)."""
 import json
 
-from pipeline.dataset import reject_row
+from pipeline.core.dataset import reject_row
 
 TEXT = "first line of a removed page\n" + "x" * 2000
 

@@ -16,9 +16,9 @@ import threading
 
 import pytest
 
-from pipeline.config import load_config
-from pipeline.dataset import read_dataset, read_manifest, read_rejects
-from pipeline.storage import Storage, join
+from pipeline.core.config import load_config
+from pipeline.core.dataset import read_dataset, read_manifest, read_rejects
+from pipeline.core.storage import Storage, join
 from tests.clusters import running_standalone
 from tests.conftest import ROOT
 

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from pipeline.config import load_config
-from pipeline.dataset import read_dataset, read_manifest, read_rejects
-from pipeline.storage import Storage
+from pipeline.core.config import load_config
+from pipeline.core.dataset import read_dataset, read_manifest, read_rejects
+from pipeline.core.storage import Storage
 from tests.clusters import RayCluster, running_standalone
 from tests.conftest import ROOT
 
@@ -27,7 +27,7 @@ TIMEOUT_S = 420
 @pytest.fixture(scope="module")
 def s3(s3_server, tmp_path_factory):
     """A bucket holding the sample WARC, a config file (executors of 1 GiB, no Spark UI) and the run's options."""
-    from pipeline.sample import write_sample_warc
+    from pipeline.sample.generate import write_sample_warc
     bucket = s3_server.make_bucket("cluster-runs")
     warc = f"{bucket}/crawl/sample.warc.gz"
     write_sample_warc(warc)

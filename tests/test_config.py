@@ -1,7 +1,7 @@
 """Configuration: typed, documented, validated before anything runs."""
 import pytest
 
-from pipeline.config import Config, ConfigError, describe, load_config, to_yaml
+from pipeline.core.config import Config, ConfigError, describe, load_config, to_yaml
 
 
 def test_default_preset_is_refinedweb_with_published_thresholds():

@@ -6,9 +6,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.dataset import (ConservationError, Counts, PartInfo, build_manifest, commit, open_input, read_dataset,
-                              read_manifest, read_part)
-from pipeline.storage import Storage, StorageError, safe_key
+from pipeline.core.dataset import (ConservationError, Counts, PartInfo, build_manifest, commit, open_input,
+                                   read_dataset, read_manifest, read_part)
+from pipeline.core.storage import Storage, StorageError, safe_key
 
 SCHEMA = pa.schema([("id", pa.string()), ("url", pa.string()), ("text", pa.string())])
 

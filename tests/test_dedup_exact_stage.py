@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.dataset import read_dataset, read_manifest, read_rejects
-from pipeline.runner import run_stage
-from pipeline.storage import Storage
+from pipeline.core.dataset import read_dataset, read_manifest, read_rejects
+from pipeline.core.storage import Storage
+from pipeline.run.runner import run_stage
 from udfs.exact_reference import RefResult, reference_dedup
 from udfs.exact_substring import doc_order_key, tokens_regex
 

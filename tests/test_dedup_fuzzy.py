@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import shared_path
-from pipeline.connected_components import Checkpoints, connected_components
-from pipeline.dataset import read_dataset, read_manifest, read_rejects
-from pipeline.runner import run_stage
-from pipeline.storage import Storage
+from pipeline.core.connected_components import Checkpoints, connected_components
+from pipeline.core.dataset import read_dataset, read_manifest, read_rejects
+from pipeline.core.storage import Storage
+from pipeline.run.runner import run_stage
 from udfs.minhash import PRESETS, jaccard, minhasher
 
 STORE = Storage()

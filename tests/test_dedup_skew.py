@@ -13,11 +13,11 @@ from collections import Counter
 from contextlib import contextmanager
 from types import SimpleNamespace
 
-from pipeline.dataset import open_input, read_part
-from pipeline.runner import run_stage
-from pipeline.sparkio import read_dataframe
+from pipeline.core.dataset import open_input, read_part
+from pipeline.core.sparkio import read_dataframe
+from pipeline.core.storage import Storage
+from pipeline.run.runner import run_stage
 from pipeline.stages import dedup_exact
-from pipeline.storage import Storage
 from tests.test_dedup_exact_stage import stage_results
 from udfs.exact_reference import reference_dedup
 

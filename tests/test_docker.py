@@ -92,7 +92,7 @@ def test_ray_image_needs_no_pyspark():
     """The Ray image installs mdr without pyspark: the stage registry and the CLI must import without it."""
     import sys
     code = ("import sys; sys.modules['pyspark'] = None\n"
-            "from pipeline.runner import registry\nimport pipeline.cli\nprint(','.join(sorted(registry())))")
+            "from pipeline.run.runner import registry\nimport pipeline.cli\nprint(','.join(sorted(registry())))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "extract" in proc.stdout

@@ -1,4 +1,4 @@
-"""Engine noise filtered from stderr (pipeline.engine_logs): the lines engines write past any logger are dropped,
+"""Engine noise filtered from stderr (pipeline.core.engine_logs): the lines engines write past any logger are dropped,
 every other line passes, in order, from this process and from the processes started while the filter is on."""
 import os
 import subprocess
@@ -8,7 +8,7 @@ from tests.conftest import ROOT
 
 SCRIPT = r"""
 import subprocess, sys
-from pipeline.engine_logs import engine_stderr_filtered
+from pipeline.core.engine_logs import engine_stderr_filtered
 print("mdr: before", file=sys.stderr)
 with engine_stderr_filtered():
     print("mdr: inside", file=sys.stderr)

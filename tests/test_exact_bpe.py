@@ -111,7 +111,7 @@ def test_window_hashes_tokenize_each_document_alone(tokenizer):
 def test_missing_package_names_the_fix(monkeypatch):
     import sys
 
-    from pipeline.preflight import check_dedup_exact
+    from pipeline.run.preflight import check_dedup_exact
     from udfs import exact_substring
     monkeypatch.setitem(sys.modules, "bpe_openai", None)       # import fails as if not installed
     exact_substring._bpe.cache_clear()

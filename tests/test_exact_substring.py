@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pytest
 
-from pipeline.config import DedupExactConfig
+from pipeline.core.config import DedupExactConfig
 from udfs.collisions import colliding_pairs
 from udfs.dochash import expected_false_text_pairs, normalize_text, text_hash
 from udfs.exact_reference import reference_dedup

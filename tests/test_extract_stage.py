@@ -7,9 +7,9 @@ import pyarrow.compute as pc
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from pipeline.dataset import read_dataset, read_manifest, read_rejects
-from pipeline.runner import run_stage
-from pipeline.storage import Storage
+from pipeline.core.dataset import read_dataset, read_manifest, read_rejects
+from pipeline.core.storage import Storage
+from pipeline.run.runner import run_stage
 from tests.conftest import shared_path
 from tests.warcgen import relabel
 
@@ -146,7 +146,7 @@ def test_paths_listing_resolved_against_base(spark, cfg_factory, tmp_path):
 
 
 def test_corrupt_file_is_listed_as_failed_and_job_fails_past_share(spark, cfg_factory, tmp_path):
-    from pipeline.runner import StageFailed
+    from pipeline.run.runner import StageFailed
     src = tmp_path / "in"
     src.mkdir()
     good = shared_path("warc", "dolma-sample-0000.warc.gz")

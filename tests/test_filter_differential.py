@@ -21,7 +21,7 @@ import os
 import pytest
 
 from conftest import shared_path
-from pipeline.config import QualityConfig, RepetitionConfig
+from pipeline.core.config import QualityConfig, RepetitionConfig
 from udfs.gopher import gopher_quality, gopher_repetition
 from udfs.words import split_words
 
@@ -60,7 +60,7 @@ def extract_pages(warc_dir: str) -> list[tuple[str, str, str]]:
     per-file code (``udfs.extract.process_warc``) with the default (RefinedWeb) extraction settings, run here
     without Spark. Language ID is off so that documents in every language are compared (a stricter test than
     the English-only output of the default job), and no URL lists are loaded."""
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
     from pipeline.stages.extract import settings
     from udfs.extract import process_warc
 

@@ -6,9 +6,9 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.dataset import read_dataset, read_manifest, read_rejects
-from pipeline.runner import run_stage
-from pipeline.storage import Storage
+from pipeline.core.dataset import read_dataset, read_manifest, read_rejects
+from pipeline.core.storage import Storage
+from pipeline.run.runner import run_stage
 from udfs.words import split_words
 
 ARTICLE = (

@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from pipeline.config import QualityConfig, RepetitionConfig
+from pipeline.core.config import QualityConfig, RepetitionConfig
 from udfs.gopher import gopher_quality, gopher_repetition
 from udfs.words import split_words
 

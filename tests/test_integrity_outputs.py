@@ -19,9 +19,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import ConfigError
-from pipeline.dataset import Counts, PartWriter, build_manifest, commit, open_input, part_path, read_dataset
-from pipeline.storage import Storage, StorageError
+from pipeline.core.config import ConfigError
+from pipeline.core.dataset import Counts, PartWriter, build_manifest, commit, open_input, part_path, read_dataset
+from pipeline.core.storage import Storage, StorageError
 
 SCHEMA = pa.schema([("id", pa.string()), ("url", pa.string()), ("text", pa.string())])
 
@@ -50,7 +50,7 @@ def files(folder: Path) -> set[str]:
 
 def test_output_containing_the_input_is_refused_and_nothing_is_deleted(tmp_path, cfg_factory, spark):
     """The reproduction: `mdr stage dedup_exact --input out/dedup_fuzzy --output out` deleted out/*'s parts."""
-    from pipeline.runner import run_stage
+    from pipeline.run.runner import run_stage
     out = tmp_path / "out"
     committed(str(out / "extract"), "extract")
     committed(str(out / "dedup_fuzzy"), "dedup_fuzzy")
@@ -65,7 +65,7 @@ def test_output_containing_the_input_is_refused_and_nothing_is_deleted(tmp_path,
 @pytest.mark.parametrize("case", ["inside_input", "is_input", "is_input_spelled_otherwise", "other_stage",
                                   "inside_other_stage", "holds_other_stage"])
 def test_overlapping_outputs_are_refused_before_any_work(tmp_path, cfg_factory, spark, case):
-    from pipeline.runner import run_stage
+    from pipeline.run.runner import run_stage
     out = tmp_path / "out"
     committed(str(out / "dedup_fuzzy"), "dedup_fuzzy")
     committed(str(out / "extract"), "extract")
@@ -84,7 +84,7 @@ def test_overlapping_outputs_are_refused_before_any_work(tmp_path, cfg_factory, 
 
 
 def test_part_names_of_every_writer_match_the_cleanup_pattern():
-    from pipeline.dataset import PART_NAME
+    from pipeline.core.dataset import PART_NAME
     for name in ["part-00003-r0a1b2c3d-a0-9f8e7d.parquet", "part-123456-r0a1b2c3d-a12-9f8e7d.parquet",
                  "part-00001-r0a1b2c3d-s1234-0123abcd.parquet", "part-00007-deadbeef.parquet"]:
         assert PART_NAME.match(name), name
@@ -94,7 +94,7 @@ def test_part_names_of_every_writer_match_the_cleanup_pattern():
 
 
 def test_cleanup_deletes_only_the_stages_own_part_files(tmp_path, cfg_factory, spark):
-    from pipeline.runner import run_stage
+    from pipeline.run.runner import run_stage
     src, out = tmp_path / "in", tmp_path / "exact"
     committed(str(src), "dedup_fuzzy")
     foreign = ["notes/keep.parquet", "export.parquet", "part-00000-3f0c1d2e-aaaa-bbbb-cccc-0123456789ab-c000.snappy.parquet",
@@ -118,8 +118,8 @@ def test_cleanup_deletes_only_the_stages_own_part_files(tmp_path, cfg_factory, s
 # --------------------------------------------------------------------------- item 2: one writer per output
 
 def test_a_live_run_holding_the_output_makes_a_second_run_refuse(tmp_path, cfg_factory, spark):
-    from pipeline.lease import Lease, LeaseHeld
-    from pipeline.runner import run_stage
+    from pipeline.core.lease import Lease, LeaseHeld
+    from pipeline.run.runner import run_stage
     src, out = tmp_path / "in", tmp_path / "exact"
     committed(str(src), "dedup_fuzzy")
     other = Lease(Storage(), str(out / "_lease.json"), 600, "run-other").acquire()  # this process: alive
@@ -136,7 +136,7 @@ def test_a_live_run_holding_the_output_makes_a_second_run_refuse(tmp_path, cfg_f
 
 
 def test_the_lease_of_a_dead_local_process_is_taken_over_at_once(tmp_path, cfg_factory, spark):
-    from pipeline.runner import run_stage
+    from pipeline.run.runner import run_stage
     src, out = tmp_path / "in", tmp_path / "exact"
     committed(str(src), "dedup_fuzzy")
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -161,7 +161,7 @@ def _boot_id() -> str:
 
 
 def test_a_skip_checks_every_listed_part_and_reruns_when_one_is_missing(tmp_path, cfg_factory, spark, capsys):
-    from pipeline.runner import run_stage
+    from pipeline.run.runner import run_stage
     src, out = tmp_path / "in", tmp_path / "exact"
     committed(str(src), "dedup_fuzzy")
     cfg = cfg_factory()
@@ -180,7 +180,7 @@ def test_a_skip_checks_every_listed_part_and_reruns_when_one_is_missing(tmp_path
 
 @pytest.mark.parametrize("where", ["local", "s3"])
 def test_the_manifest_is_written_only_over_the_version_the_run_started_from(tmp_path, s3_server, where):
-    from pipeline.dataset import ManifestConflict, read_manifest_versioned
+    from pipeline.core.dataset import ManifestConflict, read_manifest_versioned
     store = Storage()
     if where == "s3":
         s3_server.make_bucket("conflict")
@@ -243,7 +243,7 @@ def test_external_datasets_with_their_own_part_names_are_still_read(tmp_path):
 def test_two_concurrent_commands_on_one_output_one_refuses_and_the_commit_is_whole(tmp_path):
     """Two real `mdr stage extract` processes on one output: the second exits 4 naming the first's run; the first
     commits a manifest whose every part exists with its size."""
-    from pipeline.sample import write_sample_blocklist, write_sample_warc
+    from pipeline.sample.generate import write_sample_blocklist, write_sample_warc
     write_sample_blocklist(str(tmp_path / "blocklist"), write_sample_warc(str(tmp_path / "sample.warc.gz")))
     out = tmp_path / "out" / "extract"
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")

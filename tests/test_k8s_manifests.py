@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.submit import RunPlan, StagePlan
-from pipeline.submit_k8s import TEMPLATE_FILES, render_configmap, render_stage
+from pipeline.cluster.submit import RunPlan, StagePlan
+from pipeline.cluster.submit_k8s import TEMPLATE_FILES, render_configmap, render_stage
 from tests.conftest import ROOT
 
 K8S = ROOT / "k8s"
@@ -97,7 +97,7 @@ def test_orchestrator_role_covers_what_submit_calls():
 def test_orchestrator_role_allows_every_call_the_client_makes():
     """Every Kubernetes client call KubeApi can make, recorded as (API group, resource, RBAC verb), is allowed."""
     client = pytest.importorskip("kubernetes.client", reason="the k8s extra is not installed: pip install -e '.[k8s]'")
-    from pipeline.submit_k8s import API, KubeApi
+    from pipeline.cluster.submit_k8s import API, KubeApi
     calls = []
 
     class Recorder:

@@ -12,8 +12,8 @@ import json
 import pytest
 
 from conftest import shared_path
-from pipeline.config import load_config
-from pipeline.lang_reference import html_text
+from pipeline.calibration.reference import html_text
+from pipeline.core.config import load_config
 from pipeline.stages.filter import filter_document
 from udfs.lang_words import split_chinese, split_japanese, split_thai, split_word_runs
 
@@ -97,7 +97,7 @@ def test_english_rules_unchanged(cfg):
 
 
 def test_language_overrides_are_validated():
-    from pipeline.config import ConfigError
+    from pipeline.core.config import ConfigError
     c = load_config(overrides=["filter.languages.de.quality.min_words=30"])
     assert c.filter.rules("de").quality.min_words == 30
     assert c.filter.rules("de").quality.stop_words[:3] == ["und", "die", "der"]  # the shipped keys stay

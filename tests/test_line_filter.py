@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from pipeline.config import LineFilterConfig
+from pipeline.core.config import LineFilterConfig
 from udfs.line_filter import correct_lines
 
 L = LineFilterConfig()

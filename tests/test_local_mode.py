@@ -2,10 +2,10 @@
 import pytest
 
 from pipeline.cli import main as mdr
-from pipeline.config import load_config
-from pipeline.dataset import read_dataset, read_rejects
-from pipeline.runner import run_pipeline
-from pipeline.storage import Storage
+from pipeline.core.config import load_config
+from pipeline.core.dataset import read_dataset, read_rejects
+from pipeline.core.storage import Storage
+from pipeline.run.runner import run_pipeline
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from pipeline.config import ConfigError, load_config
+from pipeline.core.config import ConfigError, load_config
 from pipeline.stages.extract import settings
 from udfs.extract import ExtractSettings, extract_text
 from udfs.main_text import combine, drop_boilerplate_lines, pick

@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.dataset import Counts, PartWriter, build_manifest, commit, part_path, read_manifest
-from pipeline.storage import Storage
+from pipeline.core.dataset import Counts, PartWriter, build_manifest, commit, part_path, read_manifest
+from pipeline.core.storage import Storage
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = pa.schema([("id", pa.string()), ("url", pa.string()), ("text", pa.string())])
@@ -60,8 +60,8 @@ def write_input(root: Path, n_docs: int, body: list[str]) -> None:
 
 CHILD = textwrap.dedent("""
     import sys
-    from pipeline.config import load_config
-    from pipeline.runner import run_stage
+    from pipeline.core.config import load_config
+    from pipeline.run.runner import run_stage
     src, out, target = sys.argv[1], sys.argv[2], sys.argv[3]
     cfg = load_config(None, ["spark.master=local[2]", "spark.driver_memory=1g", f"run.target_part_bytes={target}",
                              "dedup_exact.substring_dedup=false", "filter.repetition.enabled=false",
@@ -107,7 +107,7 @@ def test_task_memory_stays_flat_while_the_input_grows_8x(tmp_path):
 
 
 def test_parts_rotate_at_the_target_and_keep_their_order(tmp_path):
-    from pipeline.dataset import PART_NAME, RotatingPartWriter, read_dataset
+    from pipeline.core.dataset import PART_NAME, RotatingPartWriter, read_dataset
     store, body = Storage(), bodies(3000, seed=3)
     table = pa.table({"id": [f"d{i:05d}" for i in range(3000)], "url": [None] * 3000, "text": body}, schema=SCHEMA)
     target = 256 << 10
@@ -135,7 +135,7 @@ def test_parts_rotate_at_the_target_and_keep_their_order(tmp_path):
 
 
 def test_shuffle_partitions_follow_the_input_size():
-    from pipeline.spark import shuffle_partitions
+    from pipeline.core.spark import shuffle_partitions
     gb = 1 << 30
     assert shuffle_partitions(1024 * gb, 256 << 20, 16, 8) == 4096       # 1 TB at 256 MB: 4096, not 16
     assert shuffle_partitions(100 << 20, 256 << 20, 16, 8) == 16         # small input: the configured floor
@@ -148,8 +148,8 @@ def test_streaming_reads_match_whole_reads_and_schemas_come_from_footers(tmp_pat
     """iter_part yields the same rows (row ranges, columns, external ids) as a whole read, a row group at a time;
     the schema of a dataset costs its footer, not its rows."""
     import tracemalloc
-    from pipeline.dataset import iter_part, part_rows, read_part
-    from pipeline.sparkio import input_schema
+    from pipeline.core.dataset import iter_part, part_rows, read_part
+    from pipeline.core.sparkio import input_schema
     store = Storage()
     n = 5000
     ext = pa.table({"text": [f"t{i} " + "x" * 3000 for i in range(n)], "n": list(range(n))})
@@ -173,7 +173,7 @@ def test_streaming_reads_match_whole_reads_and_schemas_come_from_footers(tmp_pat
 
 
 def test_task_reports_list_every_rotated_part_and_read_older_markers():
-    from pipeline.stage import marker_parts
+    from pipeline.core.stage import marker_parts
     a, b = {"path": "part-00001-0123abcd.parquet", "rows": 1, "bytes": 9}, {"path": "x_c001", "rows": 1, "bytes": 9}
     assert marker_parts({"parts": [a, b], "rejects": []}, "parts") == [a, b]
     assert marker_parts({"part": a, "rejects": b}, "parts") == [a] and marker_parts({"part": a, "rejects": b}, "rejects") == [b]

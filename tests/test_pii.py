@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import ConfigError, PiiConfig, load_config
-from pipeline.dataset import read_dataset, read_manifest
-from pipeline.runner import run_stage
-from pipeline.storage import Storage
+from pipeline.core.config import ConfigError, PiiConfig, load_config
+from pipeline.core.dataset import read_dataset, read_manifest
+from pipeline.core.storage import Storage
+from pipeline.run.runner import run_stage
 from tests.conftest import shared_path
 from udfs.pii import EMAIL_PLACEHOLDERS, IPV4_PLACEHOLDERS, IPV6_PLACEHOLDERS, KINDS, PHONE_PLACEHOLDERS, redact
 

@@ -11,9 +11,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline import prior_build
-from pipeline.prior_build import _write_group, compact
-from pipeline.prior_index import Catalog, file_schema, prior_matches
+from pipeline.core.prior_index import Catalog, file_schema, prior_matches
+from pipeline.refresh import prior_build
+from pipeline.refresh.prior_build import _write_group, compact
 from tests.readcount import CountingStore
 
 N = 300          # band keys a night adds
@@ -62,7 +62,7 @@ def nights(spark, tmp_path_factory):
             got = {r["key"]: r["prior_id"] for r in found.collect()}
             assert got == dict(old)
             out["lookup"][night] = store.read_total() - before
-            from pipeline.prior_index import lookup_bucket
+            from pipeline.core.prior_index import lookup_bucket
             _, out["stats"][night] = lookup_bucket(store, root, files["band"]["0"], "band", probe)
             out["levels"][night] = {f.get("level", 0) for f in files["band"]["0"]} | {0}
             out["level0"] = sum(1 for f in files["band"]["0"] if f.get("level", 0) == 0)
@@ -94,8 +94,8 @@ def test_a_nights_lookup_reads_what_its_keys_need_not_the_whole_index(nights):
 def test_one_merge_holds_a_bounded_number_of_rows_whatever_the_history(tmp_path):
     """60 nights through ``compact_bucket`` (in this process): no merge holds more than the level-0 files plus
     (FANOUT + 2) compacted files, each level's files never share a key, and every row is still there once."""
-    from pipeline.prior_build import FANOUT, Compaction, compact_bucket, entry
-    from pipeline.storage import Storage
+    from pipeline.refresh.prior_build import FANOUT, Compaction, compact_bucket, entry
+    from pipeline.core.storage import Storage
     store, root, how = Storage(), str(tmp_path / "index"), Compaction(2, N, FANOUT, ROW_GROUP)
     files, biggest, merged = [], 0, []
     for night in range(1, 61):
@@ -124,8 +124,8 @@ def test_simulated_nights_read_the_same_from_the_index_night_after_night(tmp_pat
     import numpy as np
 
     from bench import refresh_nights as sim
-    from pipeline.prior_index import KINDS
-    from pipeline.storage import Storage
+    from pipeline.core.prior_index import KINDS
+    from pipeline.core.storage import Storage
     monkeypatch.setattr(prior_build, "ROW_GROUP_ROWS", 64)
     store, root, files = Storage(), str(tmp_path / "index"), {k: {} for k in KINDS}
     rng, pool = np.random.default_rng(1), {k: None for k in KINDS}
@@ -151,9 +151,9 @@ def test_a_128_bit_band_index_sorts_ranges_and_looks_up_keys_bytewise(spark, tmp
     0x80 or more: files are sorted, their catalog ranges (hex) and row-group statistics compared, unsigned byte
     by byte, so compaction keeps each level's ranges apart and a lookup finds every key it holds, in Spark and
     in ``lookup_bucket``, reading at most one row group per key and file whose range holds it."""
-    from pipeline.prior_build import FANOUT, Compaction, compact_bucket, entry
-    from pipeline.prior_index import key_from_json, lookup_bucket
-    from pipeline.storage import Storage
+    from pipeline.refresh.prior_build import FANOUT, Compaction, compact_bucket, entry
+    from pipeline.core.prior_index import key_from_json, lookup_bucket
+    from pipeline.core.storage import Storage
     store, root, how = Storage(), str(tmp_path / "index"), Compaction(2, N, FANOUT, ROW_GROUP)
     rng, files, released = np.random.default_rng(7), [], {}
     for night in range(1, 16):

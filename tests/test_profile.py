@@ -4,10 +4,9 @@ import math
 
 import pyarrow as pa
 
-from pipeline.dataset import REJECT_SCHEMA, Counts, PartWriter, build_manifest, reject_row
-from pipeline.profile import (SAMPLES_PER_REASON, SCORE_BINS, Profiler, length_bin, length_bin_edges,
-                              merge)
-from pipeline.storage import Storage
+from pipeline.core.dataset import REJECT_SCHEMA, Counts, PartWriter, build_manifest, reject_row
+from pipeline.core.profile import SAMPLES_PER_REASON, SCORE_BINS, Profiler, length_bin, length_bin_edges, merge
+from pipeline.core.storage import Storage
 
 DOCS = pa.schema([("id", pa.string()), ("url", pa.string()), ("text", pa.string()), ("lang", pa.string()),
                   ("lang_score", pa.float64()), ("text_chars", pa.int64())])

@@ -2,7 +2,7 @@
 import re
 import time
 
-from pipeline.stage import Progress
+from pipeline.core.stage import Progress
 
 
 class _Info:

@@ -22,7 +22,7 @@ def test_preprocess_collapses_newlines_and_lowercases():
 
 
 def test_binary_scores_on_a_hand_counted_example():
-    from pipeline.quality_train import binary_scores
+    from pipeline.quality_training.train import binary_scores
     y = np.array([1, 1, 1, 0, 0])
     p = np.array([0.9, 0.6, 0.4, 0.7, 0.1])
     s = binary_scores(y, p, 0.5)
@@ -33,7 +33,7 @@ def test_binary_scores_on_a_hand_counted_example():
 
 
 def test_heldout_split_is_deterministic_and_close_to_the_share():
-    from pipeline.quality_train import is_heldout
+    from pipeline.quality_training.train import is_heldout
     groups = [f"g{i}" for i in range(5000)]
     first = [is_heldout(g, 0.2) for g in groups]
     assert first == [is_heldout(g, 0.2) for g in groups]
@@ -83,14 +83,14 @@ def test_corrupt_and_truncated_models_fail_with_a_clear_message(tmp_path):
 
 
 def _spam_page_text() -> str:
-    from pipeline.quality_data import warc_pages
+    from pipeline.quality_training.data import warc_pages
     pages = warc_pages(shared_path("warc", "cc-main-2020-34-excerpt.warc.gz"))
     return next(p["text"] for p in pages if p["url"] == SPAM_URL)
 
 
 def _heldout_wikipedia_paragraph() -> str:
-    from pipeline.quality_data import wikitext_articles
-    from pipeline.quality_train import is_heldout
+    from pipeline.quality_training.data import wikitext_articles
+    from pipeline.quality_training.train import is_heldout
     card = json.loads(DEMO.with_suffix(".card.json").read_text())
     share, seed = card["params"]["holdout"], card["params"]["seed"]
     for title, paras in wikitext_articles(shared_path("text", "wikitext-2-valid.txt")):
@@ -117,8 +117,8 @@ def _write_jsonl(path: Path, texts: list[str], group: bool = True) -> str:
 def test_train_quality_writes_model_card_and_prints_scores(tmp_path, s3_server, capsys):
     """Positives from JSONL, negatives from a text file, model and card to S3; scores on the held-out split."""
     from pipeline.cli import main
-    from pipeline.quality_data import wikitext_articles
-    from pipeline.storage import Storage
+    from pipeline.quality_training.data import wikitext_articles
+    from pipeline.core.storage import Storage
     from udfs.quality import FastTextClassifier
     arts = wikitext_articles(shared_path("text", "wikitext-2-valid.txt"))
     pos = [p for _, paras in arts for p in paras if len(p.split()) > 40][:160]

@@ -23,7 +23,7 @@ def extra():
 def head(tmp_path_factory):
     """A linear head trained with `mdr train-quality --backend embedding` on Wikipedia vs 2008/2024 crawl pages."""
     from pipeline.cli import main
-    from pipeline.quality_data import warc_pages, wikitext_articles
+    from pipeline.quality_training.data import warc_pages, wikitext_articles
     tmp = tmp_path_factory.mktemp("emb")
     arts = wikitext_articles(shared_path("text", "wikitext-2-valid.txt"))
     pos = [p for _, paras in arts[10:40] for p in paras if len(p.split()) > 40][:80]
@@ -47,7 +47,7 @@ def test_train_quality_embedding_writes_head_and_card(head):
 
 
 def test_embedding_classifier_ranks_wikipedia_above_a_spam_page(head):
-    from pipeline.quality_data import warc_pages, wikitext_articles
+    from pipeline.quality_training.data import warc_pages, wikitext_articles
     from udfs.quality import EmbeddingClassifier
     clf = EmbeddingClassifier.load(str(head), "hq", None)
     wiki = next(p for _, paras in wikitext_articles(shared_path("text", "wikitext-2-valid.txt"))[:5]
@@ -60,9 +60,9 @@ def test_embedding_classifier_ranks_wikipedia_above_a_spam_page(head):
 
 def test_stage_runs_the_embedding_backend_on_ray(head, tmp_path, cfg_factory):
     ray = pytest.importorskip("ray")
-    from pipeline.dataset import read_dataset, read_rejects
-    from pipeline.runner import run_stage
-    from pipeline.storage import Storage
+    from pipeline.core.dataset import read_dataset, read_rejects
+    from pipeline.run.runner import run_stage
+    from pipeline.core.storage import Storage
     from udfs.quality import EmbeddingClassifier
     texts = ["The cathedral was completed in 1248 and rebuilt after a fire in the fourteenth century.",
              "Home | Login | Register | Cart", "Casino | Bonus | Win big | Play now",

@@ -23,7 +23,7 @@ def ray_local(s3_server):
 
 def _real_docs() -> list[str]:
     """Held-in and held-out Wikipedia documents plus the CC-MAIN-2020-34 excerpt's pages (spam, navigation)."""
-    from pipeline.quality_data import pack, warc_pages, wikitext_articles
+    from pipeline.quality_training.data import pack, warc_pages, wikitext_articles
     arts = wikitext_articles(shared_path("text", "wikitext-2-valid.txt"))
     wiki = [d for _, paras in arts[:6] for d in pack(paras)][:24]
     pages = [p["text"] for p in warc_pages(shared_path("warc", "cc-main-2020-34-excerpt.warc.gz"))]
@@ -32,7 +32,7 @@ def _real_docs() -> list[str]:
 
 def _commit_dataset(store, root: str, texts: list[str], parts: int) -> list[str]:
     """A committed dataset with id/url/text and an extra column, as an earlier stage leaves it."""
-    from pipeline.dataset import Counts, PartWriter, build_manifest, commit, part_path
+    from pipeline.core.dataset import Counts, PartWriter, build_manifest, commit, part_path
     schema = pa.schema([("id", pa.string()), ("url", pa.string()), ("text", pa.string()), ("lang", pa.string())])
     infos, ids, per = [], [], -(-len(texts) // parts)
     for p in range(parts):
@@ -50,9 +50,9 @@ def _commit_dataset(store, root: str, texts: list[str], parts: int) -> list[str]
 
 
 def test_stage_scores_every_row_conserves_counts_and_reruns_as_noop(ray_local, s3_server, cfg_factory):
-    from pipeline.dataset import read_dataset, read_manifest, read_rejects
-    from pipeline.runner import run_stage
-    from pipeline.storage import Storage
+    from pipeline.core.dataset import read_dataset, read_manifest, read_rejects
+    from pipeline.run.runner import run_stage
+    from pipeline.core.storage import Storage
     from udfs.quality import FastTextClassifier
     bucket = s3_server.make_bucket("quality-stage")
     store = Storage()
@@ -98,9 +98,9 @@ def test_stage_scores_every_row_conserves_counts_and_reruns_as_noop(ray_local, s
 
 
 def test_stage_reads_external_jsonl_from_s3(ray_local, s3_server, cfg_factory):
-    from pipeline.dataset import read_dataset
-    from pipeline.runner import run_stage
-    from pipeline.storage import Storage
+    from pipeline.core.dataset import read_dataset
+    from pipeline.run.runner import run_stage
+    from pipeline.core.storage import Storage
     bucket = s3_server.make_bucket("quality-external")
     store = Storage()
     texts = _real_docs()[:10]
@@ -113,9 +113,9 @@ def test_stage_reads_external_jsonl_from_s3(ray_local, s3_server, cfg_factory):
 
 def test_external_ids_are_path_qualified_and_a_duplicate_fails_the_stage(ray_local, s3_server, cfg_factory):
     """en/docs.jsonl and de/docs.jsonl without ids: distinct ids; an external id given twice fails, naming it."""
-    from pipeline.dataset import read_dataset, read_manifest, read_rejects
-    from pipeline.runner import StageFailed, run_stage
-    from pipeline.storage import Storage
+    from pipeline.core.dataset import read_dataset, read_manifest, read_rejects
+    from pipeline.run.runner import StageFailed, run_stage
+    from pipeline.core.storage import Storage
     bucket = s3_server.make_bucket("quality-ids")
     store = Storage()
     texts = _real_docs()[:6]
@@ -135,9 +135,9 @@ def test_external_ids_are_path_qualified_and_a_duplicate_fails_the_stage(ray_loc
 def test_corrupt_model_fails_fast_before_any_data_is_read(s3_server, cfg_factory, capsys):
     """The input's only part is gone: reading it would fail. The model check must fail first, with exit code 3."""
     from pipeline.cli import main
-    from pipeline.dataset import read_manifest
-    from pipeline.runner import run_stage
-    from pipeline.storage import Storage
+    from pipeline.core.dataset import read_manifest
+    from pipeline.run.runner import run_stage
+    from pipeline.core.storage import Storage
     from udfs.quality import QualityModelError
     bucket = s3_server.make_bucket("quality-corrupt")
     store = Storage()
@@ -157,9 +157,9 @@ def test_corrupt_model_fails_fast_before_any_data_is_read(s3_server, cfg_factory
 
 def test_mdr_run_runs_quality_after_a_spark_stage(spark, ray_local, s3_server, cfg_factory):
     """`mdr run` order: a Spark stage commits its dataset, then quality reads that manifest on Ray."""
-    from pipeline.dataset import read_dataset
-    from pipeline.runner import run_pipeline
-    from pipeline.storage import Storage
+    from pipeline.core.dataset import read_dataset
+    from pipeline.run.runner import run_pipeline
+    from pipeline.core.storage import Storage
     bucket = s3_server.make_bucket("quality-run")
     store = Storage()
     texts = _real_docs()

@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import ConfigError, load_config
-from pipeline.dataset import read_dataset, read_manifest, read_rejects
-from pipeline.ledger import DONE, GAVE_UP, IN_PROGRESS, Ledger
-from pipeline.prior_index import KINDS, Catalog
-from pipeline.refresh import HOLD_ENV, HOLD_UNTIL_ENV, refresh
-from pipeline.releases import ReleaseIndex
-from pipeline.storage import Storage
+from pipeline.core.config import ConfigError, load_config
+from pipeline.core.dataset import read_dataset, read_manifest, read_rejects
+from pipeline.core.prior_index import KINDS, Catalog
+from pipeline.core.storage import Storage
+from pipeline.refresh.ledger import DONE, GAVE_UP, IN_PROGRESS, Ledger
+from pipeline.refresh.nightly import HOLD_ENV, HOLD_UNTIL_ENV, refresh
+from pipeline.refresh.releases import ReleaseIndex
 from tests.conftest import ROOT
 from tests.fake_cc import FakeCC, article, nearly, warc_bytes
 
@@ -282,7 +282,7 @@ def test_changed_minhash_settings_are_refused_before_anything_runs(world):
 
 
 def test_night_through_the_k8s_target(world, spark, tmp_path):
-    from pipeline.submit_k8s import K8S_MASTER  # noqa: F401  (the k8s target's imports work)
+    from pipeline.cluster.submit_k8s import K8S_MASTER  # noqa: F401  (the k8s target's imports work)
     from tests.test_submit import FakeOperator
     w = world
     w.publish(NEWS, "n3.warc.gz", pages("news", 700, 702))
@@ -380,8 +380,8 @@ def test_a_lost_lock_cancels_the_running_spark_job_and_stops_the_main_thread(spa
     sees it, the job is cancelled and the main thread stops within seconds; the Spark session stays usable."""
     import threading
 
-    from pipeline.lease import Lease
-    from pipeline.refresh import StopWhenLost
+    from pipeline.core.lease import Lease
+    from pipeline.refresh.nightly import StopWhenLost
     store, uri = Storage(), str(tmp_path / "_lock.json")
     stop = StopWhenLost()
     lease = Lease(store, uri, 30, "night", on_lost=stop).acquire()

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.config import load_config
-from pipeline.refresh import check_config
-from pipeline.submit import check_no_secrets
+from pipeline.cluster.submit import check_no_secrets
+from pipeline.core.config import load_config
+from pipeline.refresh.nightly import check_config
 from tests.conftest import ROOT
 from tests.test_k8s_manifests import validate_builtin
 

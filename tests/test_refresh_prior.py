@@ -8,13 +8,13 @@ import time
 
 import pytest
 
-from pipeline.config import ConfigError
-from pipeline.dataset import Counts, build_manifest, commit, read_dataset, read_manifest, read_rejects
-from pipeline.prior_build import build_catalog
-from pipeline.prior_index import Catalog
-from pipeline.runner import run_stage
+from pipeline.core.config import ConfigError
+from pipeline.core.dataset import Counts, build_manifest, commit, read_dataset, read_manifest, read_rejects
+from pipeline.core.prior_index import Catalog
+from pipeline.core.storage import Storage
+from pipeline.refresh.prior_build import build_catalog
+from pipeline.run.runner import run_stage
 from pipeline.stages.extract import SCHEMA
-from pipeline.storage import Storage
 from tests.fake_cc import article, nearly
 
 STORE = Storage()
@@ -140,7 +140,7 @@ def test_spark_and_python_compute_the_same_keys_and_buckets(spark):
     import numpy as np
     from pyspark.sql import functions as F
 
-    from pipeline.prior_index import bucket_expr
+    from pipeline.core.prior_index import bucket_expr
     from udfs.prior_keys import bytes_bucket, long_bucket, long_buckets, url_index_key
     urls = ["https://example.org/", "http://x.example/a?b=1", "https://例え.jp/パス"]
     bands = [-1, 0, 2**63 - 1, -(2**63), 123456789012345678]
@@ -153,7 +153,7 @@ def test_spark_and_python_compute_the_same_keys_and_buckets(spark):
         assert r["bb"] == long_bucket(r["b"], 7)
     assert list(long_buckets(np.array(bands, dtype=np.int64), 7)) == [long_bucket(b, 7) for b in bands]
     # 128-bit band keys: (key, key2) longs -> 16 bytes big-endian, bucketed by their first 4 bytes like key's
-    from pipeline.prior_index import band_key_expr
+    from pipeline.core.prior_index import band_key_expr
     from udfs.prior_keys import band_index_keys
     pairs = np.array([[b, bands[-1 - i]] for i, b in enumerate(bands)], dtype=np.int64)
     df = spark.createDataFrame([tuple(map(int, p)) for p in pairs], "key long, key2 long")
@@ -228,8 +228,8 @@ def test_refresh_catches_a_copy_of_a_released_page_whose_text_was_cut(spark, fak
     """Night 1 releases two pages sharing a ~160-word span; dedup_exact cuts it from one. Night 2 brings a
     verbatim copy of that page at a new URL: the first dedup stage to run finds it in the index, since the index
     holds the keys of the text that stage looked up (before the cut), not of the released (cut) text."""
-    from pipeline.config import load_config
-    from pipeline.refresh import refresh
+    from pipeline.core.config import load_config
+    from pipeline.refresh.nightly import refresh
     from tests.fake_cc import warc_bytes
     fake_cc.set_collinfo([item])  # "latest": this test's own crawl
     site = f"https://www.{item.lower()}.example.org"

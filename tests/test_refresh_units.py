@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from pipeline.ccsource import expand, list_source, news_months
-from pipeline.config import ConfigError, RefreshConfig, load_config
-from pipeline.lease import Lease, LeaseHeld, LeaseLost
-from pipeline.ledger import DONE, FAILED, GAVE_UP, PENDING, Ledger
-from pipeline.storage import Storage, StorageError
+from pipeline.core.config import ConfigError, RefreshConfig, load_config
+from pipeline.core.lease import Lease, LeaseHeld, LeaseLost
+from pipeline.core.storage import Storage, StorageError
+from pipeline.refresh.ccsource import expand, list_source, news_months
+from pipeline.refresh.ledger import DONE, FAILED, GAVE_UP, PENDING, Ledger
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,7 @@ def test_heartbeat_that_cannot_renew_marks_the_lease_lost_at_expiry(roots, capfd
 def test_taking_over_fences_the_release_index_so_the_old_holder_cannot_commit(roots):
     """The old holder passed its lock check just before its lease expired and was taken over: its commit, prepared
     from the index it read, fails; so does one from a fresh read of the index, since the generation is older."""
-    from pipeline.releases import ReleaseConflict, ReleaseIndex
+    from pipeline.refresh.releases import ReleaseConflict, ReleaseIndex
     store, state = Storage(), f"{roots['s3']}/fence"
     old = Lease(store, f"{state}/_lock.json", 2, "stalled").acquire()
     seen = ReleaseIndex.load(store, f"{state}/releases")   # read at its start: no release yet
@@ -150,8 +150,8 @@ def test_taking_over_fences_the_release_index_so_the_old_holder_cannot_commit(ro
 
 
 def test_index_garbage_of_a_release_is_collected_up_to_its_generation_never_newer(tmp_path):
-    from pipeline.prior_build import collect_garbage
-    from pipeline.prior_index import CATALOGS, Catalog
+    from pipeline.refresh.prior_build import collect_garbage
+    from pipeline.core.prior_index import CATALOGS, Catalog
     store, root = Storage(), str(tmp_path / "index")
     files = {p: f"{root}/{p}" for p in ("R/g2/url/b=0000-live.parquet", "R/g2/url/b=0000-retry.parquet",
                                         "R/g1/url/b=0000-old.parquet", "R/url/b=0000-legacy.parquet",
@@ -219,14 +219,14 @@ def test_listings_latest_and_news_months(fake_cc):
     ("refresh.budget=0", "refresh.budget: 0 is out of range"),
 ])
 def test_refresh_config_is_checked(override, message):
-    from pipeline.refresh import check_config
+    from pipeline.refresh.nightly import check_config
     with pytest.raises(ConfigError, match=message):
         check_config(load_config(None, ["refresh.state=s3://b/s", override]), "local")
 
 
 def test_refresh_refuses_sources_and_stage_lists_it_cannot_use():
-    from pipeline.ccsource import check_source
-    from pipeline.refresh import check_config
+    from pipeline.refresh.ccsource import check_source
+    from pipeline.refresh.nightly import check_config
     with pytest.raises(ConfigError, match="needs dedup_fuzzy and dedup_exact"):
         check_config(load_config(None, ["refresh.state=s3://b/s", "run.stages=[extract, filter]"]), "local")
     with pytest.raises(ConfigError, match="no state root"):
@@ -240,9 +240,9 @@ def test_refresh_refuses_sources_and_stage_lists_it_cannot_use():
 def test_release_committed_but_ledger_not_updated_is_repaired_next_night(s3_server, fake_cc):
     """A night that died between its commit and its ledger update: the next night records the files' outcomes
     from the release's _release.json, deletes the release's unused index files, and finds nothing new."""
-    from pipeline.prior_index import CATALOGS, FORMAT, index_params
-    from pipeline.refresh import refresh
-    from pipeline.releases import ReleaseIndex, write_release_manifest
+    from pipeline.core.prior_index import CATALOGS, FORMAT, index_params
+    from pipeline.refresh.nightly import refresh
+    from pipeline.refresh.releases import ReleaseIndex, write_release_manifest
     p1 = fake_cc.publish("CC-NEWS/2099/05", "a.warc.gz", b"x")
     p2 = fake_cc.publish("CC-NEWS/2099/05", "b.warc.gz", None, "missing")
     state = "s3://units/repair"
@@ -273,7 +273,7 @@ def test_release_committed_but_ledger_not_updated_is_repaired_next_night(s3_serv
 
 
 def test_dry_run_lists_the_next_files_and_writes_nothing(s3_server, fake_cc):
-    from pipeline.refresh import dry_run
+    from pipeline.refresh.nightly import dry_run
     paths = [fake_cc.publish("CC-NEWS/2099/06", f"d{i}.warc.gz", b"x") for i in (2, 0, 1)]
     state = "s3://units/dry"
     cfg = load_config(None, [f"storage.http_base_urls=[{fake_cc.base}]", f"refresh.source={fake_cc.base}",
@@ -321,7 +321,7 @@ def test_a_ledger_of_the_single_object_layout_is_read_and_migrated_at_its_first_
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipeline.ledger import SCHEMA
+    from pipeline.refresh.ledger import SCHEMA
     store, uri = Storage(), f"{roots['s3']}/legacy/ledger.parquet"
     rows = [{"path": f"crawl-data/CC-MAIN-2099-03/w{i}.warc.gz", "source": "CC-MAIN-2099-03",
              "status": DONE if i < 2 else PENDING, "attempts": 0, "interrupted": 0, "run_id": None,

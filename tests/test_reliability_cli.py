@@ -45,9 +45,9 @@ def auth_s3():
 def world(s3_server, auth_s3, tmp_path_factory):
     """Files the commands are pointed at: a sample WARC (local and in S3), a committed dataset in S3, good, corrupt
     and truncated models, training texts, a paths listing naming a host outside the allowed HTTP bases."""
-    from pipeline.dataset import Counts, PartWriter, build_manifest, commit, part_path
-    from pipeline.sample import write_sample_blocklist, write_sample_warc
-    from pipeline.storage import Storage
+    from pipeline.core.dataset import Counts, PartWriter, build_manifest, commit, part_path
+    from pipeline.sample.generate import write_sample_blocklist, write_sample_warc
+    from pipeline.core.storage import Storage
     d = tmp_path_factory.mktemp("cli")
     summary = write_sample_warc(str(d / "sample.warc.gz"))
     write_sample_blocklist(str(d / "blocklist"), summary)
@@ -316,8 +316,8 @@ def two_hosts():
 
 
 def test_http_reads_only_under_allowed_bases_redirects_included(two_hosts):
-    from pipeline.config import StorageConfig
-    from pipeline.storage import Storage, StorageError
+    from pipeline.core.config import StorageConfig
+    from pipeline.core.storage import Storage, StorageError
     ok, other = two_hosts
     store = Storage(StorageConfig(http_base_urls=[f"{ok}/crawl/"], retries=2))
     assert store.read_bytes(f"{ok}/crawl/a.warc.gz") == b"WARC bytes"
@@ -335,9 +335,9 @@ def test_http_reads_only_under_allowed_bases_redirects_included(two_hosts):
 def test_listing_entries_resolve_only_to_allowed_bases(two_hosts, tmp_path):
     """A paths listing's relative entries resolve against run.paths_base_url; an entry (or a base) outside
     storage.http_base_urls is refused while resolving the input, before any task."""
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
     from pipeline.stages.extract import resolve_warcs
-    from pipeline.storage import Storage, StorageError
+    from pipeline.core.storage import Storage, StorageError
     ok, other = two_hosts
     listing = tmp_path / "warc.paths"
     listing.write_text("crawl/a.warc.gz\n")
@@ -362,7 +362,7 @@ HOSTILE = ["../../etc/passwd", "/abs/path", "..", ".", "", ".hidden", "a/../../b
 def test_safe_key_is_one_harmless_path_component(name):
     import posixpath
 
-    from pipeline.storage import join, safe_key
+    from pipeline.core.storage import join, safe_key
     k = safe_key(name)
     assert k and "/" not in k and "\\" not in k and "\x00" not in k and not k.startswith(".")
     assert k not in (".", "..") and len(k) <= 200
@@ -373,8 +373,8 @@ def test_safe_key_is_one_harmless_path_component(name):
 def test_output_names_never_come_from_urls_or_file_names(spark, tmp_path):
     """WARCs with hostile file names holding records with hostile URLs: everything the stage writes is inside
     its output root, under names made of task numbers and attempt tokens only."""
-    from pipeline.config import load_config
-    from pipeline.runner import run_stage
+    from pipeline.core.config import load_config
+    from pipeline.run.runner import run_stage
     from tests import warcgen
     inp = tmp_path / "in"
     inp.mkdir()
@@ -398,15 +398,15 @@ def test_output_names_never_come_from_urls_or_file_names(spark, tmp_path):
 def test_a_failed_spark_job_is_reported_as_one_line():
     """What a Spark job that failed after its retries raises (the JVM's message with the worker's traceback inside)
     becomes one line naming the worker's own error: a storage error exits 3, anything else 1."""
-    from pipeline.runner import StageFailed, job_error
-    from pipeline.storage import StorageError
+    from pipeline.run.runner import StageFailed, job_error
+    from pipeline.core.storage import StorageError
     jvm = ("An error occurred while calling o412.collectAndServe.\n: org.apache.spark.SparkException: Job aborted due "
            "to stage failure: Task 0 in stage 3.0 failed 4 times, most recent failure: Lost task 0.3 in stage 3.0 "
            "(TID 9) (127.0.0.1 executor driver): org.apache.spark.api.python.PythonException: Traceback (most recent "
-           "call last):\n  File \"/work/main/pipeline/stage.py\", line 95, in _flush\n    raise StorageError(msg) "
+           "call last):\n  File \"/work/main/pipeline/core/stage.py\", line 95, in _flush\n    raise StorageError(msg) "
            "from e\n{error}\n\n\tat org.apache.spark.api.python.BasePythonRunner$ReaderIterator.handlePythonException"
            "(PythonRunner.scala:641)\n\tat scala.collection.Iterator.foreach(Iterator.scala:943)\n")
-    e = job_error("extract", RuntimeError(jvm.format(error="pipeline.storage.StorageError: s3://b/out/extract: cannot "
+    e = job_error("extract", RuntimeError(jvm.format(error="pipeline.core.storage.StorageError: s3://b/out/extract: cannot "
                                                           "write task 0's part: AWS Error NO_SUCH_BUCKET")))
     assert isinstance(e, StorageError) and "\n" not in str(e)
     assert str(e).startswith("stage extract: a task failed after its retries: StorageError: s3://b/out/extract: "

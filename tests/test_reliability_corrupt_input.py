@@ -50,7 +50,7 @@ def members(data: bytes) -> list[tuple[int, int]]:
 
 @pytest.fixture(scope="module")
 def warc(tmp_path_factory) -> bytes:
-    from pipeline.sample import write_sample_warc
+    from pipeline.sample.generate import write_sample_warc
     p = tmp_path_factory.mktemp("corrupt") / "s.warc.gz"
     write_sample_warc(str(p), seed=300)
     return p.read_bytes()

@@ -19,13 +19,13 @@ SPARK_STAGES = ["extract", "filter", "dedup_fuzzy", "dedup_exact"]
 
 
 def _rows(store, uri: str) -> list[dict]:
-    from pipeline.dataset import read_dataset
+    from pipeline.core.dataset import read_dataset
     t = read_dataset(store, uri)
     return sorted(t.to_pylist(), key=lambda r: r["id"])
 
 
 def _rejects(store, uri: str) -> list[tuple]:
-    from pipeline.dataset import read_rejects
+    from pipeline.core.dataset import read_rejects
     t = read_rejects(store, uri)
     return sorted(zip(t.column("id").to_pylist(), t.column("reason").to_pylist(), t.column("details").to_pylist()))
 
@@ -33,7 +33,7 @@ def _rejects(store, uri: str) -> list[tuple]:
 def _same_as_clean(store, clean_root: str, faulted_root: str, stages: list[str]) -> None:
     """Stage by stage: the same counts, the same kept rows (every column), the same removals with their details,
     no id twice, every stage reading exactly what the previous one kept, and no file the manifest does not list."""
-    from pipeline.dataset import read_manifest
+    from pipeline.core.dataset import read_manifest
     prev = None
     for s in stages:
         a, b = read_manifest(store, f"{clean_root}/{s}"), read_manifest(store, f"{faulted_root}/{s}")
@@ -60,7 +60,7 @@ def _same_as_clean(store, clean_root: str, faulted_root: str, stages: list[str])
 @pytest.fixture(scope="module")
 def warcs(tmp_path_factory):
     """Four generated WARCs (the sample generator, seeds 0-3: seven languages, duplicates, spam, broken records)."""
-    from pipeline.sample import write_sample_blocklist, write_sample_warc
+    from pipeline.sample.generate import write_sample_blocklist, write_sample_warc
     d = tmp_path_factory.mktemp("faults")
     (d / "in").mkdir()
     summary = None
@@ -71,10 +71,10 @@ def warcs(tmp_path_factory):
 
 
 def test_spark_worker_killed_mid_task_is_retried_without_loss_or_duplicates(spark, warcs):
-    from pipeline.config import load_config
-    from pipeline.dataset import read_manifest
-    from pipeline.runner import run_pipeline
-    from pipeline.storage import Storage
+    from pipeline.core.config import load_config
+    from pipeline.core.dataset import read_manifest
+    from pipeline.run.runner import run_pipeline
+    from pipeline.core.storage import Storage
     cfg = load_config("sample", ["spark.master=local[2]", f"extract.url_filter.blocklist_uri={warcs}/blocklist",
                                  f"run.stages=[{','.join(SPARK_STAGES)}]", "run.audit=full"])
     store = Storage(cfg.storage)
@@ -103,7 +103,7 @@ def _texts(n: int, seed: int) -> list[str]:
     import random
     import re as _re
 
-    from pipeline.sample_text import EN_SENTENCES, EN_TIPS
+    from pipeline.sample.text import EN_SENTENCES, EN_TIPS
     rng = random.Random(seed)
     bank = [_re.sub(r"\{\w+\}", "things", x) for x in EN_SENTENCES + EN_TIPS]
     junk = ["Home", "Login", "Cart", "Share", "Menu", "Next", "Prev", "Sign up", "Cookies", "Top"]
@@ -112,7 +112,7 @@ def _texts(n: int, seed: int) -> list[str]:
 
 
 def _commit_input(store, root: str, parts: int, per_part: int) -> int:
-    from pipeline.dataset import Counts, PartWriter, build_manifest, commit, part_path
+    from pipeline.core.dataset import Counts, PartWriter, build_manifest, commit, part_path
     schema = pa.schema([("id", pa.string()), ("url", pa.string()), ("text", pa.string())])
     infos, n = [], 0
     for p in range(parts):
@@ -130,10 +130,10 @@ def _commit_input(store, root: str, parts: int, per_part: int) -> int:
 def test_ray_actor_killed_mid_quality_stage_recovers_complete_and_unique(tmp_path):
     import ray
 
-    from pipeline.config import load_config
-    from pipeline.dataset import read_manifest
-    from pipeline.runner import run_stage
-    from pipeline.storage import Storage
+    from pipeline.core.config import load_config
+    from pipeline.core.dataset import read_manifest
+    from pipeline.run.runner import run_stage
+    from pipeline.core.storage import Storage
     if ray.is_initialized():
         ray.shutdown()
     store = Storage()

@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.dataset import read_dataset, read_manifest, read_rejects
-from pipeline.runner import StageFailed, run_stage
-from pipeline.storage import Storage
+from pipeline.core.dataset import read_dataset, read_manifest, read_rejects
+from pipeline.core.storage import Storage
+from pipeline.run.runner import StageFailed, run_stage
 
 STORE = Storage()
 NO_FILTERS = ("filter.repetition.enabled=false", "filter.quality.enabled=false", "filter.lines.enabled=false")

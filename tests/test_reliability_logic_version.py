@@ -6,11 +6,11 @@ import dataclasses
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.dataset import read_manifest
-from pipeline.runner import run_stage
+from pipeline.cluster.submit import committed_manifest
+from pipeline.core.dataset import read_manifest
+from pipeline.core.storage import Storage
+from pipeline.run.runner import run_stage
 from pipeline.stages import STAGES
-from pipeline.storage import Storage
-from pipeline.submit import committed_manifest
 
 NO_FILTERS = ("filter.repetition.enabled=false", "filter.quality.enabled=false", "filter.lines.enabled=false")
 

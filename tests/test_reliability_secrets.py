@@ -50,7 +50,7 @@ def _leaks(where: str, name: str, data: bytes) -> list[str]:
 @pytest.fixture(scope="module")
 def leak_run(s3_server, tmp_path_factory):
     """Runs the commands once with the credentials in their environment; returns what to search."""
-    from pipeline.sample import write_sample_blocklist, write_sample_warc
+    from pipeline.sample.generate import write_sample_blocklist, write_sample_warc
     d = tmp_path_factory.mktemp("secrets")
     scratch = Path(tempfile.mkdtemp(prefix="mdrsec", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
     summary = write_sample_warc(str(d / "sample.warc.gz"))

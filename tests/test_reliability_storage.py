@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from pipeline.dataset import TASKS_DIR, read_dataset, read_manifest
-from pipeline.runner import run_stage
-from pipeline.storage import Storage, StorageError, join
+from pipeline.core.dataset import TASKS_DIR, read_dataset, read_manifest
+from pipeline.core.storage import Storage, StorageError, join
+from pipeline.run.runner import run_stage
 from tests.conftest import shared_path
 from tests.s3server import FaultyProxy
 from tests.warcgen import relabel
@@ -73,7 +73,7 @@ def test_disk_full_names_the_fix(tmp_path):
         "import resource, signal\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))\n"
-        "from pipeline.storage import Storage, StorageError\n"
+        "from pipeline.core.storage import Storage, StorageError\n"
         "try:\n"
         f"    Storage().write_bytes({str(tmp_path / 'out' / 'big.bin')!r}, b'x' * 1_000_000)\n"
         "except StorageError as e:\n"
@@ -169,7 +169,7 @@ def test_retry_failed_reruns_only_the_failed_input(spark, cfg_factory, tmp_path,
     """A committed extract with one broken WARC: `mdr status` names it and the command to retry; once the file is
     restored, `mdr stage extract --retry-failed` runs only that task and commits a manifest with every file."""
     from pipeline.cli import build_parser, main
-    from pipeline.report import print_status
+    from pipeline.reports.report import print_status
     good = shared_path("warc", "dolma-sample-0001.warc.gz").read_bytes()
     src, root = tmp_path / "warcs", tmp_path / "run"
     src.mkdir()

@@ -18,13 +18,13 @@ import pytest
 import yaml
 
 from pipeline.cli import main as mdr
-from pipeline.config import load_config
-from pipeline.dataset import read_dataset, read_manifest, read_rejects
-from pipeline.explain import explain
-from pipeline.profile import SAMPLE_CHARS, length_bin
-from pipeline.report import STAGE_ORDER, write_report
-from pipeline.runner import registry, run_stage
-from pipeline.storage import Storage
+from pipeline.core.config import load_config
+from pipeline.core.dataset import read_dataset, read_manifest, read_rejects
+from pipeline.core.profile import SAMPLE_CHARS, length_bin
+from pipeline.core.storage import Storage
+from pipeline.reports.explain import explain
+from pipeline.reports.report import STAGE_ORDER, write_report
+from pipeline.run.runner import registry, run_stage
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -331,7 +331,7 @@ def test_explain_documents_removed_by_extract(run, reason, check):
 def test_explain_holds_each_score_to_its_configured_limit():
     import dataclasses
 
-    from pipeline.explain import limits
+    from pipeline.reports.explain import limits
     params = dataclasses.asdict(load_config().filter)
     got = {(x["score"], x["param"]): (x["limit"], x["failed"]) for x in limits(
         {"dup_line_frac": 0.9, "top_2_gram_char_frac": 0.1, "dup_7_gram_char_frac": 0.2, "n_words": 12,
@@ -379,7 +379,7 @@ def test_explain_a_fuzzy_duplicate_with_both_texts_similarity(run):
 
 
 def test_similarity_reads_the_minhash_name_of_either_key_width():
-    from pipeline.explain import similarity
+    from pipeline.reports.explain import similarity
     a = " ".join(f"w{i}" for i in range(300))
     b = a.replace("w150 ", "x ")
     for name in ("5ng_14b_8r_112h", "5ng_14b_8r_112h_128bit"):
@@ -531,7 +531,7 @@ def test_card_loaders_read_only_the_committed_parts(run, tmp_path, hf_offline):
 
 
 def test_card_crawl_ids():
-    from pipeline.card import crawl_ids
+    from pipeline.reports.card import crawl_ids
     man = {"input": {"uri": "s3://commoncrawl/crawl-data/CC-MAIN-2024-10/warc.paths.gz"},
            "stats": {"inputs": [{"file": "crawl-data/CC-MAIN-2024-18/segments/1/warc/x.warc.gz"},
                                 {"file": "../shared/data/warc/cc-main-2020-34-excerpt.warc.gz"}]}}

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline.dataset import read_dataset, read_manifest
-from pipeline.runner import run_stage
-from pipeline.storage import Storage
+from pipeline.core.dataset import read_dataset, read_manifest
+from pipeline.core.storage import Storage
+from pipeline.run.runner import run_stage
 from tests.conftest import ROOT, shared_path
 from tests.warcgen import relabel
 

@@ -1,4 +1,4 @@
-"""The synthetic sample WARC (pipeline.sample) and the broken-WARC generators (tests/warcgen.py)."""
+"""The synthetic sample WARC (pipeline.sample.generate) and the broken-WARC generators (tests/warcgen.py)."""
 from __future__ import annotations
 
 import base64
@@ -17,8 +17,8 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
 import warcgen
-from pipeline.sample import main as sample_main
-from pipeline.sample import sample_bytes, write_sample_warc
+from pipeline.sample.generate import main as sample_main
+from pipeline.sample.generate import sample_bytes, write_sample_warc
 
 
 # --------------------------------------------------------------------------- helpers

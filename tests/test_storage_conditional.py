@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from pipeline.config import load_config
-from pipeline.storage import SourceError, Storage, StorageError, TransientStorageError
+from pipeline.core.config import load_config
+from pipeline.core.storage import SourceError, Storage, StorageError, TransientStorageError
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
-from pipeline.dataset import read_dataset, read_manifest
-from pipeline.runner import run_stage
-from pipeline.storage import Storage, StorageError
+from pipeline.core.dataset import read_dataset, read_manifest
+from pipeline.core.storage import Storage, StorageError
+from pipeline.run.runner import run_stage
 from tests.s3server import free_port, wait_for_port
 
 
@@ -61,7 +61,7 @@ def test_checks_before_work_on_gs(gcs, cfg_factory):
 
 
 def test_stages_read_and_write_gs_and_commit_there(gcs, spark, cfg_factory, tmp_path):
-    from pipeline.sample import write_sample_warc
+    from pipeline.sample.generate import write_sample_warc
 
     local_warc = tmp_path / "sample.warc.gz"
     write_sample_warc(str(local_warc))

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from pipeline.config import load_config
-from pipeline.storage import Storage
+from pipeline.core.config import load_config
+from pipeline.core.storage import Storage
 from tests.s3server import FaultyProxy
 
 

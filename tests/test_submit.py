@@ -8,12 +8,12 @@ import pytest
 import yaml
 
 from pipeline.cli import main
-from pipeline.config import load_config
-from pipeline.dataset import read_manifest
-from pipeline.runner import StageFailed, registry, run_stage, stage_hash
-from pipeline.storage import Storage
-from pipeline.submit import RunPlan, StagePlan, plan_run, submit_run
-from pipeline.submit_k8s import K8S_MASTER, K8sTarget, stage_state
+from pipeline.cluster.submit import RunPlan, StagePlan, plan_run, submit_run
+from pipeline.cluster.submit_k8s import K8S_MASTER, K8sTarget, stage_state
+from pipeline.core.config import load_config
+from pipeline.core.dataset import read_manifest
+from pipeline.core.storage import Storage
+from pipeline.run.runner import StageFailed, registry, run_stage, stage_hash
 
 ACCESS_KEY = "AKIAMDRSUBMITTEST001"
 SECRET_KEY = "mdr/submit+test/Secret0123456789abcdefXYZ"
@@ -287,7 +287,7 @@ def _plan(cfg, store, inp, root, stages, force=False):
 
 
 def test_k8s_failed_stage_stops_the_run_and_resubmit_resumes(spark, s3_server, bucket, tmp_path):
-    from pipeline.sample import write_sample_warc
+    from pipeline.sample.generate import write_sample_warc
     cfg = _cfg(s3_server, "dedup_exact.substring_dedup=false")  # the quick part of the stage is enough here
     store = Storage(cfg.storage)
     warc = f"{bucket}/crawl/sample.warc.gz"
@@ -329,8 +329,8 @@ def test_k8s_failed_stage_stops_the_run_and_resubmit_resumes(spark, s3_server, b
 def test_k8s_run_with_an_s3a_root_commits_and_resumes(spark, s3_server, bucket, tmp_path):
     """A Hadoop-style s3a:// storage root (as Spark clusters name S3): the stages read and write it, the manifests
     list exactly the committed parts under it, and a re-submission finds every stage committed."""
-    from pipeline.dataset import read_dataset
-    from pipeline.sample import write_sample_warc
+    from pipeline.core.dataset import read_dataset
+    from pipeline.sample.generate import write_sample_warc
     cfg = _cfg(s3_server)
     store = Storage(cfg.storage)
     s3a = bucket.replace("s3://", "s3a://", 1)
@@ -439,7 +439,7 @@ def test_k8s_resubmit_waits_for_a_stage_still_running(cfg_factory):
     """The orchestrator died while a stage ran: the same submission waits for that job instead of restarting it."""
     cfg = cfg_factory("cluster.poll_s=0.05")
     plan, st = _ray_plan("s3://b/runs/r")
-    from pipeline.submit_k8s import render_stage
+    from pipeline.cluster.submit_k8s import render_stage
 
     class Api(FakeOperator):
         polls = 0

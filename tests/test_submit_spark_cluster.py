@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from pipeline.config import load_config
-from pipeline.dataset import read_dataset, read_manifest
-from pipeline.runner import registry, stage_hash
-from pipeline.storage import Storage
+from pipeline.core.config import load_config
+from pipeline.core.dataset import read_dataset, read_manifest
+from pipeline.core.storage import Storage
+from pipeline.run.runner import registry, stage_hash
 from tests.conftest import ROOT
 from tests.clusters import running_standalone
 
@@ -30,7 +30,7 @@ def _submit(standalone, *args) -> subprocess.CompletedProcess:
 
 
 def test_spark_submit_runs_extract_on_a_standalone_cluster(standalone, s3_server, tmp_path):
-    from pipeline.sample import write_sample_warc
+    from pipeline.sample.generate import write_sample_warc
     bucket = s3_server.make_bucket("cluster-run")
     warc = f"{bucket}/crawl/sample.warc.gz"
     summary = write_sample_warc(warc)
@@ -50,7 +50,7 @@ def test_spark_submit_runs_extract_on_a_standalone_cluster(standalone, s3_server
     # the executors ran on the worker, with the shipped code unpacked beside them
     apps = list(standalone["work"].glob("app-*"))
     assert apps, "no application ran on the standalone worker"
-    assert list(standalone["work"].glob("app-*/*/mdr-src/pipeline/stage.py")), "the code archive was not unpacked"
+    assert list(standalone["work"].glob("app-*/*/mdr-src/pipeline/core/stage.py")), "the code archive was not unpacked"
     shipped = (tmp_path / "staging" / "mdr-config.yaml").read_text()
     assert "master: spark://127.0.0.1:" in shipped
 

@@ -7,8 +7,8 @@ import pickle
 import pytest
 
 from conftest import shared_path
-from pipeline.config import UrlFilterConfig
-from pipeline.storage import Storage, StorageError
+from pipeline.core.config import UrlFilterConfig
+from pipeline.core.storage import Storage, StorageError
 from udfs.url_filter import UrlFilter
 
 

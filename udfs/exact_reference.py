@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.config import DedupExactConfig
+from pipeline.core.config import DedupExactConfig
 from udfs.dochash import normalize_text
 from udfs.exact_substring import doc_order_key, tokens_regex
 from udfs.urlnorm import UrlNormOptions, normalize_url

@@ -15,7 +15,7 @@ from udfs.verdict import Verdict
 from udfs.words import split_words
 
 if TYPE_CHECKING:
-    from pipeline.config import QualityConfig, RepetitionConfig
+    from pipeline.core.config import QualityConfig, RepetitionConfig
 
 _PARAGRAPHS = re.compile(r"\n{2,}")
 _LINES = re.compile(r"\n+")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable
 from udfs.verdict import Verdict
 
 if TYPE_CHECKING:
-    from pipeline.config import LineFilterConfig
+    from pipeline.core.config import LineFilterConfig
 
 _LETTER = re.compile(r"[^\W\d_]")
 _DIGIT = re.compile(r"\d")

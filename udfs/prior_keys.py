@@ -1,4 +1,4 @@
-"""Keys of the cross-release indexes (``pipeline.prior_index``), as pure functions of a document.
+"""Keys of the cross-release indexes (``pipeline.core.prior_index``), as pure functions of a document.
 
 - URL key: the first 16 bytes of sha256 of the normalized URL (``udfs.urlnorm``), so a URL index row is 16 bytes
   whatever the URL's length (collisions: ~n**2 / 2**129);

@@ -2,7 +2,7 @@
 
 A classifier maps a list of texts to (positive-class probability, top label) per text; keeping or
 dropping is a threshold applied later (scores apart from decisions). Models are loaded by URI through
-the duck-typed ``store`` (``pipeline.storage.Storage``), once per process or actor.
+the duck-typed ``store`` (``pipeline.core.storage.Storage``), once per process or actor.
 """
 from __future__ import annotations
 

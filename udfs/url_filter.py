@@ -18,8 +18,8 @@ from urllib.parse import unquote, urlsplit
 from udfs.verdict import Verdict
 
 if TYPE_CHECKING:
-    from pipeline.config import UrlFilterConfig
-    from pipeline.storage import Storage
+    from pipeline.core.config import UrlFilterConfig
+    from pipeline.core.storage import Storage
 
 _NON_WORD = re.compile(r"[\W_]+")
 _SEGMENT_END = re.compile(r"[/?]")
@@ -90,7 +90,7 @@ class UrlFilter:
     @classmethod
     def load(cls, cfg: "UrlFilterConfig", store: "Storage") -> "UrlFilter":
         """Read the configured lists; a missing category or word file stops the job (fail hard on discovery)."""
-        from pipeline.storage import StorageError, join
+        from pipeline.core.storage import StorageError, join
 
         domains: set[str] = set()
         urls: set[str] = set()

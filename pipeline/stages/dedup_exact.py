@@ -18,7 +18,7 @@ With ``dedup_exact.prior_index`` (``mdr refresh``), step 1 first removes documen
 earlier release holds (``duplicate_url_prior``) and step 2 those whose text hash one holds
 (``duplicate_text_prior``): a released document always wins, whatever ``url_keep`` says, since releases are
 never changed. Step 3 stays within this dataset: a window index over every release would cost a shuffle of all
-released text each night (``pipeline.prior_index``).
+released text each night (``pipeline.core.prior_index``).
 
 Memory: the window shuffle is sorted by Spark (spilling to disk), never held by one process. All
 copies of one window hash meet in one task: boilerplate shared by millions of documents makes that
@@ -38,13 +38,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.config import Config, DedupExactConfig
-from pipeline.connected_components import Checkpoints, stage_checkpoints
-from pipeline.dataset import InputDataset, open_input
-from pipeline.runner import StageSpec
-from pipeline.sparkio import DETAILS, REASON, read_dataframe, write_dataframe
-from pipeline.stage import StageContext, StageResult
-from pipeline.storage import Storage
+from pipeline.core.config import Config, DedupExactConfig
+from pipeline.core.connected_components import Checkpoints, stage_checkpoints
+from pipeline.core.dataset import InputDataset, open_input
+from pipeline.core.sparkio import DETAILS, REASON, read_dataframe, write_dataframe
+from pipeline.core.stage import StageContext, StageResult
+from pipeline.core.storage import Storage
+from pipeline.run.runner import StageSpec
 from udfs.dochash import text_hash
 from udfs.exact_substring import check_tokenizer, cut_repeats, doc_order_key, window_hashes
 from udfs.urlnorm import UrlNormOptions, normalize_url
@@ -91,7 +91,7 @@ def keep_order(df, rule: str):
 def exact_keys(urls: list, texts: list, cfg: DedupExactConfig, url: bool = True,
                doc: bool = True) -> tuple[list, list]:
     """(URL key, text hash) of each document, as steps 1 and 2 and their prior-index lookups compare them (None
-    where not wanted); the cross-release index is written with this same function (``pipeline.prior_build``)."""
+    where not wanted); the cross-release index is written with this same function (``pipeline.refresh.prior_build``)."""
     opts = UrlNormOptions(cfg.url_ignore_scheme, cfg.url_strip_www, tuple(cfg.url_drop_params))
     url_keys = [normalize_url(u, opts) for u in urls] if url else [None] * len(urls)
     hashes = [text_hash(t, cfg.doc_casefold) for t in texts] if doc else [None] * len(texts)
@@ -225,14 +225,14 @@ def apply_cuts(df, cfg: DedupExactConfig, acc):
 def plan(df, cfg: DedupExactConfig, acc, prior=None, checkpoints=None):
     """The whole stage as one DataFrame: rows with ``_reason`` null are kept. ``prior``: (catalog, storage) of the
     cross-release index, checked before the in-dataset step of the same kind; the prepared rows are then cut once
-    through ``checkpoints`` (``pipeline.connected_components.Checkpoints``)."""
+    through ``checkpoints`` (``pipeline.core.connected_components.Checkpoints``)."""
     from pyspark.sql import functions as F
 
     df = prepare(df, cfg, acc)
     df = df.withColumn(REASON, F.lit(None).cast("string")).withColumn(DETAILS, F.lit(None).cast("string"))
     df = df.withColumn(LIVE, F.lit(True))
     if prior is not None:
-        from pipeline.prior_index import mark_exact
+        from pipeline.core.prior_index import mark_exact
         df = (checkpoints or Checkpoints()).cut(df, "prepared")  # prepared once: the bucket lookups and the steps below all read it
         catalog, store = prior
         cols = dict(live=LIVE, reason_col=REASON, details_col=DETAILS)
@@ -292,7 +292,7 @@ def run(ctx: StageContext) -> StageResult:
     check_tokenizer(cfg.tokenizer)
     prior = None
     if cfg.prior_index:  # before any work: a catalog made with other URL / hash rules fails here
-        from pipeline.prior_index import load_checked
+        from pipeline.core.prior_index import load_checked
         prior = (load_checked(ctx.store, cfg.prior_index, ctx.cfg, ("url", "doc")), ctx.store)
     sc = ctx.spark.sparkContext
     acc = {n: sc.accumulator(0) for n in ("tokens", "windows", "marked_windows", "removed_chars")}

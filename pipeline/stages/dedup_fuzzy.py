@@ -5,12 +5,12 @@
    key (``dedup_fuzzy.key_bits``) is two long columns (key, key2), cheaper to shuffle and sort than 16-byte binary;
 2. bucket stars: every member of a bucket is linked to the bucket's smallest node (a window over
    the key, spilling to disk), so a bucket of a million copies gives a million edges, not 5e11 pairs;
-3. connected components of those edges (``pipeline.connected_components``, large/small star);
+3. connected components of those edges (``pipeline.core.connected_components``, large/small star);
 4. one keeper per component by ``dedup_fuzzy.keep``; the others get reason ``fuzzy_duplicate``
    with ``duplicate_of`` (the keeper's id) and ``component_size`` in their details; with
    ``dedup_fuzzy.prior_index`` (``mdr refresh``), a component holding a document that shares a band key
    with an earlier release's document is removed whole as ``fuzzy_duplicate_prior``
-   (``pipeline.prior_index.fuzzy_prior``);
+   (``pipeline.core.prior_index.fuzzy_prior``);
 5. one task per input part again streams the part, gets that part's decisions (partitioned by
    the part index) and writes survivors and rejects (Arrow, survivors never become Python rows): texts never enter the JVM and
    each task needs one Python worker, which keeps a small machine's memory low.
@@ -30,14 +30,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.config import Config
-from pipeline.connected_components import Checkpoints, connected_components, stage_checkpoints
-from pipeline.dataset import (REJECT_SCHEMA, Counts, InputDataset, PartInfo, RotatingPartWriter, attempt_token,
-                              iter_part, open_input, reject_row)
-from pipeline.runner import StageSpec
-from pipeline.sparkio import input_schema
-from pipeline.stage import StageContext, StageResult
-from pipeline.storage import Storage
+from pipeline.core.config import Config
+from pipeline.core.connected_components import Checkpoints, connected_components, stage_checkpoints
+from pipeline.core.dataset import (REJECT_SCHEMA, Counts, InputDataset, PartInfo, RotatingPartWriter, attempt_token,
+                                   iter_part, open_input, reject_row)
+from pipeline.core.sparkio import input_schema
+from pipeline.core.stage import StageContext, StageResult
+from pipeline.core.storage import Storage
+from pipeline.run.runner import StageSpec
 from udfs.minhash import MinHashParams, minhasher, threshold_50
 
 REASON_NAME = "fuzzy_duplicate"
@@ -83,7 +83,7 @@ def scan_parts(ctx: StageContext, columns: list[str], fn, ddl: str):
 def text_band_keys(texts: list, params: MinHashParams) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(row index into ``texts``, band key) arrays, ``DOCS_PER_CALL`` documents at a time: the keys the graph and
     the prior-index lookup use; the cross-release index is written with this same function
-    (``pipeline.prior_build``). A document without shingles has none."""
+    (``pipeline.refresh.prior_build``). A document without shingles has none."""
     mh = minhasher(params)
     for s in range(0, len(texts), DOCS_PER_CALL):
         idx, keys = mh.doc_band_keys(texts[s:s + DOCS_PER_CALL])
@@ -238,7 +238,7 @@ def run(ctx: StageContext) -> StageResult:
     params = cfg.params()
     prior = None
     if cfg.prior_index:  # before any work: a catalog made with other MinHash numbers fails here, naming both
-        from pipeline import prior_index
+        from pipeline.core import prior_index
         prior = prior_index.load_checked(ctx.store, cfg.prior_index, ctx.cfg, ("minhash",))
     schema = input_schema(ctx.store, ctx.input.parts)
     rule = cfg.keep if (cfg.keep != "earliest" or DATE_COLUMN in schema.names) else "smallest_id"

@@ -7,12 +7,12 @@ from functools import partial
 
 import pyarrow as pa
 
-from pipeline.config import Config
-from pipeline.dataset import InputDataset
-from pipeline.runner import StageSpec
-from pipeline.stage import StageContext, StageResult, TaskSink, run_file_tasks
-from pipeline.storage import (SourceError, Storage, StorageError, TransientStorageError, is_remote, iter_lines, join,
-                              scheme)
+from pipeline.core.config import Config
+from pipeline.core.dataset import InputDataset
+from pipeline.core.stage import StageContext, StageResult, TaskSink, run_file_tasks
+from pipeline.core.storage import (SourceError, Storage, StorageError, TransientStorageError, is_remote, iter_lines,
+                                   join, scheme)
+from pipeline.run.runner import StageSpec
 from udfs.extract import ExtractSettings, process_warc
 
 SCHEMA = pa.schema([

@@ -16,12 +16,12 @@ from functools import partial
 
 import pyarrow as pa
 
-from pipeline.config import FilterConfig, LanguageRules
-from pipeline.dataset import iter_part, open_input
-from pipeline.runner import StageSpec
-from pipeline.sparkio import input_schema
-from pipeline.stage import StageContext, StageResult, TaskSink, run_file_tasks
-from pipeline.storage import Storage
+from pipeline.core.config import FilterConfig, LanguageRules
+from pipeline.core.dataset import iter_part, open_input
+from pipeline.core.sparkio import input_schema
+from pipeline.core.stage import StageContext, StageResult, TaskSink, run_file_tasks
+from pipeline.core.storage import Storage
+from pipeline.run.runner import StageSpec
 
 # score column -> (verdict score it comes from, Arrow type)
 SCORE_COLUMNS = {

@@ -20,12 +20,12 @@ import time
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.config import Config
-from pipeline.dataset import (REJECT_SCHEMA, Counts, PartInfo, RotatingPartWriter, iter_part, open_input, part_rows,
-                              reject_row, run_prefix)
-from pipeline.runner import StageFailed, StageSpec
-from pipeline.stage import StageContext, StageResult
-from pipeline.storage import Storage
+from pipeline.core.config import Config
+from pipeline.core.dataset import (REJECT_SCHEMA, Counts, PartInfo, RotatingPartWriter, iter_part, open_input,
+                                   part_rows, reject_row, run_prefix)
+from pipeline.core.stage import StageContext, StageResult
+from pipeline.core.storage import Storage
+from pipeline.run.runner import StageFailed, StageSpec
 from udfs.quality import ModelSpec, check_model, load_classifier
 
 SCORE, LABEL = "quality_score", "quality_label"
@@ -80,7 +80,7 @@ class ScoreParts:
         if u["slices"] > 1:
             n = part_rows(self.store, u["uri"])
             rows = (u["slice"] * n // u["slices"], (u["slice"] + 1) * n // u["slices"])
-        # ordered by input position, unique per attempt, with the stage run's id (pipeline.output_lease)
+        # ordered by input position, unique per attempt, with the stage run's id (pipeline.core.output_lease)
         token = f"{run_prefix(u.get('run'))}s{u['slice']:03d}-{secrets.token_hex(4)}"
         n_in = kept = removed = 0
         score_sum = 0.0
@@ -143,7 +143,7 @@ def _score(ctx: StageContext, spec: ModelSpec) -> tuple:
     """The Ray Data job: one actor pool scoring the work units; returns (Ray start-up seconds, start times, units,
     the reports of the finished units)."""
     import ray
-    from pipeline.ray_session import init_ray
+    from pipeline.core.ray_session import init_ray
     cfg, store, rc = ctx.cfg, ctx.store, ctx.cfg.ray
     startup = init_ray(cfg)
     t0, job_started = time.perf_counter(), time.time()
@@ -193,7 +193,7 @@ def run(ctx: StageContext) -> StageResult:
     if not ctx.input.parts:
         return StageResult([], [], EMPTY_SCHEMA, Counts(), params=params)
 
-    from pipeline.engine_logs import engine_stderr_filtered
+    from pipeline.core.engine_logs import engine_stderr_filtered
     with engine_stderr_filtered():  # the Ray core worker in this process logs to its stderr
         startup, t0, job_started, units, reports = _score(ctx, spec)
     seconds = time.perf_counter() - t0

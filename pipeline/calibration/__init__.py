@@ -1,0 +1,1 @@
+"""Calibrate filter thresholds against reference data."""

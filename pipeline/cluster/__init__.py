@@ -1,0 +1,1 @@
+"""Submit a run to a cluster: run plans, spark-submit, Kubernetes."""

@@ -1,0 +1,1 @@
+"""What stages run on: config, storage, datasets, manifests, stage contract, Spark, Ray."""

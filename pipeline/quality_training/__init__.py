@@ -1,0 +1,1 @@
+"""Train a quality classifier: labelled sets, fastText training."""

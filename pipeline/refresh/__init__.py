@@ -1,0 +1,1 @@
+"""The nightly refresh: ledger, releases, Common Crawl listing, prior-release index builds."""

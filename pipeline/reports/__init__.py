@@ -1,0 +1,1 @@
+"""What users read: status, HTML report, dataset card, explain, export, hash-width table."""

@@ -1,0 +1,1 @@
+"""Run stages and whole runs in this process: the runner, preflight checks."""

@@ -1,0 +1,1 @@
+"""The synthetic sample WARC (`mdr sample`)."""
