@@ -90,10 +90,10 @@ def datatrove_args(cfg, work: Path, warc_dir: str, args) -> dict:
     import dataclasses
 
     from pipeline.core.storage import Storage
+    from pipeline.stages.extract import load_url_filter
     from udfs.langid import default_model_path
-    from udfs.url_filter import UrlFilter
 
-    uf = UrlFilter.load(cfg.extract.url_filter, Storage())
+    uf = load_url_filter(cfg.extract.url_filter, Storage())
     urls = set()
     for key in uf.urls:   # datatrove compares whole URLs: give it the scheme and www variants of each entry
         for scheme in ("http://", "https://"):

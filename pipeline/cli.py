@@ -446,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.core.config import ConfigError
     from pipeline.core.dataset import ConservationError, ManifestConflict
     from pipeline.core.lease import LeaseHeld, LeaseLost
-    from pipeline.run.runner import StageFailed
+    from pipeline.core.stage import StageFailed
     from pipeline.core.storage import StorageError
     from udfs.langid import ModelError
     from pipeline.core.engine_logs import set_verbose

@@ -146,7 +146,7 @@ def test_paths_listing_resolved_against_base(spark, cfg_factory, tmp_path):
 
 
 def test_corrupt_file_is_listed_as_failed_and_job_fails_past_share(spark, cfg_factory, tmp_path):
-    from pipeline.run.runner import StageFailed
+    from pipeline.core.stage import StageFailed
     src = tmp_path / "in"
     src.mkdir()
     good = shared_path("warc", "dolma-sample-0000.warc.gz")

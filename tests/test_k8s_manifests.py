@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.cluster.submit import RunPlan, StagePlan
+from pipeline.cluster.plan import RunPlan, StagePlan
 from pipeline.cluster.submit_k8s import TEMPLATE_FILES, render_configmap, render_stage
 from tests.conftest import ROOT
 

@@ -114,7 +114,8 @@ def test_stage_reads_external_jsonl_from_s3(ray_local, s3_server, cfg_factory):
 def test_external_ids_are_path_qualified_and_a_duplicate_fails_the_stage(ray_local, s3_server, cfg_factory):
     """en/docs.jsonl and de/docs.jsonl without ids: distinct ids; an external id given twice fails, naming it."""
     from pipeline.core.dataset import read_dataset, read_manifest, read_rejects
-    from pipeline.run.runner import StageFailed, run_stage
+    from pipeline.core.stage import StageFailed
+    from pipeline.run.runner import run_stage
     from pipeline.core.storage import Storage
     bucket = s3_server.make_bucket("quality-ids")
     store = Storage()

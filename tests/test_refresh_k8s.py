@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.cluster.submit import check_no_secrets
+from pipeline.cluster.plan import check_no_secrets
 from pipeline.core.config import load_config
 from pipeline.refresh.nightly import check_config
 from tests.conftest import ROOT

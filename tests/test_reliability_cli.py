@@ -398,7 +398,8 @@ def test_output_names_never_come_from_urls_or_file_names(spark, tmp_path):
 def test_a_failed_spark_job_is_reported_as_one_line():
     """What a Spark job that failed after its retries raises (the JVM's message with the worker's traceback inside)
     becomes one line naming the worker's own error: a storage error exits 3, anything else 1."""
-    from pipeline.run.runner import StageFailed, job_error
+    from pipeline.core.stage import StageFailed
+    from pipeline.run.runner import job_error
     from pipeline.core.storage import StorageError
     jvm = ("An error occurred while calling o412.collectAndServe.\n: org.apache.spark.SparkException: Job aborted due "
            "to stage failure: Task 0 in stage 3.0 failed 4 times, most recent failure: Lost task 0.3 in stage 3.0 "

@@ -10,8 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.core.dataset import read_dataset, read_manifest, read_rejects
+from pipeline.core.stage import StageFailed
 from pipeline.core.storage import Storage
-from pipeline.run.runner import StageFailed, run_stage
+from pipeline.run.runner import run_stage
 
 STORE = Storage()
 NO_FILTERS = ("filter.repetition.enabled=false", "filter.quality.enabled=false", "filter.lines.enabled=false")

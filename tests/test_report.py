@@ -19,11 +19,11 @@ import yaml
 
 from pipeline.cli import main as mdr
 from pipeline.core.config import load_config
-from pipeline.core.dataset import read_dataset, read_manifest, read_rejects
+from pipeline.core.dataset import STAGE_ORDER, read_dataset, read_manifest, read_rejects
 from pipeline.core.profile import SAMPLE_CHARS, length_bin
 from pipeline.core.storage import Storage
 from pipeline.reports.explain import explain
-from pipeline.reports.report import STAGE_ORDER, write_report
+from pipeline.reports.report import write_report
 from pipeline.run.runner import registry, run_stage
 
 ROOT = Path(__file__).resolve().parent.parent

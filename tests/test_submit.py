@@ -8,12 +8,14 @@ import pytest
 import yaml
 
 from pipeline.cli import main
-from pipeline.cluster.submit import RunPlan, StagePlan, plan_run, submit_run
+from pipeline.cluster.plan import RunPlan, StagePlan
+from pipeline.cluster.submit import plan_run, submit_run
 from pipeline.cluster.submit_k8s import K8S_MASTER, K8sTarget, stage_state
 from pipeline.core.config import load_config
 from pipeline.core.dataset import read_manifest
+from pipeline.core.stage import StageFailed
 from pipeline.core.storage import Storage
-from pipeline.run.runner import StageFailed, registry, run_stage, stage_hash
+from pipeline.run.runner import registry, run_stage, stage_hash
 
 ACCESS_KEY = "AKIAMDRSUBMITTEST001"
 SECRET_KEY = "mdr/submit+test/Secret0123456789abcdefXYZ"

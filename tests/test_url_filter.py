@@ -9,13 +9,14 @@ import pytest
 from conftest import shared_path
 from pipeline.core.config import UrlFilterConfig
 from pipeline.core.storage import Storage, StorageError
+from pipeline.stages.extract import load_url_filter
 from udfs.url_filter import UrlFilter
 
 
 @pytest.fixture(scope="module")
 def url_filter() -> UrlFilter:
     cfg = UrlFilterConfig(blocklist_uri=str(shared_path("lists", "ut1")), words_uri=str(shared_path("lists", "ldnoobw")))
-    return UrlFilter.load(cfg, Storage())
+    return load_url_filter(cfg, Storage())
 
 
 def test_gambling_domain_and_its_subdomains_are_dropped(url_filter):
@@ -63,9 +64,9 @@ def test_url_words(url_filter):
 
 def test_other_languages_word_lists():
     cfg = UrlFilterConfig(words_uri=str(shared_path("lists", "ldnoobw")), word_languages=["en", "de"], strict_words=[])
-    f = UrlFilter.load(cfg, Storage())
+    f = load_url_filter(cfg, Storage())
     assert f.check("https://example.de/arschloch-des-tages").reason == "url_hard_word"
-    assert UrlFilter.load(dataclasses.replace(cfg, word_languages=["en"]), Storage()).check(
+    assert load_url_filter(dataclasses.replace(cfg, word_languages=["en"]), Storage()).check(
         "https://example.de/arschloch-des-tages").keep
 
 
@@ -96,7 +97,7 @@ def test_lists_load_from_s3(s3_server):
                       Body=shared_path("lists", "ut1", "gambling", "domains").read_bytes())
     client.put_object(Bucket="lists", Key="words/en", Body=shared_path("lists", "ldnoobw", "en").read_bytes())
     cfg = UrlFilterConfig(blocklist_uri=f"{bucket}/ut1", blocklist_categories=["gambling"], words_uri=f"{bucket}/words")
-    f = UrlFilter.load(cfg, Storage())
+    f = load_url_filter(cfg, Storage())
     assert f.check("https://sub.000-online-casino.com/").reason == "url_blocklist_domain"
     assert f.check("https://example.com/bdsm").reason == "url_hard_word"
     assert f.check("https://example.com/").keep
@@ -105,10 +106,10 @@ def test_lists_load_from_s3(s3_server):
 def test_missing_category_or_language_fails_loudly():
     root = str(shared_path("lists", "ut1"))
     with pytest.raises(StorageError, match="no_such_category"):
-        UrlFilter.load(UrlFilterConfig(blocklist_uri=root, blocklist_categories=["no_such_category"]), Storage())
+        load_url_filter(UrlFilterConfig(blocklist_uri=root, blocklist_categories=["no_such_category"]), Storage())
     with pytest.raises(StorageError, match="xx"):
-        UrlFilter.load(UrlFilterConfig(words_uri=str(shared_path("lists", "ldnoobw")), word_languages=["xx"]),
-                       Storage())
+        load_url_filter(UrlFilterConfig(words_uri=str(shared_path("lists", "ldnoobw")), word_languages=["xx"]),
+                        Storage())
 
 
 def test_urls_without_scheme_or_empty():

@@ -7,11 +7,14 @@ shares the stage's hashing, span merging or range code.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from pipeline.core.config import DedupExactConfig
 from udfs.dochash import normalize_text
 from udfs.exact_substring import doc_order_key, tokens_regex
 from udfs.urlnorm import UrlNormOptions, normalize_url
+
+if TYPE_CHECKING:
+    from pipeline.core.config import DedupExactConfig
 
 
 @dataclass

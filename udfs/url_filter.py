@@ -1,8 +1,8 @@
 """RefinedWeb's URL filter: blocklisted domains and URLs, adult words in the URL, curated sources left out.
 
-Run before extraction because it is cheap and extraction is not. ``UrlFilter.load`` reads UT1-format
-lists (``<root>/<category>/domains``, ``<category>/urls``) and LDNOOBW-layout word files from any
-storage URI once; the loaded object is plain sets, picklable and small enough to broadcast.
+Run before extraction because it is cheap and extraction is not. ``UrlFilter.from_lists`` builds it from
+the entries of UT1-format lists (``<root>/<category>/domains``, ``<category>/urls``) and LDNOOBW-layout word
+files, read once by the extract stage; the object is plain sets, picklable and small enough to broadcast.
 Matching follows RefinedWeb (appendix G.1) and datatrove's URLFilter for the words: the host and
 every parent domain against the domain list; the URL (scheme and ``www.`` dropped) and its path
 prefixes against the URL list; strict words as any substring of the URL's letters and digits, hard
@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 from urllib.parse import unquote, urlsplit
 
 from udfs.verdict import Verdict
 
 if TYPE_CHECKING:
     from pipeline.core.config import UrlFilterConfig
-    from pipeline.core.storage import Storage
 
 _NON_WORD = re.compile(r"[\W_]+")
 _SEGMENT_END = re.compile(r"[/?]")
@@ -59,9 +58,9 @@ def _url_prefixes(key: str) -> list[str]:
     return [key] + [key[:m.start()].rstrip("/") for m in _SEGMENT_END.finditer(key, 1)]
 
 
-def _read_list(store: "Storage", uri: str) -> list[str]:
+def parse_list(data: bytes) -> list[str]:
     """Non-empty, non-comment lines of a list file (UT1 and LDNOOBW are one entry a line)."""
-    text = store.read_bytes(uri).decode("utf-8", errors="replace")
+    text = data.decode("utf-8", errors="replace")
     return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
 
 
@@ -88,36 +87,16 @@ class UrlFilter:
         object.__setattr__(self, "_phrase_lens", tuple(sorted({len(w) for w in phrases})))
 
     @classmethod
-    def load(cls, cfg: "UrlFilterConfig", store: "Storage") -> "UrlFilter":
-        """Read the configured lists; a missing category or word file stops the job (fail hard on discovery)."""
-        from pipeline.core.storage import StorageError, join
-
-        domains: set[str] = set()
-        urls: set[str] = set()
-        if cfg.blocklist_uri:
-            for cat in cfg.blocklist_categories:
-                found = False
-                for name, target, norm in (("domains", domains, lambda e: e.lower().strip(".")),
-                                           ("urls", urls, _url_key)):
-                    uri = join(cfg.blocklist_uri, cat, name)
-                    if store.exists(uri):
-                        found = True
-                        target.update(norm(e) for e in _read_list(store, uri))
-                if not found:
-                    raise StorageError(f"{join(cfg.blocklist_uri, cat)}: no 'domains' or 'urls' list for blocklist "
-                                       f"category {cat!r}; fix extract.url_filter.blocklist_categories or blocklist_uri")
+    def from_lists(cls, cfg: "UrlFilterConfig", domains: Iterable[str], urls: Iterable[str],
+                   words: Iterable[str]) -> "UrlFilter":
+        """The filter of ``cfg`` with the entries of its blocklist domain and URL lists and of its word lists (as
+        ``parse_list`` gives them; ``pipeline.stages.extract.load_url_filter`` reads them from storage)."""
         soft = {w for w in (_words(s) for s in cfg.soft_words) if w}
-        hard: set[tuple[str, ...]] = set()
-        if cfg.words_uri:
-            for lang in cfg.word_languages:
-                uri = join(cfg.words_uri, lang)
-                if not store.exists(uri):
-                    raise StorageError(f"{uri}: no word list for language {lang!r}; fix "
-                                       f"extract.url_filter.word_languages or words_uri")
-                hard.update(w for w in (_words(e) for e in _read_list(store, uri)) if w)
+        hard = {w for w in (_words(e) for e in words) if w}
         strict = tuple(sorted({"".join(_words(s)) for s in cfg.strict_words} - {""}))
-        return cls(frozenset(domains), frozenset(urls), strict, frozenset(hard - soft), frozenset(soft),
-                   cfg.soft_min_distinct, frozenset(d.lower().strip(".") for d in cfg.curated_domains))
+        return cls(frozenset(e.lower().strip(".") for e in domains), frozenset(_url_key(e) for e in urls), strict,
+                   frozenset(hard - soft), frozenset(soft), cfg.soft_min_distinct,
+                   frozenset(d.lower().strip(".") for d in cfg.curated_domains))
 
     def check(self, url: str | None) -> Verdict:
         """Keep, or drop with the first rule the URL breaks (curated source, domain, URL, strict, hard, soft)."""

@@ -10,90 +10,22 @@ holds credentials (they come from the cluster: Kubernetes secrets, IRSA, workloa
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import sys
-from dataclasses import dataclass, field, replace
-from typing import Callable, Protocol
+from dataclasses import replace
 
 import yaml
 
+from pipeline.cluster.plan import RunPlan, StagePlan, Target, check_conf_secrets, check_no_secrets, log
 from pipeline.core.config import Config, ConfigError
 from pipeline.core.dataset import read_manifest
+from pipeline.core.stage import StageFailed
 from pipeline.core.storage import Storage, StorageError, scheme
-from pipeline.run.runner import StageFailed, registry, stage_hash, stage_output
+from pipeline.run.runner import registry, stage_hash, stage_output
 
 SPARK_STAGES = ("extract", "filter", "dedup_fuzzy", "dedup_exact")
 RAY_STAGES = ("quality",)
 ENGINES = {**{s: "spark" for s in SPARK_STAGES}, **{s: "ray" for s in RAY_STAGES}}
-CONFIG_FILE = "mdr-config.yaml"
-
-# values of these variables must never appear in anything mdr renders, prints or ships
-SECRET_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AZURE_STORAGE_KEY",
-              "AZURE_CLIENT_SECRET", "GOOGLE_OAUTH_ACCESS_TOKEN", "HF_TOKEN")
-_SECRET_KEY = re.compile(r"secret|passw|token|access[._-]?key", re.IGNORECASE)
-_SECRET_REF = re.compile(r"secretKeyRef|\.secrets\.|provider$", re.IGNORECASE)  # names of secrets, not values
-
-
-# --------------------------------------------------------------------------- secrets
-
-def _secret_values() -> dict[str, str]:
-    return {k: v for k in SECRET_ENV if len(v := os.environ.get(k, "")) >= 4}
-
-
-def check_no_secrets(text: str, what: str) -> None:
-    """Refuse to ship or print ``text`` when a credential from the environment appears in it."""
-    for name, value in _secret_values().items():
-        if value in text:
-            raise ConfigError(f"{what} would contain the value of ${name}; credentials must come from the cluster "
-                              f"(a Kubernetes secret named by cluster.credentials_secret, IRSA or workload identity), "
-                              f"never from the config or the command line")
-
-
-def redact(text: str) -> str:
-    """Driver output and API messages are printed; any credential value in them is masked first."""
-    for name, value in _secret_values().items():
-        text = text.replace(value, f"<${name}>")
-    return text
-
-
-def check_conf_secrets(conf: dict[str, str], where: str) -> None:
-    """A credential in a Spark setting would be shipped in plain text: refuse it by its key's name."""
-    for key, value in conf.items():
-        if value and _SECRET_KEY.search(key) and not _SECRET_REF.search(key):
-            raise ConfigError(f"{where} {key}: looks like a credential; put credentials in a Kubernetes secret "
-                              f"(cluster.credentials_secret) or use IRSA/workload identity/instance roles instead")
-
-
-# --------------------------------------------------------------------------- plan
-
-@dataclass(frozen=True)
-class StagePlan:
-    name: str
-    engine: str          # spark | ray
-    input: str
-    output: str
-    config_hash: str     # the hash the stage's manifest must carry
-    committed: bool      # already committed with this config and input (skipped)
-
-
-@dataclass
-class RunPlan:
-    run_name: str
-    root: str
-    input: str
-    stages: list[StagePlan]
-    config_yaml: str     # the effective config shipped to the cluster
-    force: bool = False
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def config_sha(self) -> str:
-        return hashlib.sha256(self.config_yaml.encode()).hexdigest()[:12]
-
-    @property
-    def todo(self) -> list[StagePlan]:
-        return [s for s in self.stages if not s.committed]
 
 
 def default_run_name(root: str) -> str:
@@ -109,23 +41,6 @@ def check_run_name(name: str) -> str:
         raise ConfigError(f"--run-name {name!r}: use 2-30 lowercase letters, digits and '-', starting with a letter "
                           f"(it names Kubernetes resources and Spark applications)")
     return name
-
-
-class _BlockDumper(yaml.SafeDumper):
-    """Multi-line strings (the config inside a ConfigMap) as readable literal blocks."""
-
-
-def _str_block(dumper: yaml.SafeDumper, value: str):
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_BlockDumper.add_representer(str, _str_block)
-
-
-def dump_yaml(data, *, all_docs: bool = False) -> str:
-    opts = dict(Dumper=_BlockDumper, sort_keys=False, width=10_000, allow_unicode=True)
-    return yaml.dump_all(data, **opts) if all_docs else yaml.dump(data, **opts)
 
 
 def shipped_config(cfg: Config, *, input_uri: str, root: str, stages: list[str], spark_master: str | None,
@@ -211,20 +126,6 @@ def plan_run(cfg: Config, store: Storage, *, input_uri: str | None, root: str | 
 
 
 # --------------------------------------------------------------------------- orchestration
-
-class Target(Protocol):
-    """Where stages run: builds what is submitted (``describe`` prints it) and runs one stage to its end."""
-
-    def describe(self, plan: RunPlan) -> str: ...
-
-    def prepare(self, plan: RunPlan) -> None: ...
-
-    def run_stage(self, plan: RunPlan, stage: StagePlan, is_committed: Callable[[], bool]) -> None: ...
-
-
-def log(msg: str) -> None:
-    print(redact(f"[submit] {msg}"), file=sys.stderr, flush=True)
-
 
 def submit_run(cfg: Config, store: Storage, plan: RunPlan, target: Target) -> list[dict]:
     """Run the planned stages in order; a failed stage raises StageFailed and the later ones never start."""

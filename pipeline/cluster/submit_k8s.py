@@ -18,9 +18,9 @@ from typing import Any, Callable, Protocol
 
 import yaml
 
-from pipeline.cluster.submit import RunPlan, StagePlan, check_no_secrets, dump_yaml, log, redact
+from pipeline.cluster.plan import RunPlan, StagePlan, check_no_secrets, dump_yaml, log, redact
 from pipeline.core.config import Config, ConfigError
-from pipeline.run.runner import StageFailed
+from pipeline.core.stage import StageFailed
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "k8s" / "stages"
 TEMPLATE_FILES = {"extract": "spark-extract.yaml", "filter": "spark-filter.yaml",

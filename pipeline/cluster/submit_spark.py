@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from pipeline.cluster.submit import CONFIG_FILE, RunPlan, StagePlan, check_no_secrets, dump_yaml, log, redact
+from pipeline.cluster.plan import CONFIG_FILE, RunPlan, StagePlan, check_no_secrets, dump_yaml, log, redact
 from pipeline.core.config import Config, ConfigError
-from pipeline.run.runner import StageFailed
+from pipeline.core.stage import StageFailed
 
 PACKAGES = ("pipeline", "udfs", "jobs")   # what the source archive holds
 SRC_ALIAS = "mdr-src"

@@ -261,6 +261,9 @@ def manifest_uri(root: str) -> str:
     return join(root, MANIFEST)
 
 
+STAGE_ORDER = ["extract", "filter", "dedup_fuzzy", "dedup_exact", "quality"]  # a run's stages in order (status, report, card)
+
+
 def read_manifest(store: Storage, root: str) -> dict | None:
     uri = manifest_uri(root)
     if not store.exists(uri):  # a store we cannot reach (credentials, endpoint) raises: never "not committed"
@@ -291,7 +294,7 @@ def build_manifest(*, stage: str, config_hash: str, input_desc: dict, parts: lis
         "format": FORMAT,
         "stage": stage,
         "code_version": __version__,
-        "logic_version": logic_version,  # the stage's (pipeline.run.runner.StageSpec); another one is re-run
+        "logic_version": logic_version,  # the stage's (pipeline.core.stage.StageSpec); another one is re-run
         "config_hash": config_hash,
         "params": params or {},
         "input": input_desc,

@@ -1,7 +1,8 @@
 """What a stage is, and the engine for stages that map one input file to one output part.
 
-A stage gets a ``StageContext`` and returns a ``StageResult``; the runner (``pipeline.run.runner``)
-decides whether it must run, checks conservation and commits the manifest. Per-file stages use
+A stage is a ``StageSpec`` in the registry (``pipeline.stages``): it gets a ``StageContext`` and returns a
+``StageResult``; the runner (``pipeline.run.runner``) decides whether it must run, checks conservation and
+commits the manifest. Per-file stages use
 ``run_file_tasks``: one Spark task per input file, each streaming its rows into a part file through
 a ``TaskSink`` that counts every kept and removed document. A finished task leaves a small marker
 under ``_tasks/``, so a crashed stage restarts from the files it had not finished. A stage committed with
@@ -63,6 +64,23 @@ class StageResult:
     failed_inputs: list[dict] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)
+
+
+class StageFailed(RuntimeError):
+    """A stage could not finish; the message says which stage, why, and what to do."""
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A stage as the registry (``pipeline.stages``) lists it: what it hashes, reads and runs."""
+    name: str
+    sections: tuple[str, ...]                            # config sections whose hash decides a re-run
+    resolve_input: Callable[[Storage, Config, str], InputDataset]
+    run: Callable[[StageContext], StageResult]
+    # bump when the stage's per-document logic changes (the same input and config would give other output):
+    # a committed output of another logic version is re-run, never reused (it is part of ``stage_hash``)
+    logic_version: int
+    engine: str = "spark"                                # spark | ray: where its output's ids are checked
 
 
 class TaskSink:

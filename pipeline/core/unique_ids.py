@@ -11,9 +11,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.core.dataset import open_parquet
-from pipeline.core.stage import StageContext, StageResult
+from pipeline.core.stage import StageContext, StageFailed, StageResult
 from pipeline.core.storage import Storage, join
-from pipeline.run.runner import StageFailed
 
 SHOWN = 10
 

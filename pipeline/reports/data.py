@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import time
 
-from pipeline.core.dataset import iter_part, read_manifest
+from pipeline.core.dataset import STAGE_ORDER, iter_part, read_manifest
 from pipeline.core.profile import SAMPLE_CHARS, SAMPLES_PER_REASON, SCORE_BINS, length_bin_edges
 from pipeline.core.storage import Storage, StorageError, join
-from pipeline.reports.report import STAGE_ORDER
 
 FORMAT = "mdr.report/1"
 TOP_DOMAINS_SHOWN = 20

@@ -4,10 +4,8 @@ from __future__ import annotations
 import sys
 
 from pipeline.core.config import Config
-from pipeline.core.dataset import TASKS_DIR, read_manifest
+from pipeline.core.dataset import STAGE_ORDER, TASKS_DIR, read_manifest
 from pipeline.core.storage import Storage, join
-
-STAGE_ORDER = ["extract", "filter", "dedup_fuzzy", "dedup_exact", "quality"]
 
 
 def stage_states(store: Storage, root: str) -> list[dict]:

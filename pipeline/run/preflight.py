@@ -134,10 +134,10 @@ def check_stage(store: Storage, cfg: Config, name: str, output: str) -> None:
 def check_run(store: Storage, cfg: Config, stages: list[str], input_uri: str, root: str) -> None:
     """Before `mdr run`'s first stage: the output root, the first stage's input, and every stage's models/lists,
     so a bad quality model fails now, not after the Spark stages ran."""
-    from pipeline.run.runner import registry
+    from pipeline.stages import STAGES
     check_output(store, root)
     if stages:
-        registry()[stages[0]].resolve_input(store, cfg, input_uri)
+        STAGES[stages[0]].resolve_input(store, cfg, input_uri)
     for name in stages:
         fn = STAGE_CHECKS.get(name)
         if fn is not None:
@@ -163,7 +163,7 @@ def check_submit(store: Storage, cfg: Config, stages: list[str], input_uri: str,
                  dry_run: bool) -> list[str]:
     """Before `mdr submit`: the output bucket takes writes (a dry run writes nothing: it only looks), the input and
     every remote file a stage will read are there, models have a fastText header. Returns warnings."""
-    from pipeline.run.runner import registry
+    from pipeline.stages import STAGES
     warnings: list[str] = []
     check_output(store, root, probe=not dry_run)
     if scheme(input_uri) != "file":
@@ -172,7 +172,7 @@ def check_submit(store: Storage, cfg: Config, stages: list[str], input_uri: str,
             store.check_readable(bucket_root, "--input")
     if stages:
         try:
-            registry()[stages[0]].resolve_input(store, cfg, input_uri)
+            STAGES[stages[0]].resolve_input(store, cfg, input_uri)
         except StorageError as e:
             if not dry_run:
                 raise

@@ -5,31 +5,13 @@ import hashlib
 import re
 import sys
 import time
-from dataclasses import dataclass
-from typing import Callable
 
 from pipeline.core.config import Config, ConfigError
 from pipeline.core.dataset import (InputDataset, build_manifest, commit, open_input, read_manifest,
                                    read_manifest_versioned, verify_parts)
 from pipeline.core.output_lease import OutputRun, collect_garbage, hold_output
-from pipeline.core.stage import StageContext, StageResult
+from pipeline.core.stage import StageContext, StageFailed, StageResult, StageSpec
 from pipeline.core.storage import Storage, StorageError, join
-
-
-class StageFailed(RuntimeError):
-    """A stage could not finish; the message says which stage, why, and what to do."""
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    name: str
-    sections: tuple[str, ...]                            # config sections whose hash decides a re-run
-    resolve_input: Callable[[Storage, Config, str], InputDataset]
-    run: Callable[[StageContext], StageResult]
-    # bump when the stage's per-document logic changes (the same input and config would give other output):
-    # a committed output of another logic version is re-run, never reused (it is part of ``stage_hash``)
-    logic_version: int
-    engine: str = "spark"                                # spark | ray: where its output's ids are checked
 
 
 def stage_hash(cfg: Config, spec: StageSpec) -> str:

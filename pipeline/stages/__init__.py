@@ -1,7 +1,7 @@
 """The stage registry: name -> StageSpec. A stage is listed here only once it is implemented."""
 from __future__ import annotations
 
-from pipeline.run.runner import StageSpec
+from pipeline.core.stage import StageSpec
 from pipeline.stages import dedup_exact, dedup_fuzzy, extract, quality
 from pipeline.stages import filter as filter_stage
 

@@ -42,9 +42,8 @@ from pipeline.core.config import Config, DedupExactConfig
 from pipeline.core.connected_components import Checkpoints, stage_checkpoints
 from pipeline.core.dataset import InputDataset, open_input
 from pipeline.core.sparkio import DETAILS, REASON, read_dataframe, write_dataframe
-from pipeline.core.stage import StageContext, StageResult
+from pipeline.core.stage import StageContext, StageResult, StageSpec
 from pipeline.core.storage import Storage
-from pipeline.run.runner import StageSpec
 from udfs.dochash import text_hash
 from udfs.exact_substring import check_tokenizer, cut_repeats, doc_order_key, window_hashes
 from udfs.urlnorm import UrlNormOptions, normalize_url

@@ -35,9 +35,8 @@ from pipeline.core.connected_components import Checkpoints, connected_components
 from pipeline.core.dataset import (REJECT_SCHEMA, Counts, InputDataset, PartInfo, RotatingPartWriter, attempt_token,
                                    iter_part, open_input, reject_row)
 from pipeline.core.sparkio import input_schema
-from pipeline.core.stage import StageContext, StageResult
+from pipeline.core.stage import StageContext, StageResult, StageSpec
 from pipeline.core.storage import Storage
-from pipeline.run.runner import StageSpec
 from udfs.minhash import MinHashParams, minhasher, threshold_50
 
 REASON_NAME = "fuzzy_duplicate"

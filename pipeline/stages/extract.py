@@ -7,13 +7,13 @@ from functools import partial
 
 import pyarrow as pa
 
-from pipeline.core.config import Config
+from pipeline.core.config import Config, UrlFilterConfig
 from pipeline.core.dataset import InputDataset
-from pipeline.core.stage import StageContext, StageResult, TaskSink, run_file_tasks
+from pipeline.core.stage import StageContext, StageResult, StageSpec, TaskSink, run_file_tasks
 from pipeline.core.storage import (SourceError, Storage, StorageError, TransientStorageError, is_remote, iter_lines,
                                    join, scheme)
-from pipeline.run.runner import StageSpec
 from udfs.extract import ExtractSettings, process_warc
+from udfs.url_filter import UrlFilter, parse_list
 
 SCHEMA = pa.schema([
     ("id", pa.string()), ("url", pa.string()), ("domain", pa.string()), ("warc_date", pa.string()),
@@ -86,13 +86,36 @@ def _extract_file(store: Storage, s: ExtractSettings, url_filter_bc, langid: dic
         sink.fail(error)
 
 
+def load_url_filter(cfg: UrlFilterConfig, store: Storage) -> UrlFilter:
+    """Read the configured lists once; a missing category or word file stops the job (fail hard on discovery)."""
+    domains: list[str] = []
+    urls: list[str] = []
+    for cat in cfg.blocklist_categories if cfg.blocklist_uri else []:
+        found = False
+        for name, target in (("domains", domains), ("urls", urls)):
+            uri = join(cfg.blocklist_uri, cat, name)
+            if store.exists(uri):
+                found = True
+                target += parse_list(store.read_bytes(uri))
+        if not found:
+            raise StorageError(f"{join(cfg.blocklist_uri, cat)}: no 'domains' or 'urls' list for blocklist "
+                               f"category {cat!r}; fix extract.url_filter.blocklist_categories or blocklist_uri")
+    words: list[str] = []
+    for lang in cfg.word_languages if cfg.words_uri else []:
+        uri = join(cfg.words_uri, lang)
+        if not store.exists(uri):
+            raise StorageError(f"{uri}: no word list for language {lang!r}; fix "
+                               f"extract.url_filter.word_languages or words_uri")
+        words += parse_list(store.read_bytes(uri))
+    return UrlFilter.from_lists(cfg, domains, urls, words)
+
+
 def run(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg
     uf_cfg = cfg.extract.url_filter
     url_filter_bc = None
     if uf_cfg.enabled:
-        from udfs.url_filter import UrlFilter
-        url_filter_bc = ctx.spark.sparkContext.broadcast(UrlFilter.load(uf_cfg, ctx.store))
+        url_filter_bc = ctx.spark.sparkContext.broadcast(load_url_filter(uf_cfg, ctx.store))
     li = cfg.extract.langid
     if li.enabled:  # fail fast on a bad model, before any task starts
         from udfs.langid import load_model

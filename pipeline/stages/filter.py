@@ -19,9 +19,8 @@ import pyarrow as pa
 from pipeline.core.config import FilterConfig, LanguageRules
 from pipeline.core.dataset import iter_part, open_input
 from pipeline.core.sparkio import input_schema
-from pipeline.core.stage import StageContext, StageResult, TaskSink, run_file_tasks
+from pipeline.core.stage import StageContext, StageResult, StageSpec, TaskSink, run_file_tasks
 from pipeline.core.storage import Storage
-from pipeline.run.runner import StageSpec
 
 # score column -> (verdict score it comes from, Arrow type)
 SCORE_COLUMNS = {

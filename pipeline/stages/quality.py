@@ -23,9 +23,8 @@ import pyarrow.compute as pc
 from pipeline.core.config import Config
 from pipeline.core.dataset import (REJECT_SCHEMA, Counts, PartInfo, RotatingPartWriter, iter_part, open_input,
                                    part_rows, reject_row, run_prefix)
-from pipeline.core.stage import StageContext, StageResult
+from pipeline.core.stage import StageContext, StageFailed, StageResult, StageSpec
 from pipeline.core.storage import Storage
-from pipeline.run.runner import StageFailed, StageSpec
 from udfs.quality import ModelSpec, check_model, load_classifier
 
 SCORE, LABEL = "quality_score", "quality_label"
