@@ -76,7 +76,7 @@ def test_run_ends_by_printing_where_the_report_is(run):
     assert f"dataset card: {root}/README.md" in stdout
     kept = " -> ".join(f"{manifests(root)[s]['counts']['kept']} after {s}" for s in STAGES)
     assert f"funnel: 432 WARC records, 143 HTTP responses -> {kept}\n" in stdout
-    assert kept.startswith("100 after extract -> 87 after filter -> 66 after dedup_fuzzy -> 66 after dedup_exact")
+    assert kept.startswith("100 after extract -> 89 after filter -> 68 after dedup_fuzzy -> 68 after dedup_exact")
     assert (root / "report.html").stat().st_size > 1_000_000       # plotly.js is inside: no network needed
     tags = _Tags()
     tags.feed((root / "report.html").read_text())
@@ -107,7 +107,7 @@ def test_report_numbers_are_the_data(run, report):
     funnel = report["funnel"]
     assert funnel[0] == {"step": "HTTP responses", "stage": None, "docs": 143, "chars": None, "docs_share": 1.0}
     assert first["in"] == 143 and first["in"] == first["kept"] + sum(first["removed"].values())
-    assert [s["docs"] for s in funnel][:5] == [143, 100, 87, 66, 66][:len(funnel)]  # quality at 0.8 removes a few
+    assert [s["docs"] for s in funnel][:5] == [143, 100, 89, 68, 68][:len(funnel)]  # quality at 0.8 removes a few
     for step, stage in zip(funnel[1:], STAGES):
         kept = read_dataset(store, str(root / stage))
         texts = kept.column("text").to_pylist()
