@@ -120,7 +120,8 @@ def test_parts_rotate_at_the_target_and_keep_their_order(tmp_path):
     assert names[0] == "part-00007-r0a1b2c3d-a0-9f8e7d.parquet" and names[1].endswith("_c001.parquet")
     assert names == sorted(names) and all(PART_NAME.match(n) and PART_NAME.match(n)["run"] == "0a1b2c3d" for n in names)
     for p in parts:
-        assert p.bytes <= target + largest_row_group(tmp_path / p.path) + (64 << 10), p
+        # closed before a row group that would pass the target: over it by the size estimate's error at most
+        assert p.bytes <= target * 1.02 + (8 << 10), (p, largest_row_group(tmp_path / p.path))
         assert pq.ParquetFile(tmp_path / p.path).metadata.num_row_groups >= 2
     assert sum(p.rows for p in parts) == 3000
     commit(store, str(tmp_path), build_manifest(stage="t", config_hash="x", input_desc={}, parts=parts, rejects=[],

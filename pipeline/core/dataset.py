@@ -174,10 +174,11 @@ class PartWriter:
 
 
 class RotatingPartWriter:
-    """One task's kept rows (or rejects) as parts of about ``target_bytes`` each: a part is closed once the bytes
-    written to it reach the target, and the next one (``part_path(..., chunk=n)``) is opened on the next write.
+    """One task's kept rows (or rejects) as parts of about ``target_bytes`` each: a part is closed before a row
+    group that would take it past the target (its size estimated from the part's bytes per Arrow byte so far) or
+    once the bytes written reach it, and the next one (``part_path(..., chunk=n)``) is opened on the next write.
     Each write is cut into row groups of at most ``ROW_GROUP_BYTES`` (and a quarter of the target) of Arrow data,
-    so a part exceeds the target by at most one row group. Opens no file until a row comes; ``close()`` -> the
+    so a part exceeds the target only by that estimate's error (and a footer). Opens no file until a row comes; ``close()`` -> the
     parts in the order written (which is also their names' order)."""
 
     def __init__(self, store: Storage, root: str, task: int, token: str, schema: pa.Schema, target_bytes: int,
@@ -187,6 +188,7 @@ class RotatingPartWriter:
         self.row_group_bytes = max(16 << 10, min(ROW_GROUP_BYTES, target_bytes // 4))
         self.parts: list[PartInfo] = []
         self._cur: PartWriter | None = None
+        self._arrow_bytes = 0  # Arrow bytes written to the current part
 
     def write(self, batch: pa.RecordBatch | pa.Table) -> None:
         n = batch.num_rows
@@ -194,10 +196,19 @@ class RotatingPartWriter:
             return
         step = max(1, int(self.row_group_bytes * n // max(1, batch.nbytes)))
         for off in range(0, n, step):
+            piece = batch.slice(off, step)
+            if self._cur is not None and self._cur.position and self._arrow_bytes:
+                # the part's written bytes per Arrow byte so far estimate this row group's size on disk: a part
+                # it would take past the target is closed first (measured: 17.1 MB parts at a 16 MB target)
+                if self._cur.position + piece.nbytes * self._cur.position / self._arrow_bytes > self.target_bytes:
+                    self.parts.append(self._cur.close())
+                    self._cur = None
             if self._cur is None:
                 self._cur = PartWriter(self.store, self.root, part_path(self.task, self.token, self.rejects,
                                                                         chunk=len(self.parts)), self.schema)
-            self._cur.write(batch.slice(off, step))
+                self._arrow_bytes = 0
+            self._cur.write(piece)
+            self._arrow_bytes += piece.nbytes
             if self._cur.position >= self.target_bytes:
                 self.parts.append(self._cur.close())
                 self._cur = None
