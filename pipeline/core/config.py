@@ -169,8 +169,8 @@ class ExtractConfig:
     second_opinion_factor: float = doc("trafilatura+resiliparse: resiliparse's text replaces trafilatura's only when "
                                        "more than this many times as long", 1.5, min=0.0, max=1000.0)
     boilerplate_lines: bool = doc("remove boilerplate lines the extractor kept: cookie/consent notices, share/follow "
-                                  "and navigation lines, counters, 'related articles' headings, short lines repeated "
-                                  "in the page (udfs.main_text.drop_boilerplate_lines)", True)
+                                  "and navigation lines, counters, 'related articles' headings "
+                                  "(udfs.main_text.drop_boilerplate_lines)", True)
     drop_failed_files: bool = doc("a WARC that fails part-way gives no documents: those read from it are removed as "
                                   "input_file_failed (mdr refresh sets it, so a failed file is retried whole)", False)
     url_filter: UrlFilterConfig = field(default_factory=UrlFilterConfig)

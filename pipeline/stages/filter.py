@@ -91,20 +91,22 @@ def redact_document(text: str, cfg: FilterConfig) -> tuple[str, dict[str, int]]:
 
 
 def _count_pii(stats: dict, counts: dict[str, int]) -> None:
-    """Task stats are summed across tasks only when flat numbers: ``pii_<kind>``, folded into ``pii`` by run()."""
+    """A task's ``stats.pii``: replacements per kind and the documents that had any (``run_file_tasks`` sums a
+    dict of counts across tasks key by key)."""
+    into = stats.setdefault("pii", {})
     for kind, n in counts.items():
-        stats[f"pii_{kind}"] = stats.get(f"pii_{kind}", 0) + n
-    stats["pii_documents_redacted"] = stats.get("pii_documents_redacted", 0) + (sum(counts.values()) > 0)
+        into[kind] = into.get(kind, 0) + n
+    into["documents_redacted"] = into.get("documents_redacted", 0) + (sum(counts.values()) > 0)
 
 
 def _pii_stats(stats: dict, cfg: FilterConfig) -> dict | None:
-    """The manifest's ``stats.pii``: replacements per configured kind and the documents that had any."""
+    """The manifest's ``stats.pii``: the configured kinds, replacements per kind (0 where none) and the documents
+    that had any."""
     if not cfg.pii.enabled:
         return None
-    out = {"kinds": list(cfg.pii.kinds)}
-    out.update({kind: int(stats.pop(f"pii_{kind}", 0)) for kind in cfg.pii.kinds})
-    out["documents_redacted"] = int(stats.pop("pii_documents_redacted", 0))
-    return out
+    got = stats.get("pii") or {}
+    return {"kinds": list(cfg.pii.kinds), **{kind: int(got.get(kind, 0)) for kind in cfg.pii.kinds},
+            "documents_redacted": int(got.get("documents_redacted", 0))}
 
 
 def _filter_part(store: Storage, cfg: FilterConfig, root: str, uri: str, sink: TaskSink) -> None:
