@@ -16,6 +16,8 @@ import dataclasses
 import math
 from collections import Counter
 
+import numpy as np
+
 from pipeline.calibration.reference import reference_docs, windows
 from pipeline.core.config import FilterConfig, QualityConfig, RepetitionConfig
 from pipeline.core.storage import Storage
@@ -58,13 +60,8 @@ def _measure_all(texts: list[str], tokenizer: str) -> list[dict]:
 
 
 def quantile(values: list[float], q: float) -> float:
-    """Linear-interpolated quantile (numpy's default)."""
-    v = sorted(values)
-    if not v:
-        return math.nan
-    pos = q * (len(v) - 1)
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+    """Linear-interpolated quantile (numpy's default); NaN for no values."""
+    return float(np.quantile(values, q)) if values else math.nan
 
 
 def _get(section, key: str) -> float | None:
