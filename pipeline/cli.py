@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantile", type=float, default=None,
                    help="quantile for 'most' rules (1 - it for 'fewest' rules); default 0.5 for ratio, 0.9 for quantile")
     p.add_argument("--window-chars", type=int, default=1500, help="reference documents are cut into windows this long")
+    p.add_argument("--min-windows", type=int, default=20,
+                   help="refuse a reference of fewer windows than this (default 20: a quantile of a handful of "
+                        "windows describes those documents, not the language); lower it to accept a thin reference")
 
     p = sub.add_parser("scurve", help="print the fuzzy-dedup S-curve: the chance that a pair of documents at Jaccard "
                                       "similarity J shares a MinHash band, and the 50%% point, for the configured "
@@ -362,7 +365,7 @@ def cmd_calibrate_filters(args) -> int:
     cfg = _load(args)
     try:
         cal = calibrate(Storage(cfg.storage), cfg.filter, args.lang, args.reference, args.method, args.quantile,
-                        args.english_reference, args.window_chars)
+                        args.english_reference, args.window_chars, args.min_windows)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     sys.stdout.write("filter:\n  languages:\n" + cal.yaml())

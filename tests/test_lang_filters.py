@@ -116,3 +116,10 @@ def test_calibrate_filters_cli(capsys):
     assert f"min_mean_word_len: {shipped.quality.min_mean_word_len}" in out  # the shipped values are this output
     assert main(["calibrate-filters", "--lang", "ru", "--method", "quantile", "--reference", ref[0]]) == 0
     assert "--method quantile --quantile 0.9" in capsys.readouterr().out
+    # zh has 2 windows there: refused, naming the count and the fix; accepted when asked for
+    assert main(["calibrate-filters", "--lang", "zh", "--reference", ref[0], "--reference", ref[1]]) != 0
+    err = capsys.readouterr().err
+    assert "only 2 reference windows of 'zh'" in err and "--min-windows 2" in err
+    assert main(["calibrate-filters", "--lang", "zh", "--reference", ref[0], "--reference", ref[1],
+                 "--min-windows", "2"]) == 0
+    assert "zh:  # mdr calibrate-filters --method ratio --quantile 0.5: 2 reference windows" in capsys.readouterr().out

@@ -116,8 +116,12 @@ class Calibration:
         return "\n".join(lines) + "\n"
 
 
+MIN_WINDOWS = 20  # fewest reference windows calibrate() derives thresholds from (--min-windows lowers it)
+
+
 def calibrate(store: Storage, cfg: FilterConfig, lang: str, reference: list[str], method: str = "ratio",
-              q: float | None = None, english_reference: list[str] | None = None, window_chars: int = 1500) -> Calibration:
+              q: float | None = None, english_reference: list[str] | None = None, window_chars: int = 1500,
+              min_windows: int = MIN_WINDOWS) -> Calibration:
     from udfs.lang_words import tokenizer_name
     q = q if q is not None else (0.5 if method == "ratio" else 0.9)
     over = cfg.languages.get(lang)
@@ -125,6 +129,12 @@ def calibrate(store: Storage, cfg: FilterConfig, lang: str, reference: list[str]
     texts = windows(reference_docs(store, reference, lang), window_chars)
     if not texts:
         raise ValueError(f"no reference text in {lang!r} under {', '.join(reference)}")
+    if len(texts) < min_windows:
+        raise ValueError(f"only {len(texts)} reference windows of {lang!r} text under {', '.join(reference)} (at least "
+                         f"{min_windows} needed): a quantile of so few values is one document's accident, not the "
+                         f"language's; give more clean {lang} text with --reference (each ~{window_chars} characters "
+                         f"is a window), or accept a thin reference with --min-windows {len(texts)} and check the "
+                         f"thresholds by hand")
     scores = _measure_all(texts, tokenizer)
     en_scores: list[dict] = []
     if method == "ratio":
