@@ -107,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target-part-mb", type=float, default=16.0,
                     help="clusters: run.target_part_bytes in MB, and the largest part file allowed (default 16: "
                          "small enough that the bench's sizes rotate parts)")
+    ap.add_argument("--shuffle-partition-mb", type=float, default=2.0,
+                    help="clusters: run.shuffle_partition_bytes in MB (default 2: small enough that the dedup stages' "
+                         "shuffle partition counts follow their data from the smallest size on, as 128 MB does at "
+                         "crawl scale; at the default the bench's sizes would all sit at the floor of 16)")
     ap.add_argument("--max-wall-growth", type=float, default=2.1, help="clusters: target wall growth per doubling")
     ap.add_argument("--max-task-memory-growth", type=float, default=1.2,
                     help="clusters: target growth of the largest task process, smallest to largest size")

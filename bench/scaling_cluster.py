@@ -151,7 +151,8 @@ def run_size(c: Clusters, work: Path, n_pages: int, stages: list[str], args) -> 
     cmd = [sys.executable, "-m", "pipeline.cli", "run", "--config", str(cfg_file), "--input", inp, "--output", out,
            "--master", c.spark.master, "--ray-address", c.ray.address, "--stages", ",".join(stages),
            "--set", f"storage.s3_endpoint={c.proxy.endpoint}",
-           "--set", f"run.target_part_bytes={int(args.target_part_mb * (1 << 20))}", *url_filter_sets()]
+           "--set", f"run.target_part_bytes={int(args.target_part_mb * (1 << 20))}",
+           "--set", f"run.shuffle_partition_bytes={int(args.shuffle_partition_mb * (1 << 20))}", *url_filter_sets()]
     for s in args.set:
         cmd += ["--set", s]
     print(f"  {n_pages:,} pages ({info['files']} WARC files) ...", end="", flush=True)
@@ -182,7 +183,9 @@ def run_size(c: Clusters, work: Path, n_pages: int, stages: list[str], args) -> 
                         "spill": tasks[s]["spill"] if spark_side else 0, "heap_gc_mb": heap[s] if spark_side else 0,
                         "largest_part": max((p["bytes"] for p in files), default=0), "py_pss_mb": py,
                         "jvm_pss_mb": jvm, "requests": c.proxy.requests_between(t0, t1),
-                        "in": man["counts"]["in"], "kept": man["counts"]["kept"]}
+                        "in": man["counts"]["in"], "kept": man["counts"]["kept"],
+                        "out_bytes": sum(p["bytes"] for p in man["parts"]),
+                        "partitions": (man.get("stats") or {}).get("shuffle_partitions")}
     total = {"s": m.wall_s, "cpu_s": m.window_cpu_s(m.started_at, m.ended_at),
              "shuffle": sum(v["shuffle"] for v in per_stage.values()),
              "largest_part": max(v["largest_part"] for v in per_stage.values()),
@@ -225,6 +228,20 @@ def report(runs: list[dict], args, snapshot: dict) -> int:
                   f"{v['largest_part'] / mb:15.2f} {v['py_pss_mb']:10.0f} {v['jvm_pss_mb'] or float('nan'):11.0f} "
                   f"{v['task_exec_mb'] if v['jvm_pss_mb'] else float('nan'):13.1f} "
                   f"{v['heap_gc_mb'] or float('nan'):13.0f} {v['spill'] / mb:8.1f} {sum(v['requests'].values()):9,d}")
+    print("\n  shuffle sizing (input MB: the previous stage's parts; partitions: the stage's spark.sql.shuffle.partitions "
+          f"from input x its shuffle factor / run.shuffle_partition_bytes = {args.shuffle_partition_mb} MB; AQE merges "
+          "small ones)")
+    print(f"  {'pages':>7s} {'stage':>12s} {'input MB':>9s} {'shuffle MB':>10s} {'shuffle/input':>13s} {'partitions':>10s} "
+          f"{'shuffle MB/partition':>20s}")
+    for r in runs:
+        prev = None
+        for s in names:
+            v = r["stages"][s]
+            if prev is not None and v.get("partitions"):
+                ratio = v["shuffle"] / prev if prev else float("nan")
+                print(f"  {r['pages']:7,d} {s:>12s} {prev / mb:9.2f} {v['shuffle'] / mb:10.2f} {ratio:13.2f} "
+                      f"{v['partitions']:10,d} {v['shuffle'] / mb / v['partitions']:20.2f}")
+            prev = v.get("out_bytes")
     failed = 0
 
     def check(ok: bool, what: str) -> None:

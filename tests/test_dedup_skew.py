@@ -52,7 +52,7 @@ def window_partition_sizes(spark, cfg, uri: str) -> Counter:
     """Rows per partition of the plan's last window (the other steps off, so nothing shuffles after it)."""
     from pyspark.sql import functions as F
     store = Storage(cfg.storage)
-    ctx = SimpleNamespace(spark=spark, store=store, input=open_input(store, uri))
+    ctx = SimpleNamespace(spark=spark, store=store, input=open_input(store, uri), cfg=cfg)
     acc = {n: spark.sparkContext.accumulator(0) for n in ("tokens", "windows", "marked_windows", "removed_chars")}
     acc["text_bytes"] = spark.sparkContext.accumulator({}, dedup_exact.PerPartition())
     with spark_conf(spark, **{"spark.sql.shuffle.partitions": str(SHUFFLE_PARTITIONS),

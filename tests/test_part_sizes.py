@@ -25,6 +25,7 @@ from pipeline.core.storage import Storage
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = pa.schema([("id", pa.string()), ("url", pa.string()), ("text", pa.string())])
 TARGET = 1 << 20       # run.target_part_bytes of the memory test
+SHUFFLE_TARGET = 4 << 20  # run.shuffle_partition_bytes of the memory test: the small input's shuffle is already larger
 SMALL_DOCS = 8000      # ~2.4 KB of text each: ~19 MB of text; 8x: ~155 MB
 INPUT_PARTS = 2        # the input as a shuffled stage left it: one part per partition, its size grows with the input
 
@@ -62,8 +63,9 @@ CHILD = textwrap.dedent("""
     import sys
     from pipeline.core.config import load_config
     from pipeline.run.runner import run_stage
-    src, out, target = sys.argv[1], sys.argv[2], sys.argv[3]
+    src, out, target, shuffle = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
     cfg = load_config(None, ["spark.master=local[2]", "spark.driver_memory=1g", f"run.target_part_bytes={target}",
+                             f"run.shuffle_partition_bytes={shuffle}",
                              "dedup_exact.substring_dedup=false", "filter.repetition.enabled=false",
                              "filter.quality.enabled=false", "filter.lines.enabled=false"])
     run_stage(cfg, "dedup_exact", src, out + "/dedup_exact")
@@ -76,7 +78,8 @@ def measure(tmp: Path, n_docs: int, body: list[str]) -> tuple[float, dict]:
     src, out = tmp / f"in{n_docs}", tmp / f"out{n_docs}"
     write_input(src, n_docs, body)
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
-    m = run_measured([sys.executable, "-c", CHILD, str(src), str(out), str(TARGET)], cwd=str(ROOT), env=env,
+    m = run_measured([sys.executable, "-c", CHILD, str(src), str(out), str(TARGET), str(SHUFFLE_TARGET)],
+                     cwd=str(ROOT), env=env,
                      interval=0.05)
     assert m.rc == 0, m.stderr[-3000:]
     store = Storage()
@@ -104,6 +107,19 @@ def test_task_memory_stays_flat_while_the_input_grows_8x(tmp_path):
                 assert p["bytes"] <= TARGET + slack, (stage, p)
     assert len(big["mans"]["filter"]["parts"]) >= 4 * len(small["mans"]["filter"]["parts"])
     assert big_mb <= 1.2 * small_mb, (small_mb, big_mb)
+    # the dedup shuffle's partitions follow the data it shuffles (not the floor of 16), so one task's share and
+    # its execution memory do not grow with the input (at a floor of 16 they grew 4-5x: bench/scaling.py)
+    st = {n: got["mans"]["dedup_exact"]["stats"] for n, got in (("small", small), ("big", big))}
+    print({n: {k: s[k] for k in ("shuffle_partitions", "shuffle_write_bytes", "task_peak_execution_memory")}
+           for n, s in st.items()})
+    assert st["small"]["shuffle_partitions"] > 16
+    assert st["big"]["shuffle_partitions"] >= 7 * st["small"]["shuffle_partitions"]
+    # Spark takes execution memory a page at a time (16 MB at this driver's size) and sorts within a shuffle
+    # writer only past 200 partitions (below, it writes straight to files): one page per task at either size is
+    # flat; input parts read whole, 8x larger, gave 185 MB to one map task, a floor of 16 partitions 4-5x per task
+    page = 16 << 20
+    for n in ("small", "big"):
+        assert st[n]["task_peak_execution_memory"] <= 1.1 * page, st[n]
 
 
 def test_parts_rotate_at_the_target_and_keep_their_order(tmp_path):
@@ -135,7 +151,7 @@ def test_parts_rotate_at_the_target_and_keep_their_order(tmp_path):
     assert not PART_NAME.match("part-00000-0123abcd-c001.parquet")
 
 
-def test_shuffle_partitions_follow_the_input_size():
+def test_shuffle_partitions_follow_the_shuffled_bytes():
     from pipeline.core.spark import shuffle_partitions
     gb = 1 << 30
     assert shuffle_partitions(1024 * gb, 256 << 20, 16, 8) == 4096       # 1 TB at 256 MB: 4096, not 16
@@ -179,3 +195,18 @@ def test_task_reports_list_every_rotated_part_and_read_older_markers():
     assert marker_parts({"parts": [a, b], "rejects": []}, "parts") == [a, b]
     assert marker_parts({"part": a, "rejects": b}, "parts") == [a] and marker_parts({"part": a, "rejects": b}, "rejects") == [b]
     assert marker_parts({"part": None, "rejects": None}, "parts") == [] == marker_parts({"part": None, "rejects": None}, "rejects")
+
+
+def test_parts_larger_than_the_target_are_read_by_several_tasks():
+    """A committed part over run.target_part_bytes is split into row ranges that cover its rows once, in order."""
+    from pipeline.core.dataset import InputDataset
+    inp = InputDataset("r", ["r/a", "r/b", "r/c"], 1010, "f", external=False, bytes=0,
+                       part_sizes=[(1000, 10 << 20), (7, 3 << 20), (3, 100)])
+    chunks = inp.chunks(1 << 20)
+    a = [r for p, u, r in chunks if p == 0]
+    assert len(a) == 10 and a[0] == (0, 100) and a[-1] == (900, 1000)
+    assert all(x[1] == y[0] for x, y in zip(a, a[1:]))
+    assert [r for p, _, r in chunks if p == 1] == [(0, 2), (2, 4), (4, 7)]
+    assert [(p, u, r) for p, u, r in chunks if p == 2] == [(2, "r/c", None)]
+    ext = InputDataset("r", ["r/x.parquet"], None, "f", external=True, bytes=10 << 30)
+    assert ext.chunks(1 << 20) == [(0, "r/x.parquet", None)]

@@ -97,9 +97,13 @@ class RunConfig:
     audit_sample_rate: float = doc("share of rejected documents whose text head is kept when audit=sample", 0.02,
                                    min=0.0, max=1.0)
     target_part_bytes: int = doc("a part file is closed and the next one begun once it holds this many bytes (Parquet, "
-                                 "as written): every stage's parts stay near this size whatever the input's size, "
-                                 "and shuffle partitions follow input bytes / this (pipeline.core.spark.shuffle_partitions)",
+                                 "as written): every stage's parts stay near this size whatever the input's size",
                                  256 << 20, min=64 << 10)
+    shuffle_partition_bytes: int = doc("bytes of one shuffle partition, so of one task's share of a shuffle: a stage's "
+                                       "shuffle partitions are its expected shuffle bytes (input bytes x the stage's "
+                                       "measured shuffle factor) / this, and Spark's adaptive execution merges smaller "
+                                       "ones up to it (spark.sql.adaptive.advisoryPartitionSizeInBytes); what keeps "
+                                       "a dedup task's memory flat as the input grows", 128 << 20, min=64 << 10)
     checkpoint_uri: str = doc("where the dedup stages cut their Spark lineage (each connected-components round's "
                               "edges, dedup_exact's prepared rows with a prior index) as Parquet through the storage "
                               "layer, so a lost executor loses nothing; deleted round by round and when the stage "

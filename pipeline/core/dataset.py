@@ -385,6 +385,19 @@ class InputDataset:
     fingerprint: str              # changes when the input changes
     external: bool
     bytes: int | None = None      # the files' size: what shuffle partition counts follow (pipeline.core.spark)
+    part_sizes: list[tuple[int, int]] | None = None  # (rows, bytes) per part, from the manifest
+
+    def chunks(self, target_bytes: int) -> list[tuple[int, str, tuple[int, int] | None]]:
+        """(part index, uri, row range or None) per read task: a committed part larger than ``target_bytes`` is
+        read by several tasks, each a [start, end) range of its rows, so a task's share (and what its shuffle
+        writer buffers) stays near ``target_bytes`` whatever size the parts are; an external file is one task."""
+        if not self.part_sizes:
+            return [(i, u, None) for i, u in enumerate(self.parts)]
+        out = []
+        for i, (uri, (rows, size)) in enumerate(zip(self.parts, self.part_sizes)):
+            k = max(1, min(rows, -(-size // max(1, target_bytes))))
+            out += [(i, uri, None)] if k == 1 else [(i, uri, (rows * j // k, rows * (j + 1) // k)) for j in range(k)]
+        return out
 
     def describe(self) -> dict:
         return {"uri": self.uri, "fingerprint": self.fingerprint, "parts": len(self.parts), "rows": self.rows,
@@ -397,7 +410,8 @@ def open_input(store: Storage, uri: str) -> InputDataset:
     if man is not None:
         parts = [join(uri, p["path"]) for p in man["parts"]]
         fp = hashlib.sha256(json.dumps([man["config_hash"], man["parts"]], sort_keys=True).encode()).hexdigest()[:16]
-        return InputDataset(uri, parts, man["rows"], fp, external=False, bytes=sum(p["bytes"] for p in man["parts"]))
+        return InputDataset(uri, parts, man["rows"], fp, external=False, bytes=sum(p["bytes"] for p in man["parts"]),
+                            part_sizes=[(p["rows"], p["bytes"]) for p in man["parts"]])
     if store.is_dir(uri) or uri.endswith("/"):
         files = [f for f in store.list_files(uri) if f.endswith(EXTERNAL_SUFFIXES)]
         refuse_stage_folders(store, uri, files)

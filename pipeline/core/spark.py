@@ -64,21 +64,29 @@ def default_parallelism(spark) -> int:
     return max(1, spark.sparkContext.defaultParallelism)
 
 
-def shuffle_partitions(input_bytes: int | None, target_bytes: int, configured: int, parallelism: int) -> int:
-    """Partitions of a stage's shuffles: the input's bytes over ``run.target_part_bytes``, at least the configured
-    ``spark.shuffle_partitions`` and the cluster's default parallelism (every core busy).
+def shuffle_partitions(shuffle_bytes: int | None, target_bytes: int, configured: int, parallelism: int) -> int:
+    """Partitions of a stage's shuffles: the bytes it is expected to shuffle over ``run.shuffle_partition_bytes``,
+    at least the configured ``spark.shuffle_partitions`` and the cluster's default parallelism (every core busy).
 
     Set per stage rather than left to adaptive execution alone: AQE only coalesces small shuffle partitions (to
     ``spark.sql.adaptive.advisoryPartitionSizeInBytes``), it never splits a large one, so a fixed count of 16 gives
     16 tasks of 1/16 of a terabyte each; starting from enough partitions, AQE may still merge the small ones.
     The size of the files written is bounded by the rotating part writer (``pipeline.core.dataset``), not by this."""
-    by_size = -(-(input_bytes or 0) // max(1, target_bytes))
+    by_size = -(-(shuffle_bytes or 0) // max(1, target_bytes))
     return max(1, configured, parallelism, by_size)
 
 
-def set_shuffle_partitions(spark, cfg: Config, input_bytes: int | None) -> int:
-    """``spark.sql.shuffle.partitions`` for the stage about to run (``shuffle_partitions``); returns it."""
-    n = shuffle_partitions(input_bytes, cfg.run.target_part_bytes, cfg.spark.shuffle_partitions,
+def set_shuffle_partitions(spark, cfg: Config, input_bytes: int | None, shuffle_factor: float = 1.0) -> int:
+    """``spark.sql.shuffle.partitions`` for the stage about to run, from its input's bytes times the stage's
+    ``StageSpec.shuffle_factor`` (shuffle bytes per input byte, measured); returns it.
+
+    Sizing from the input alone kept the dedup stages at the floor of 16 partitions while their shuffles (band keys,
+    window hashes, graph edges: several times the input's compressed bytes) grew with it, and with them each task's
+    memory (bench/scaling.py, 6k -> 48k pages: 5.3x). AQE's advisory size is the same target, so a factor that
+    over-estimates only costs partitions that AQE merges again; one that under-estimates lets partitions grow."""
+    target = cfg.run.shuffle_partition_bytes
+    n = shuffle_partitions(int((input_bytes or 0) * shuffle_factor), target, cfg.spark.shuffle_partitions,
                            default_parallelism(spark))
     spark.conf.set("spark.sql.shuffle.partitions", str(n))
+    spark.conf.set("spark.sql.adaptive.advisoryPartitionSizeInBytes", str(target))
     return n

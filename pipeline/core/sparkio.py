@@ -41,28 +41,34 @@ def input_schema(store: Storage, parts: list[str], columns: list[str] | None = N
 
 
 def read_dataframe(ctx: StageContext, columns: list[str] | None = None):
-    """The input dataset as a DataFrame, one Spark partition per part file."""
+    """The input dataset as a DataFrame, a Spark partition per part file, or per row range of one larger than
+    ``run.target_part_bytes`` (``InputDataset.chunks``)."""
     schema = input_schema(ctx.store, ctx.input.parts, columns)
-    return read_parts(ctx.spark, ctx.store, ctx.input.parts, schema, ctx.input.uri)
+    return read_parts(ctx.spark, ctx.store, ctx.input.parts, schema, ctx.input.uri,
+                      chunks=[(u, r) for _, u, r in ctx.input.chunks(ctx.cfg.run.target_part_bytes)])
 
 
 def read_parts(spark, store: Storage, parts: list[str], schema: pa.Schema, root: str | None = None,
-               raw: bool = False):
+               raw: bool = False, chunks: list[tuple[str, tuple[int, int] | None]] | None = None):
     """Part files (Parquet or JSONL) as a DataFrame of ``schema``'s columns, one Spark partition per file.
-    ``raw``: Parquet files read as they are, not as dataset parts (no id/url/text columns needed)."""
+    ``raw``: Parquet files read as they are, not as dataset parts (no id/url/text columns needed).
+    ``chunks``: (uri, row range or None for all rows) per partition instead, from ``InputDataset.chunks``."""
     cols = schema.names
     if not parts:
         return spark.createDataFrame([], _arrow_to_spark(schema))
+    tasks = [(u, *(r or (None, None))) for u, r in (chunks if chunks is not None else [(u, None) for u in parts])]
 
     def read(batches):
         for b in batches:
-            for uri in b.column("uri").to_pylist():
+            for uri, lo, hi in zip(*(b.column(c).to_pylist() for c in ("uri", "lo", "hi"))):
+                rows = (lo, hi) if lo is not None else None
                 tables = (pa.Table.from_batches([b]) for b in open_parquet(store, uri).iter_batches(
-                    READ_BATCH_ROWS, columns=cols, use_threads=False)) if raw else iter_part(store, uri, cols, root)
+                    READ_BATCH_ROWS, columns=cols, use_threads=False)) if raw else iter_part(store, uri, cols, root,
+                                                                                             rows=rows)
                 for table in tables:
                     yield from table.cast(schema).to_batches()
 
-    uris = spark.createDataFrame([(u,) for u in parts], "uri string").repartition(len(parts))
+    uris = spark.createDataFrame(tasks, "uri string, lo long, hi long").repartition(len(tasks))
     return uris.mapInArrow(read, _arrow_to_spark(schema))
 
 

@@ -39,17 +39,18 @@ class StageContext:
     master: str | None = None
     run_id: str = ""           # this stage run's id, in every part file name it writes (pipeline.core.output_lease)
     retry_of: dict | None = None  # --retry-failed: the committed manifest whose failed inputs are run again
-    _shuffle_set: bool = False
+    shuffle_factor: float = 1.0   # the stage's StageSpec.shuffle_factor: its shuffle partitions follow input bytes x this
+    shuffle_partitions: int | None = None  # what the stage's shuffles were given (set on first use of the session)
 
     @property
     def spark(self):
         if self._spark is None:
             from pipeline.core.spark import get_spark
             self._spark = get_spark(self.cfg, self.master)
-        if not self._shuffle_set:  # the session may be shared by stages: each sets its own, from its input's size
+        if self.shuffle_partitions is None:  # the session may be shared by stages: each sets its own
             from pipeline.core.spark import set_shuffle_partitions
-            set_shuffle_partitions(self._spark, self.cfg, self.input.bytes)
-            self._shuffle_set = True
+            self.shuffle_partitions = set_shuffle_partitions(self._spark, self.cfg, self.input.bytes,
+                                                             self.shuffle_factor)
         from pipeline.core.dataset import RUN_PROPERTY
         self._spark.sparkContext.setLocalProperty(RUN_PROPERTY, self.run_id or None)  # read by attempt_token()
         return self._spark
@@ -81,6 +82,9 @@ class StageSpec:
     # a committed output of another logic version is re-run, never reused (it is part of ``stage_hash``)
     logic_version: int
     engine: str = "spark"                                # spark | ray: where its output's ids are checked
+    # bytes the stage shuffles per byte of its input files, an upper bound measured on bench/scaling.py's pages:
+    # its shuffle partitions are input bytes x this / run.shuffle_partition_bytes (pipeline.core.spark)
+    shuffle_factor: float = 1.0
 
 
 class TaskSink:

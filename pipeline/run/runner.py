@@ -68,7 +68,8 @@ def run_stage(cfg: Config, name: str, input_uri: str, output_uri: str, *, force:
             print(f"[{name}] the manifest at {output_uri} lists {len(problems)} part files that are missing or "
                   f"changed ({'; '.join(problems[:3])}): running the stage again", file=sys.stderr)
         ctx = StageContext(cfg, store, name, inp, output_uri, config_hash, force=force, _spark=spark, master=master,
-                           run_id=run.run_id, retry_of=existing if retry else None)
+                           run_id=run.run_id, retry_of=existing if retry else None,
+                           shuffle_factor=spec.shuffle_factor)
         if retry:
             print(f"[{name}] retrying the {len(failed)} failed inputs of the committed stage; its other tasks are kept",
                   file=sys.stderr)
@@ -97,6 +98,8 @@ def _run_and_commit(spec: StageSpec, ctx: StageContext, run: OutputRun, seen: st
                           f"first: {first['file']}: {first['error']}")
     from pipeline.core.unique_ids import check_unique_ids
     check_unique_ids(ctx, result, spec.engine)
+    if ctx.shuffle_partitions is not None and spec.engine == "spark":
+        result.stats.setdefault("shuffle_partitions", ctx.shuffle_partitions)
     manifest = build_manifest(stage=name, config_hash=ctx.config_hash, input_desc=inp.describe(), parts=result.parts,
                               rejects=result.rejects, schema=result.schema, counts=result.counts,
                               failed_inputs=result.failed_inputs, started=started, stats=result.stats,

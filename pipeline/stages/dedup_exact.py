@@ -255,13 +255,26 @@ def plan(df, cfg: DedupExactConfig, acc, prior=None, checkpoints=None):
     return cut.drop(*INTERNAL).unionByName(dead.drop(*INTERNAL))
 
 
+def _task_peak_memory(store, stage_id: int, attempt: int) -> int:
+    """The largest peak execution memory of one task of a Spark stage (the status store's task list)."""
+    tasks = store.taskList(stage_id, attempt, 2 ** 31 - 1)
+    peak = 0
+    for i in range(tasks.size()):
+        m = tasks.apply(i).taskMetrics()
+        if m.isDefined():
+            peak = max(peak, int(m.get().peakExecutionMemory()))
+    return peak
+
+
 def shuffle_metrics(sc, group: str, wait_s: float = 10.0) -> dict:
-    """Shuffle bytes/records, spill and peak execution memory of the Spark stages of one job group."""
+    """Shuffle bytes/records, spill and peak execution memory of the Spark stages of one job group:
+    ``peak_execution_memory`` is the largest stage's (its tasks' peaks summed, as Spark's status store keeps it),
+    ``task_peak_execution_memory`` the largest of one task (what flat memory per task is checked on)."""
     tracker = sc.statusTracker()
     store = sc._jsc.sc().statusStore()
     stage_ids = sorted({s for j in tracker.getJobIdsForGroup(group) for s in tracker.getJobInfo(j).stageIds})
     out = {"shuffle_write_bytes": 0, "shuffle_write_records": 0, "shuffle_read_bytes": 0, "spill_disk_bytes": 0,
-           "peak_execution_memory": 0, "spark_stages": 0}
+           "peak_execution_memory": 0, "task_peak_execution_memory": 0, "spark_stages": 0}
     deadline = time.time() + wait_s
     for sid in stage_ids:
         info = tracker.getStageInfo(sid)
@@ -283,6 +296,8 @@ def shuffle_metrics(sc, group: str, wait_s: float = 10.0) -> dict:
         out["shuffle_read_bytes"] += int(sd.shuffleReadBytes())
         out["spill_disk_bytes"] += int(sd.diskBytesSpilled())
         out["peak_execution_memory"] = max(out["peak_execution_memory"], int(sd.peakExecutionMemory()))
+        out["task_peak_execution_memory"] = max(out["task_peak_execution_memory"],
+                                                _task_peak_memory(store, sid, sd.attemptId()))
     return out
 
 
@@ -328,4 +343,7 @@ def run(ctx: StageContext) -> StageResult:
     return result
 
 
-SPEC = StageSpec("dedup_exact", ("dedup_exact",), resolve_input, run, logic_version=1)
+# shuffle_factor: 21.3 bytes of shuffle per byte of input parts on bench/scaling.py's 6,000 pages (window hashes, ~10
+# per byte of text, and the rows themselves), with a margin; the manifest's shuffle_bytes_per_input_file_gb says
+# what a run really shuffled
+SPEC = StageSpec("dedup_exact", ("dedup_exact",), resolve_input, run, logic_version=1, shuffle_factor=32.0)

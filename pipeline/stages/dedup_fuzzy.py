@@ -58,21 +58,23 @@ def node_ids(ids: list[str]) -> np.ndarray:
 
 
 def _parts(ctx: StageContext):
-    """(part, uri) rows, exactly one per partition: a task per input part."""
-    parts = ctx.input.parts
-    rdd = ctx.spark.sparkContext.parallelize(list(enumerate(parts)), max(1, len(parts)))
-    return ctx.spark.createDataFrame(rdd, "part int, uri string")
+    """(part, uri, lo, hi) rows, exactly one per partition: a task per input part, or per row range [lo, hi) of a
+    part larger than ``run.target_part_bytes`` (``InputDataset.chunks``)."""
+    chunks = [(i, u, *(r or (None, None))) for i, u, r in ctx.input.chunks(ctx.cfg.run.target_part_bytes)]
+    rdd = ctx.spark.sparkContext.parallelize(chunks, max(1, len(chunks)))
+    return ctx.spark.createDataFrame(rdd, "part int, uri string, lo long, hi long")
 
 
 def scan_parts(ctx: StageContext, columns: list[str], fn, ddl: str):
-    """One task per input part: read ``columns`` and turn each Arrow batch into ``fn(batch, part)`` batches in the
-    same Python worker, so the texts never cross into the JVM."""
+    """One task per input part (or row range of one): read ``columns`` and turn each Arrow batch into
+    ``fn(batch, part)`` batches in the same Python worker, so the texts never cross into the JVM."""
     store, root = ctx.store, ctx.input.uri
 
     def run(batches):
         for b in batches:
-            for part, uri in zip(b.column("part").to_pylist(), b.column("uri").to_pylist()):
-                for t in iter_part(store, uri, columns, root, batch_rows=4 * DOCS_PER_CALL):
+            for part, uri, lo, hi in zip(*(b.column(c).to_pylist() for c in ("part", "uri", "lo", "hi"))):
+                rows = (lo, hi) if lo is not None else None
+                for t in iter_part(store, uri, columns, root, rows=rows, batch_rows=4 * DOCS_PER_CALL):
                     for rb in t.to_batches():
                         yield from fn(rb, part)
 
@@ -270,4 +272,6 @@ def run(ctx: StageContext) -> StageResult:
                         **({"prior_index": cfg.prior_index} if prior is not None else {})})
 
 
-SPEC = StageSpec("dedup_fuzzy", ("dedup_fuzzy",), resolve_input, run, logic_version=1)
+# shuffle_factor: 5.1 bytes of shuffle (band keys, graph edges) per byte of input parts on bench/scaling.py's 6,000
+# pages, with a margin
+SPEC = StageSpec("dedup_fuzzy", ("dedup_fuzzy",), resolve_input, run, logic_version=1, shuffle_factor=8.0)

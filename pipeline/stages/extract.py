@@ -130,4 +130,5 @@ def run(ctx: StageContext) -> StageResult:
     return result
 
 
-SPEC = StageSpec("extract", ("extract",), resolve_warcs, run, logic_version=3)  # 2: udfs/main_text (resiliparse second opinion, boilerplate lines); 3: non-response records are counted apart, not removed
+# shuffle_factor: only the ids are shuffled (pipeline.core.unique_ids), ~0.0015 bytes per byte of WARC
+SPEC = StageSpec("extract", ("extract",), resolve_warcs, run, logic_version=3, shuffle_factor=0.005)  # 2: udfs/main_text (resiliparse second opinion, boilerplate lines); 3: non-response records are counted apart, not removed
