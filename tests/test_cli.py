@@ -70,7 +70,7 @@ def test_scurve_prints_expected_false_merges_at_crawl_scale():
     assert _row(r.stdout, "refinedweb (450 bands)", 64) == ["5.49e+03", "5.49e+05"]
     assert _row(r.stdout, "refinedweb (450 bands)", 128) == ["2.98e-16", "2.98e-14", "<-", "configured"]
     assert _row(r.stdout, "fineweb (14 bands)", 64) == ["5.31", "531"]
-    assert _row(r.stdout, "dedup_fuzzy graph nodes (id hash)", 64) == ["0.0271", "2.71"]
+    assert _row(r.stdout, "dedup_fuzzy graph nodes (part, row)", 64) == ["0", "0"]  # positions, not hashes
     assert _row(r.stdout, "documents", 128) == ["1.47e-21", "1.47e-19"]
     # windows: W = n x 1,000 tokens: (1e12)^2 / 2^65 = 27,105
     assert "W = n * 1,000 tokens per document (assumed)" in r.stdout

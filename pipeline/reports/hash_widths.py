@@ -4,13 +4,12 @@ collisions at 10**9 and 10**10 documents, per MinHash preset and for the exact-d
 Each number is an expected count of pairs of unrelated documents (or windows) whose keys are equal by chance, from
 the function of the module that owns the hash: ``udfs.minhash.expected_false_merges`` (band keys),
 ``udfs.dochash.expected_false_text_pairs`` (text hash), ``udfs.exact_substring.expected_false_windows`` (windows;
-W = documents x tokens per document, an assumption the table states), ``udfs.collisions.expected_pairs`` (graph nodes).
+W = documents x tokens per document, an assumption the table states). Graph nodes are positions
+(part, row), not hashes: they never collide.
 """
 from __future__ import annotations
 
 from pipeline.core.config import Config
-from pipeline.stages.dedup_fuzzy import NODE_BITS
-from udfs.collisions import expected_pairs
 from udfs.dochash import TEXT_HASH_BITS, expected_false_text_pairs
 from udfs.exact_substring import HASH_BITS, expected_false_windows
 from udfs.minhash import KEY_BITS, PRESETS, expected_false_merges
@@ -42,7 +41,7 @@ def format_false_merges(cfg: Config, tokens_per_doc: int = TOKENS_PER_DOC) -> st
             lines.append(_row(f"{name} ({p.bands} bands)", bits,
                               lambda n, b=p.bands, w=bits: expected_false_merges(n, b, w),
                               (p.bands, p.rows) == (mine.bands, mine.rows) and bits == fz.key_bits))
-    lines.append(_row("dedup_fuzzy graph nodes (id hash)", NODE_BITS, lambda n: expected_pairs(n, NODE_BITS)))
+    lines.append(_row("dedup_fuzzy graph nodes (part, row)", 64, lambda n: 0))
     lines.append("  dedup_exact text hash (blake2b): n(n-1)/2 / 2^bits")
     lines.append(_row("documents", TEXT_HASH_BITS, expected_false_text_pairs))
     lines.append(f"  dedup_exact substring windows, W = n * {tokens_per_doc:,} tokens per document (assumed): "

@@ -1,7 +1,8 @@
 """dedup_fuzzy: MinHash LSH near-duplicate removal, every step distributed in Spark.
 
 1. band keys: one task per input part reads its texts and computes their MinHash band keys
-   (``udfs.minhash``) in the same Python worker -> rows (band key, node), node = 64-bit hash of the id; a 128-bit
+   (``udfs.minhash``) in the same Python worker -> rows (band key, node), node = the document's place in the input
+   (part index << 32 | row in the part: distinct for distinct documents by construction, never a hash); a 128-bit
    key (``dedup_fuzzy.key_bits``) is two long columns (key, key2), cheaper to shuffle and sort than 16-byte binary;
 2. bucket stars: every member of a bucket is linked to the bucket's smallest node (a window over
    the key, spilling to disk), so a bucket of a million copies gives a million edges, not 5e11 pairs;
@@ -21,7 +22,6 @@ output parts k (and k's ``_c<N>`` rotations) hold input part k's survivors, in i
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import sys
 from typing import Iterator
@@ -43,7 +43,7 @@ REASON_NAME = "fuzzy_duplicate"
 PRIOR_REASON = "fuzzy_duplicate_prior"
 NODE = "node"
 DATE_COLUMN = "warc_date"
-NODE_BITS = 64      # a graph node: blake2b of the id (n**2 / 2**65 pairs of documents share one)
+ROW_BITS = 32       # a graph node is part index << ROW_BITS | row within the part (``node_ids``)
 DOCS_PER_CALL = 64  # documents per signature batch: (64 x num_hashes) uint32 = 2.3 MB at 9000 hashes
 
 
@@ -51,10 +51,15 @@ def resolve_input(store: Storage, cfg: Config, uri: str) -> InputDataset:
     return open_input(store, uri)
 
 
-def node_ids(ids: list[str]) -> np.ndarray:
-    """Graph node of each document: the first 8 bytes of blake2b(id) as int64 (equal ids, equal node)."""
-    return np.array([int.from_bytes(hashlib.blake2b((i or "").encode(), digest_size=NODE_BITS // 8).digest(), "little",
-                                    signed=True) for i in ids], dtype=np.int64)
+def node_ids(part: int, first_row: int, n: int) -> np.ndarray:
+    """Graph nodes of ``n`` documents of input part ``part`` from row ``first_row`` on: part << 32 | row, one
+    int64 each. Two documents share a node only if they are the same row of the same part, at any scale (a
+    64-bit hash of the id, used before, gave n**2 / 2**65 colliding pairs: ~2.7 at 10**10 documents, each merging
+    two unrelated documents' components). Fixed by the input's manifest, so the same input gives the same nodes."""
+    if not 0 <= part < 2 ** 31 or first_row + n > 2 ** ROW_BITS:
+        raise ValueError(f"input part {part} row {first_row + n}: past the graph's node space (2**31 parts of "
+                         f"2**{ROW_BITS} rows); write the input in more, smaller parts")
+    return (np.int64(part) << ROW_BITS) | (first_row + np.arange(n, dtype=np.int64))
 
 
 def _parts(ctx: StageContext):
@@ -67,16 +72,19 @@ def _parts(ctx: StageContext):
 
 def scan_parts(ctx: StageContext, columns: list[str], fn, ddl: str):
     """One task per input part (or row range of one): read ``columns`` and turn each Arrow batch into
-    ``fn(batch, part)`` batches in the same Python worker, so the texts never cross into the JVM."""
+    ``fn(batch, part, first_row)`` batches in the same Python worker, so the texts never cross into the JVM
+    (``first_row``: the batch's first row's number in its part)."""
     store, root = ctx.store, ctx.input.uri
 
     def run(batches):
         for b in batches:
             for part, uri, lo, hi in zip(*(b.column(c).to_pylist() for c in ("part", "uri", "lo", "hi"))):
                 rows = (lo, hi) if lo is not None else None
+                at = lo or 0
                 for t in iter_part(store, uri, columns, root, rows=rows, batch_rows=4 * DOCS_PER_CALL):
                     for rb in t.to_batches():
-                        yield from fn(rb, part)
+                        yield from fn(rb, part, at)
+                        at += rb.num_rows
 
     return _parts(ctx).mapInArrow(run, ddl)
 
@@ -100,8 +108,8 @@ def band_keys(ctx: StageContext, params: MinHashParams, no_shingles=None):
     """(key[, key2], node) rows: one per band of every document with shingles."""
     names = key_columns(params)
 
-    def compute(b: pa.RecordBatch, part: int):
-        nodes = node_ids(b.column(0).to_pylist())
+    def compute(b: pa.RecordBatch, part: int, first_row: int):
+        nodes = node_ids(part, first_row, b.num_rows)
         texts = b.column(1).to_pylist()
         n_keys = 0
         for idx, keys in text_band_keys(texts, params):
@@ -116,10 +124,10 @@ def band_keys(ctx: StageContext, params: MinHashParams, no_shingles=None):
 
 def doc_attrs(ctx: StageContext, with_date: bool):
     """(node, part, id, len, date) per document: where it lives and what the keeper rules look at."""
-    def compute(b: pa.RecordBatch, part: int):
+    def compute(b: pa.RecordBatch, part: int, first_row: int):
         ids = b.column(0).cast(pa.string())
         date = b.column(2).cast(pa.string()) if with_date else pa.nulls(b.num_rows, pa.string())
-        yield pa.RecordBatch.from_arrays([pa.array(node_ids(ids.to_pylist())), pa.array([part] * b.num_rows, pa.int32()),
+        yield pa.RecordBatch.from_arrays([pa.array(node_ids(part, first_row, b.num_rows)), pa.array([part] * b.num_rows, pa.int32()),
                                           ids, pc.utf8_length(b.column(1)).cast(pa.int64()), date],
                                          names=[NODE, "part", "id", "len", "date"])
     cols = ["id", "text"] + ([DATE_COLUMN] if with_date else [])
