@@ -309,3 +309,28 @@ def test_connected_components_match_union_find(spark, s3_server, seed, where):
 def test_connected_components_of_no_edges(spark):
     cc = connected_components(spark.createDataFrame([(1, 1)], "src long, dst long"))
     assert cc.labels.count() == 0 and cc.rounds == 0 and cc.edges == 0
+
+
+def test_parts_read_in_row_ranges_make_the_same_decisions(spark, cfg_factory, tmp_path):
+    """A committed part larger than run.target_part_bytes is read by several tasks (row ranges): the graph's nodes
+    are (part, row) positions, so the decisions and the output are those of reading each part whole."""
+    from pipeline.core.dataset import Counts, PartWriter, build_manifest, commit, part_path
+    rows = _near_dup_rows(40)  # ~280 KB a part
+    schema = pa.schema([("id", pa.string()), ("url", pa.string()), ("text", pa.string())])
+    src, parts = tmp_path / "in", []
+    for p in range(2):
+        w = PartWriter(STORE, str(src), part_path(p, f"{p:08x}"), schema)
+        mine = rows[p::2]
+        for s in range(0, len(mine), 3):  # row groups of 3 rows, so a range starts inside the part
+            w.write(pa.Table.from_pylist([dict(r, url=None) for r in mine[s:s + 3]], schema=schema))
+        parts.append(w.close())
+    commit(STORE, str(src), build_manifest(stage="input", config_hash="x", input_desc={}, parts=parts, rejects=[],
+                                           schema=schema, counts=Counts(len(rows), len(rows)), failed_inputs=[],
+                                           started=0.0))
+    whole = _run(cfg_factory("dedup_fuzzy.preset=fineweb"), spark, src, tmp_path / "whole")
+    split = _run(cfg_factory("dedup_fuzzy.preset=fineweb", "run.target_part_bytes=65536"), spark, src,
+                 tmp_path / "split")
+    assert min(p.bytes for p in parts) > 2 * 65536  # each part is read by several tasks (3 or more)
+    assert whole["counts"] == split["counts"] and whole["counts"]["removed"]
+    assert _dups(tmp_path / "whole") == _dups(tmp_path / "split")
+    assert _kept(tmp_path / "whole") == _kept(tmp_path / "split")
