@@ -111,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="clusters: run.shuffle_partition_bytes in MB (default 2: small enough that the dedup stages' "
                          "shuffle partition counts follow their data from the smallest size on, as 128 MB does at "
                          "crawl scale; at the default the bench's sizes would all sit at the floor of 16)")
+    ap.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+                    help="clusters: extra Spark configuration (repeatable), e.g. "
+                         "spark.shuffle.sort.bypassMergeThreshold=1 to have every size sort its shuffles in "
+                         "execution memory, as the thousands of partitions of a crawl-scale run do (Spark writes "
+                         "a shuffle of at most 200 partitions to one file per partition without sorting)")
     ap.add_argument("--max-wall-growth", type=float, default=2.1, help="clusters: target wall growth per doubling")
     ap.add_argument("--max-task-memory-growth", type=float, default=1.2,
                     help="clusters: target growth of the largest task process, smallest to largest size")

@@ -146,7 +146,8 @@ def run_size(c: Clusters, work: Path, n_pages: int, stages: list[str], args) -> 
     cfg_file = work / "cluster.yaml"
     conf = {"spark.executor.memory": args.executor_memory, "spark.ui.enabled": "false",
             "spark.eventLog.enabled": "true", "spark.eventLog.dir": events.as_uri(), "spark.eventLog.compress": "false",
-            "spark.executor.extraJavaOptions": f"-Xlog:gc:file={gc_logs}/gc-%p.log:timemillis"}
+            "spark.executor.extraJavaOptions": f"-Xlog:gc:file={gc_logs}/gc-%p.log:timemillis",
+            **dict(kv.split("=", 1) for kv in args.spark_conf)}
     cfg_file.write_text("spark:\n  conf:\n" + "".join(f'    "{k}": "{v}"\n' for k, v in conf.items()))
     cmd = [sys.executable, "-m", "pipeline.cli", "run", "--config", str(cfg_file), "--input", inp, "--output", out,
            "--master", c.spark.master, "--ray-address", c.ray.address, "--stages", ",".join(stages),
