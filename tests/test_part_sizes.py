@@ -116,8 +116,8 @@ def test_task_memory_stays_flat_while_the_input_grows_8x(tmp_path):
     assert st["big"]["shuffle_partitions"] >= 7 * st["small"]["shuffle_partitions"]
     # Spark takes execution memory a page at a time (16 MB at this driver's size) and sorts within a shuffle
     # writer only past 200 partitions (below, it writes straight to files): at either size a task holds one or two
-    # pages (a data page, and the sorter's pointer array when it sorts: 16.9 MB and 16.9 or 33.8 MB measured, the
-    # latter under CI's load); input parts read whole, 8x larger, gave 185 MB (11 pages) to one map task
+    # pages (a data page, and the sorter's pointer array when it sorts: 16.9 MB, and 16.9 or 33.8 MB from run to
+    # run, measured); input parts read whole, 8x larger, gave 185 MB (11 pages) to one map task
     page = 16 << 20
     for n in ("small", "big"):
         assert st[n]["task_peak_execution_memory"] <= 2.1 * page, st[n]
