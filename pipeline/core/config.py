@@ -54,8 +54,8 @@ class SparkConfig:
     master: str = doc("Spark master URL (local[*], spark://host:7077, k8s://..., yarn)", "local[*]")
     app_name: str = doc("Spark application name", "mdr")
     driver_memory: str = doc("spark.driver.memory for local mode", "2g")
-    shuffle_partitions: int = doc("spark.sql.shuffle.partitions: partitions of the dedup stages' shuffles "
-                                  "(raise to a few times the cluster's cores for large inputs)", 16, min=1, max=1_000_000)
+    shuffle_partitions: int = doc("fewest partitions of a stage's shuffles (spark.sql.shuffle.partitions); above it "
+                                  "they follow the bytes shuffled (run.shuffle_partition_bytes)", 16, min=1, max=1_000_000)
     class_cache: bool = doc("local mode: start the driver JVM from a class-data-sharing archive of the classes Spark "
                             "loads at start-up (made once, ~15 s, under $XDG_CACHE_HOME/mdr or ~/.cache/mdr); "
                             "saves several seconds per run", True)

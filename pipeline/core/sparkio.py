@@ -56,7 +56,9 @@ def read_parts(spark, store: Storage, parts: list[str], schema: pa.Schema, root:
     cols = schema.names
     if not parts:
         return spark.createDataFrame([], _arrow_to_spark(schema))
-    tasks = [(u, *(r or (None, None))) for u, r in (chunks if chunks is not None else [(u, None) for u in parts])]
+    if chunks is None:
+        chunks = [(u, None) for u in parts]
+    tasks = [(u, *(r or (None, None))) for u, r in chunks]
 
     def read(batches):
         for b in batches:
