@@ -62,7 +62,16 @@ def test_null_and_empty_ids_in_an_external_input_are_assigned(spark, cfg_factory
     assert all(by_text.values()) and len(set(by_text.values())) == 5
 
 
-def test_a_duplicated_explicit_id_fails_the_stage_naming_it(spark, cfg_factory, tmp_path):
+@pytest.fixture(params=["driver", "spark"])
+def id_check(request, monkeypatch):
+    """Both ways a Spark stage's ids are checked: on the driver (small outputs) and as a Spark job (large ones)."""
+    import pipeline.core.unique_ids as unique_ids
+    if request.param == "spark":
+        monkeypatch.setattr(unique_ids, "LOCAL_MAX_ROWS", 0)
+    return request.param
+
+
+def test_a_duplicated_explicit_id_fails_the_stage_naming_it(spark, cfg_factory, tmp_path, id_check):
     """12 ids occur twice (one of them within a file): the stage fails naming ten and the count; nothing committed."""
     dup = [f"dup-{i:02d}" for i in range(12)]
     _write(tmp_path / "in" / "a.parquet", [{"id": d, "text": _text("a", i)} for i, d in enumerate(dup)]
@@ -76,7 +85,7 @@ def test_a_duplicated_explicit_id_fails_the_stage_naming_it(spark, cfg_factory, 
     assert read_manifest(STORE, str(tmp_path / "out")) is None
 
 
-def test_a_warc_given_twice_fails_extract_naming_its_records(spark, cfg_factory, tmp_path):
+def test_a_warc_given_twice_fails_extract_naming_its_records(spark, cfg_factory, tmp_path, id_check):
     """A WARC listed twice holds the same records twice (ids from WARC-Record-ID): extract fails instead of
     committing every document twice under one id; the same pages as other records commit."""
     from tests.conftest import shared_path
