@@ -249,7 +249,15 @@ def plan(df, cfg: DedupExactConfig, acc, prior=None, checkpoints=None):
     if not cfg.substring_dedup:
         return df.drop(*INTERNAL).withColumn(REMOVED_CHARS, F.lit(0).cast("long"))
     live, dead = df.where(F.col(LIVE)), df.where(~F.col(LIVE))
-    marks = marked_windows(window_rows(live, cfg.k, cfg.tokenizer, acc, cfg.hash_bits))
+    # The documents cut into windows are first spread over the stage's shuffle partitions, which are sized from the
+    # bytes of the window shuffle, so each task that cuts them writes about one partition's worth of windows. Left
+    # to the previous shuffle, AQE had coalesced the documents to the advisory size of *document* bytes, and each
+    # such task wrote ~24x that in windows, held in execution memory (bench/scaling.py: a 46 MB task at 48k pages
+    # against 31 MB at 6k). An explicit partition count is never coalesced. This shuffles the live documents once
+    # more (~4% of the window shuffle's bytes); the join below keeps AQE's coalesced partitions, so output parts
+    # keep their size.
+    spread = live.repartition(int(live.sparkSession.conf.get("spark.sql.shuffle.partitions")), K1, K2)
+    marks = marked_windows(window_rows(spread, cfg.k, cfg.tokenizer, acc, cfg.hash_bits))
     cut = apply_cuts(live.join(marks, [K1, K2], "left"), cfg, acc)
     dead = dead.withColumn(REMOVED_CHARS, F.lit(0).cast("long"))
     return cut.drop(*INTERNAL).unionByName(dead.drop(*INTERNAL))
