@@ -21,6 +21,7 @@ from pipeline.core.storage import Storage, join
 
 SHOWN = 10
 LOCAL_MAX_ROWS = 1_000_000  # ids checked on the driver at most (~50 MB of strings); more go to Spark
+ROWS_PER_TASK = 500_000     # ids a Spark task reads and shuffles
 
 
 def read_ids(store: Storage, uri: str) -> pa.ChunkedArray:
@@ -31,8 +32,10 @@ def read_ids(store: Storage, uri: str) -> pa.ChunkedArray:
     return pa.chunked_array(chunks, pa.string())
 
 
-def spark_bad_ids(spark, store: Storage, uris: list[str]) -> tuple[int, list[str | None]]:
-    """(how many distinct ids occur twice or are null/empty, the first ``SHOWN`` of them sorted), on Spark."""
+def spark_bad_ids(spark, store: Storage, uris: list[str], rows: int = 0) -> tuple[int, list[str | None]]:
+    """(how many distinct ids occur twice or are null/empty, the first ``SHOWN`` of them sorted), on Spark; ``rows``:
+    the ids in all, which size the reading tasks (``ROWS_PER_TASK`` each, so a task's shuffle buffer does not grow
+    with the dataset; at least 4 tasks per core, at most one per file)."""
     from pyspark.sql import functions as F
 
     def read(batches):
@@ -41,7 +44,7 @@ def spark_bad_ids(spark, store: Storage, uris: list[str]) -> tuple[int, list[str
                 for chunk in read_ids(store, uri).chunks:
                     yield pa.RecordBatch.from_arrays([chunk], names=["id"])
 
-    tasks = max(1, min(len(uris), 4 * spark.sparkContext.defaultParallelism))
+    tasks = max(1, min(len(uris), max(4 * spark.sparkContext.defaultParallelism, -(-rows // ROWS_PER_TASK))))
     ids = spark.createDataFrame([(u,) for u in uris], "uri string").repartition(tasks).mapInArrow(read, "id string")
     bad = (ids.groupBy("id").count().where((F.col("count") > 1) | F.col("id").isNull() | (F.col("id") == ""))
            .select("id").cache())
@@ -72,8 +75,9 @@ def check_unique_ids(ctx: StageContext, result: StageResult, engine: str) -> Non
     files = [join(ctx.output, p.path) for p in result.parts + result.rejects]
     if not files:
         return
-    if engine == "spark" and sum(p.rows for p in result.parts + result.rejects) > LOCAL_MAX_ROWS:
-        n, shown = spark_bad_ids(ctx.spark, ctx.store, files)
+    rows = sum(p.rows for p in result.parts + result.rejects)
+    if engine == "spark" and rows > LOCAL_MAX_ROWS:
+        n, shown = spark_bad_ids(ctx.spark, ctx.store, files, rows)
     elif engine == "spark" or ctx.input.external:
         n, shown = local_bad_ids(ctx.store, files)
     else:
