@@ -112,10 +112,11 @@ def main(argv: list[str] | None = None) -> int:
                          "shuffle partition counts follow their data from the smallest size on, as 128 MB does at "
                          "crawl scale; at the default the bench's sizes would all sit at the floor of 16)")
     ap.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
-                    help="clusters: extra Spark configuration (repeatable), e.g. "
-                         "spark.shuffle.sort.bypassMergeThreshold=1 to have every size sort its shuffles in "
-                         "execution memory, as the thousands of partitions of a crawl-scale run do (Spark writes "
-                         "a shuffle of at most 200 partitions to one file per partition without sorting)")
+                    help="clusters: extra Spark configuration (repeatable); by default the task-memory targets are "
+                         "measured with spark.buffer.pageSize=1m (finer than whole 16 MB pages) and "
+                         "spark.shuffle.sort.bypassMergeThreshold=1 (every size sorts its shuffles in execution "
+                         "memory, as the thousands of partitions of a crawl-scale run do), which this overrides "
+                         "(bench/scaling_cluster.py MEASURE_CONF)")
     ap.add_argument("--max-wall-growth", type=float, default=2.1, help="clusters: target wall growth per doubling")
     ap.add_argument("--max-task-memory-growth", type=float, default=1.2,
                     help="clusters: target growth of the largest task process, smallest to largest size")
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{roles.get('ray', {}).get('sum_pss_mb', 0):11.0f} {last:7,d}")
     print("  (JVM: the Spark driver JVM; one Spark py worker: the largest single Spark Python worker, PSS and RSS; "
           "Ray: all Ray processes together)")
-    print(f"\n  seconds per stage (manifest timings; the rest of the wall time is start-up, planning, report):")
+    print("\n  seconds per stage (manifest timings; the rest of the wall time is start-up, planning, report):")
     names = list(runs[0]["stages"])
     print(f"  {'pages':>7s} " + " ".join(f"{s:>12s}" for s in names) + f" {'other':>8s}")
     for r in runs:

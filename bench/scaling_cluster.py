@@ -73,6 +73,14 @@ class Clusters:
         self.proxy.stop()
         self.s3.stop()
 
+# How the task-memory targets are measured (``--spark-conf`` overrides either):
+# - 1 MB memory pages: Spark's execution memory is taken in pages (16 MB for a 1 GiB executor of one core), so a
+#   task's peak moves in whole pages and growth under a page is invisible, growth of one page a 2x step;
+# - the sort-based shuffle writer at every size: at most 200 partitions Spark writes a shuffle unsorted, one file
+#   per partition, above that it sorts in execution memory, so crossing 200 partitions between two sizes showed as
+#   a 2x step (dedup_exact, 56 -> 440 partitions); a crawl-scale run has thousands of partitions, so it sorts.
+MEASURE_CONF = {"spark.buffer.pageSize": "1m", "spark.shuffle.sort.bypassMergeThreshold": "1"}
+
 
 def upload(store, warc_dir: str, prefix: str) -> None:
     for p in sorted(Path(warc_dir).glob("*.warc.gz")):
@@ -147,7 +155,7 @@ def run_size(c: Clusters, work: Path, n_pages: int, stages: list[str], args) -> 
     conf = {"spark.executor.memory": args.executor_memory, "spark.ui.enabled": "false",
             "spark.eventLog.enabled": "true", "spark.eventLog.dir": events.as_uri(), "spark.eventLog.compress": "false",
             "spark.executor.extraJavaOptions": f"-Xlog:gc:file={gc_logs}/gc-%p.log:timemillis",
-            **dict(kv.split("=", 1) for kv in args.spark_conf)}
+            **MEASURE_CONF, **dict(kv.split("=", 1) for kv in args.spark_conf)}
     cfg_file.write_text("spark:\n  conf:\n" + "".join(f'    "{k}": "{v}"\n' for k, v in conf.items()))
     cmd = [sys.executable, "-m", "pipeline.cli", "run", "--config", str(cfg_file), "--input", inp, "--output", out,
            "--master", c.spark.master, "--ray-address", c.ray.address, "--stages", ",".join(stages),
