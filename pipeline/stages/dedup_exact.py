@@ -53,6 +53,10 @@ REMOVED_CHARS = "exact_removed_chars"
 INTERNAL = (URL_KEY, TEXT_HASH, K1, K2, LIVE)
 
 
+# shuffle partitions' worth of windows each task that cuts documents writes (see ``plan``)
+CUT_TASK_PARTITIONS = 8
+
+
 def window_row_bytes(hash_bits: int) -> int:
     """A shuffled window as a Spark UnsafeRow: null bitmap + the hash's longs, k1 and kp."""
     return 8 + (hash_bits // 64 + 2) * 8
@@ -249,14 +253,16 @@ def plan(df, cfg: DedupExactConfig, acc, prior=None, checkpoints=None):
     if not cfg.substring_dedup:
         return df.drop(*INTERNAL).withColumn(REMOVED_CHARS, F.lit(0).cast("long"))
     live, dead = df.where(F.col(LIVE)), df.where(~F.col(LIVE))
-    # The documents cut into windows are first spread over the stage's shuffle partitions, which are sized from the
-    # bytes of the window shuffle, so each task that cuts them writes about one partition's worth of windows. Left
-    # to the previous shuffle, AQE had coalesced the documents to the advisory size of *document* bytes, and each
-    # such task wrote ~24x that in windows, held in execution memory (bench/scaling.py: a 46 MB task at 48k pages
-    # against 31 MB at 6k). An explicit partition count is never coalesced. This shuffles the live documents once
-    # more (~4% of the window shuffle's bytes); the join below keeps AQE's coalesced partitions, so output parts
-    # keep their size.
-    spread = live.repartition(int(live.sparkSession.conf.get("spark.sql.shuffle.partitions")), K1, K2)
+    # The documents cut into windows are first spread over 1/CUT_TASK_PARTITIONS of the stage's shuffle partitions
+    # (which are sized from the bytes of the window shuffle), so each task that cuts them writes a fixed budget of
+    # windows: CUT_TASK_PARTITIONS partitions' worth, which its sorter spills past its memory. Left to the previous
+    # shuffle, AQE had coalesced the documents to the advisory size of *document* bytes, and a task wrote ~24x that
+    # in windows, growing with the number of partitions (bench/scaling.py: a 46 MB task at 48k pages against 31 MB
+    # at 6k). An explicit partition count is never coalesced. This shuffles the live documents once more (~4% of
+    # the window shuffle's bytes); map tasks x partitions, the shuffle's block count, stays at N^2/8. The join below
+    # keeps AQE's coalesced partitions, so output parts keep their size.
+    n = int(live.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    spread = live.repartition(max(live.sparkSession.sparkContext.defaultParallelism, n // CUT_TASK_PARTITIONS), K1, K2)
     marks = marked_windows(window_rows(spread, cfg.k, cfg.tokenizer, acc, cfg.hash_bits))
     cut = apply_cuts(live.join(marks, [K1, K2], "left"), cfg, acc)
     dead = dead.withColumn(REMOVED_CHARS, F.lit(0).cast("long"))
