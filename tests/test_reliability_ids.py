@@ -105,3 +105,17 @@ def test_a_warc_given_twice_fails_extract_naming_its_records(spark, cfg_factory,
     a = next(i for i in man["stats"]["inputs"] if i["file"].endswith("a.warc.gz"))
     shown = re.findall(r"'([0-9a-f]{32})'", str(err.value))
     assert f"{a['in']} document ids" in str(err.value) and len(shown) == 10 and set(shown) <= set(ids)
+
+
+def test_driver_and_spark_id_checks_agree_on_nulls_empties_and_repeats(spark, tmp_path):
+    """The two ways of checking ids give the same count and the same ids shown: null first, then sorted."""
+    from pipeline.core.unique_ids import local_bad_ids, spark_bad_ids
+    files = []
+    parts = {"a": ["x", None, "", "y", "z1"], "b": ["y", "", None, "w"], "c": [f"z{i}" for i in range(12)]}
+    for name, ids in parts.items():
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(pa.table({"id": pa.array(ids, pa.string())}), path)
+        files.append(str(path))
+    driver = local_bad_ids(STORE, files)
+    assert driver == spark_bad_ids(spark, STORE, files, rows=21)
+    assert driver == (4, [None, "", "y", "z1"])
