@@ -72,10 +72,11 @@ def local_bad_ids(store: Storage, uris: list[str]) -> tuple[int, list[str | None
 
 def check_unique_ids(ctx: StageContext, result: StageResult, engine: str) -> None:
     """Raise ``StageFailed`` naming the ids that occur twice (or are null/empty) in the stage's output and rejects."""
-    files = [join(ctx.output, p.path) for p in result.parts + result.rejects]
-    if not files:
+    written = result.parts + result.rejects
+    if not written:
         return
-    rows = sum(p.rows for p in result.parts + result.rejects)
+    files = [join(ctx.output, p.path) for p in written]
+    rows = sum(p.rows for p in written)
     if engine == "spark" and rows > LOCAL_MAX_ROWS:
         n, shown = spark_bad_ids(ctx.spark, ctx.store, files, rows)
     elif engine == "spark" or ctx.input.external:

@@ -258,8 +258,8 @@ def plan(df, cfg: DedupExactConfig, acc, prior=None, checkpoints=None):
     # windows: CUT_TASK_PARTITIONS partitions' worth, which its sorter spills past its memory. Left to the previous
     # shuffle, AQE had coalesced the documents to the advisory size of *document* bytes, and a task wrote ~24x that
     # in windows, growing with the number of partitions (bench/scaling.py: a 46 MB task at 48k pages against 31 MB
-    # at 6k). An explicit partition count is never coalesced. This shuffles the live documents once more (~4% of
-    # the window shuffle's bytes); map tasks x partitions, the shuffle's block count, stays at N^2/8. The join below
+    # at 6k). An explicit partition count is never coalesced. This shuffles the live documents once more (+6% of
+    # the stage's shuffle bytes at 48k pages); map tasks x partitions, the shuffle's block count, stays at N^2/8. The join below
     # keeps AQE's coalesced partitions, so output parts keep their size.
     n = int(live.sparkSession.conf.get("spark.sql.shuffle.partitions"))
     spread = live.repartition(max(live.sparkSession.sparkContext.defaultParallelism, n // CUT_TASK_PARTITIONS), K1, K2)
