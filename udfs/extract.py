@@ -12,6 +12,7 @@ import hashlib
 import signal
 import threading
 import time
+from codecs import BOM_UTF8
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -108,11 +109,12 @@ def record_reason(url: str | None, status: int | None, content_type: str | None,
     return None
 
 
-def extract_text(html: str, url: str | None, s: ExtractSettings) -> str:
-    """Main text (udfs.main_text; '' when none is found) within the per-page limit. May raise ExtractTimeout."""
+def extract_text(html: str, url: str | None, s: ExtractSettings, utf8: bytes | None = None) -> str:
+    """Main text (udfs.main_text; '' when none is found) within the per-page limit. May raise ExtractTimeout.
+    ``utf8``: html's UTF-8 bytes when the caller has them."""
     from udfs.main_text import main_text
     with time_limit(s.timeout_s):
-        return main_text(html, url, s)
+        return main_text(html, url, s, utf8)
 
 
 def _http_status(http_headers) -> int | None:
@@ -275,7 +277,10 @@ def _process_record(record, warc_file: str, s: ExtractSettings, sink: Sink, url_
                 return
         t0 = time.perf_counter()
         try:
-            text = clean_text(extract_text(html, url, s))
+            # the payload as it arrived is html's UTF-8 when it decoded as UTF-8 with nothing replaced
+            exact = encoding == "utf-8" and "\ufffd" not in html and not payload.startswith(BOM_UTF8)
+            utf8 = payload if exact else None
+            text = clean_text(extract_text(html, url, s, utf8))
         except ExtractTimeout:
             sink.drop("extract_timeout", rid, url, {"timeout_s": s.timeout_s, "html_chars": len(html)})
             return

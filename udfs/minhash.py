@@ -26,7 +26,6 @@ below 10**-13.
 from __future__ import annotations
 
 import argparse
-import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache

@@ -1,0 +1,123 @@
+"""udfs.html_tree: trafilatura's text from our faster loading equals its text from its own loading."""
+from __future__ import annotations
+
+import glob
+from codecs import BOM_UTF8
+
+import pytest
+import trafilatura
+from lxml.html import HtmlElement
+from warcio.archiveiterator import ArchiveIterator
+
+from udfs.decode import decode_payload
+from udfs.extract import ExtractSettings
+from udfs.html_tree import _load, has_invalid_xml_chars, load_html
+from udfs.main_text import trafilatura_text
+
+S = ExtractSettings()
+PROSE = ("The committee met on Tuesday to discuss the new bridge over the river, which has been delayed for "
+         "three years. Residents said the detour adds twenty minutes to every trip into town. ")
+BODY = f"<body><article><h1>Bridge</h1><p>{PROSE * 3}</p><p>{PROSE * 2}</p></article></body>"
+
+
+def stock(html: str) -> str:
+    """trafilatura with its own loading and the stage's settings."""
+    return trafilatura.extract(html, fast=not S.fallback, favor_precision=S.favor_precision,
+                               favor_recall=S.favor_recall, include_comments=S.include_comments,
+                               include_tables=S.include_tables, deduplicate=S.deduplicate, with_metadata=False,
+                               output_format="txt") or ""
+
+
+CONTROLS = BODY.replace("met on", "met\x00 on\x0b").replace("river", "ri\x1fver")
+NONCHARS = BODY.replace("bridge", "bri\ufffedge\uffff")
+TABS = BODY.replace(" ", "\t", 5)
+RU_JA = "Комитет обсудил новый мост через реку. " * 20, "委員会は新しい橋について議論した。" * 20
+EDGE = {
+    "plain": f"<!DOCTYPE html>\n<html><head><title>t</title></head>{BODY}</html>",
+    "forbidden controls": f"<html><head></head>{CONTROLS}</html>",
+    "U+FFFE and U+FFFF": f"<html>{NONCHARS}</html>",
+    "tabs and CRLF": f"<html>\r\n<head></head>\r\n{TABS}</html>",
+    "doctype with a slash": f'<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0//EN" "x/y.dtd"/>\n<html>{BODY}</html>',
+    "one line with a doctype": f"<!DOCTYPE html><html>{BODY}</html>",
+    "self-closing html": f'<?xml version="1.0"?>\n<html xmlns="http://www.w3.org/1999/xhtml"/>\n{BODY}</html>',
+    "encoding declaration": f'<?xml version="1.0" encoding="iso-8859-1"?><html>{BODY}</html>',
+    "meta charset": f'<html><head><meta charset="windows-1252"></head>{BODY.replace("river", "rivière")}</html>',
+    "non-Latin": f"<html><body><article><p>{RU_JA[0]}</p><p>{RU_JA[1]}</p></article></body></html>",
+    "fragment": f"<p>{PROSE * 4}</p>",
+    "fragment of two blocks": f"<div><p>{PROSE * 3}</p></div><div><p>{PROSE * 2}</p></div>",
+    "no html at all": PROSE * 5,
+    "json": '{"a": [1, 2, 3], "b": "<html>"}',
+    "empty body": "<html><body></body></html>",
+    "empty": "",
+    "whitespace": " \n\t ",
+}
+
+
+@pytest.mark.parametrize("name", EDGE)
+def test_same_text_as_trafilaturas_own_loading(name):
+    html = EDGE[name]
+    want = stock(html)
+    assert trafilatura_text(html, None, S) == want
+    assert trafilatura_text(html, None, S, html.encode("utf-8")) == want
+
+
+def test_the_fast_tree_is_used_where_trafilatura_would_parse():
+    assert trafilatura.core.load_html is _load          # installed by udfs.main_text
+    assert type(load_html(EDGE["plain"])) is HtmlElement   # lxml's C lookup, not lxml.html's Python callback
+    assert load_html(EDGE["plain"]) is not None
+    assert load_html(EDGE["forbidden controls"]) is not None
+    assert load_html(EDGE["no html at all"]) is None      # trafilatura's loading decides those
+    assert load_html("") is None
+
+
+@pytest.mark.parametrize("text, bad", [
+    ("plain text\twith tabs\r\nand lines\n", False), ("é ü 中文 \ufffd \ufeff", False),
+    ("a\x00b", True), ("a\x08", True), ("\x0b", True), ("\x0c", True), ("\x1f", True), ("\x0e", True),
+    ("x\ufffe", True), ("\uffffx", True), ("\uffef\ufffd", False), ("", False),
+])
+def test_invalid_xml_chars_as_trafilatura_finds_them(text, bad):
+    from trafilatura.utils import INVALID_XML_CHARS
+    assert bool(INVALID_XML_CHARS.search(text)) == bad
+    assert has_invalid_xml_chars(text.encode("utf-8")) == bad
+
+
+def test_same_text_on_every_real_page_of_the_shared_warcs(shared_data):
+    """Every HTML page of the shared WARCs (news-articles-181, the Common Crawl excerpts, ClueWeb09's Japanese
+    pages, ...), with and without the payload's bytes."""
+    pages = checked = 0
+    for path in sorted(glob.glob(str(shared_data / "warc" / "*.warc.gz"))):
+        with open(path, "rb") as f:
+            for rec in ArchiveIterator(f):
+                if rec.rec_type != "response" or rec.http_headers is None:
+                    continue
+                ctype = rec.http_headers.get_header("Content-Type") or ""
+                if rec.http_headers.get_statuscode() != "200" or "html" not in ctype:
+                    continue
+                payload = rec.content_stream().read()
+                try:
+                    html, enc = decode_payload(payload, ctype)
+                except ValueError:
+                    continue
+                url = rec.rec_headers.get_header("WARC-Target-URI")
+                want = trafilatura.extract(html, url=url, fast=True, favor_recall=True, include_comments=False,
+                                           include_tables=True, deduplicate=False, with_metadata=False,
+                                           output_format="txt") or ""
+                pages += 1
+                assert trafilatura_text(html, url, S) == want, url
+                if enc == "utf-8" and "\ufffd" not in html and not payload.startswith(BOM_UTF8):
+                    checked += 1
+                    assert trafilatura_text(html, url, S, payload) == want, url
+    assert pages >= 350 and checked >= 300, (pages, checked)
+
+
+def test_same_text_on_the_readability_test_pages(shared_data):
+    """The 130 pages of the second labelled extraction set (blogs, docs, Wikipedia, several languages)."""
+    dirs = sorted(p for p in (shared_data / "extraction" / "readability-test-pages").iterdir() if p.is_dir())
+    for d in dirs:
+        payload = (d / "source.html").read_bytes()
+        html, enc = decode_payload(payload, "text/html")
+        want = stock(html)
+        assert trafilatura_text(html, None, S) == want, d.name
+        if enc == "utf-8" and "\ufffd" not in html and not payload.startswith(BOM_UTF8):
+            assert trafilatura_text(html, None, S, payload) == want, d.name
+    assert len(dirs) >= 120
