@@ -249,6 +249,9 @@ def test_manifest_counts_and_stats(cases_run):
     assert s["tokens"] > s["windows"] > 0
     # shuffle size per input GB, as the stage reports it (text bytes read, and the input files' bytes)
     assert s["text_bytes"] == sum(len(c["text"].encode()) for c in CASES)
+    # each document is read, keyed and run through the URL and text-hash steps once, though three parts of the plan
+    # (the windows, the join with their marks, the removed documents) read the result
+    assert s["prepared_rows"] == len(CASES)
     assert s["shuffle_write_bytes"] > 0 and s["window_shuffle_bytes_raw"] == 32 * s["windows"]
     assert s["shuffle_bytes_per_input_text_gb"] == round(s["shuffle_write_bytes"] / s["text_bytes"] * 1e9)
     assert s["shuffle_bytes_per_input_file_gb"] == round(s["shuffle_write_bytes"] / s["input_file_bytes"] * 1e9)

@@ -53,8 +53,7 @@ def window_partition_sizes(spark, cfg, uri: str) -> Counter:
     from pyspark.sql import functions as F
     store = Storage(cfg.storage)
     ctx = SimpleNamespace(spark=spark, store=store, input=open_input(store, uri), cfg=cfg)
-    acc = {n: spark.sparkContext.accumulator(0) for n in ("tokens", "windows", "marked_windows", "removed_chars")}
-    acc["text_bytes"] = spark.sparkContext.accumulator({}, dedup_exact.PerPartition())
+    acc = dedup_exact.accumulators(spark.sparkContext)
     with spark_conf(spark, **{"spark.sql.shuffle.partitions": str(SHUFFLE_PARTITIONS),
                               "spark.sql.adaptive.coalescePartitions.enabled": "false"}):
         df = dedup_exact.plan(read_dataframe(ctx), cfg.dedup_exact, acc)

@@ -75,6 +75,13 @@ class PerPartition:
         return a
 
 
+def accumulators(sc) -> dict:
+    """The stage's counters, as ``plan`` adds to them (they end in the manifest's stats)."""
+    acc = {n: sc.accumulator(0) for n in ("tokens", "windows", "marked_windows", "removed_chars", "prepared_rows")}
+    acc["text_bytes"] = sc.accumulator({}, PerPartition())
+    return acc
+
+
 def resolve_input(store: Storage, cfg: Config, uri: str) -> InputDataset:
     return open_input(store, uri)
 
@@ -116,6 +123,7 @@ def prepare(df, cfg: DedupExactConfig, acc):
             ids, urls, texts = (b.column(c).to_pylist() for c in ("id", "url", "text"))
             keys = [doc_order_key(i, t) for i, t in zip(ids, texts)]
             text_bytes += pc.sum(pc.binary_length(b.column("text"))).as_py() or 0
+            acc["prepared_rows"].add(b.num_rows)
             url_keys, hashes = exact_keys(urls, texts, cfg, want_url, want_hash)
             cols = b.columns + [pa.array(url_keys, pa.string()), pa.array(hashes, pa.binary()),
                                 pa.array([k[0] for k in keys], pa.int64()), pa.array([k[1] for k in keys], pa.int32())]
@@ -228,15 +236,17 @@ def apply_cuts(df, cfg: DedupExactConfig, acc):
 def plan(df, cfg: DedupExactConfig, acc, prior=None, checkpoints=None):
     """The whole stage as one DataFrame: rows with ``_reason`` null are kept. ``prior``: (catalog, storage) of the
     cross-release index, checked before the in-dataset step of the same kind; the prepared rows are then cut once
-    through ``checkpoints`` (``pipeline.core.connected_components.Checkpoints``)."""
+    through ``checkpoints`` (``pipeline.core.connected_components.Checkpoints``), and the rows the URL and document
+    steps marked are cut once before the substring step (see below)."""
     from pyspark.sql import functions as F
 
+    checkpoints = checkpoints or Checkpoints()
     df = prepare(df, cfg, acc)
     df = df.withColumn(REASON, F.lit(None).cast("string")).withColumn(DETAILS, F.lit(None).cast("string"))
     df = df.withColumn(LIVE, F.lit(True))
     if prior is not None:
         from pipeline.core.prior_index import mark_exact
-        df = (checkpoints or Checkpoints()).cut(df, "prepared")  # prepared once: the bucket lookups and the steps below all read it
+        df = checkpoints.cut(df, "prepared")  # prepared once: the bucket lookups and the steps below all read it
         catalog, store = prior
         cols = dict(live=LIVE, reason_col=REASON, details_col=DETAILS)
     if cfg.url_dedup:
@@ -252,6 +262,12 @@ def plan(df, cfg: DedupExactConfig, acc, prior=None, checkpoints=None):
         df = _mark_duplicates(df, TEXT_HASH, "duplicate_text", keep_order(df, cfg.url_keep), {})
     if not cfg.substring_dedup:
         return df.drop(*INTERNAL).withColumn(REMOVED_CHARS, F.lit(0).cast("long"))
+    # Three parts of the plan below read these rows (the windows, the join with their marks, the removed documents)
+    # and each prunes other columns, so Spark would not share the steps above between them: every document would
+    # be read, keyed and shuffled through both window steps three times. They are cut once here.
+    df = checkpoints.cut(df, "marked")
+    if prior is not None:
+        checkpoints.drop("prepared")  # read only by the steps above, now done
     live, dead = df.where(F.col(LIVE)), df.where(~F.col(LIVE))
     # The documents cut into windows are first spread over 1/CUT_TASK_PARTITIONS of the stage's shuffle partitions
     # (which are sized from the bytes of the window shuffle), so each task that cuts them writes a fixed budget of
@@ -323,8 +339,7 @@ def run(ctx: StageContext) -> StageResult:
         from pipeline.core.prior_index import load_checked
         prior = (load_checked(ctx.store, cfg.prior_index, ctx.cfg, ("url", "doc")), ctx.store)
     sc = ctx.spark.sparkContext
-    acc = {n: sc.accumulator(0) for n in ("tokens", "windows", "marked_windows", "removed_chars")}
-    acc["text_bytes"] = sc.accumulator({}, PerPartition())
+    acc = accumulators(sc)
     group = f"mdr-dedup_exact-{secrets.token_hex(4)}"
     sc.setJobGroup(group, f"mdr dedup_exact: {len(ctx.input.parts)} parts")
     checkpoints = stage_checkpoints(ctx)
