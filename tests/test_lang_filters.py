@@ -7,6 +7,7 @@ shape of a category or tag page. Spam: real Chinese gambling pages of the CC-MAI
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -123,3 +124,56 @@ def test_calibrate_filters_cli(capsys):
     assert main(["calibrate-filters", "--lang", "zh", "--reference", ref[0], "--reference", ref[1],
                  "--min-windows", "2"]) == 0
     assert "zh:  # mdr calibrate-filters --method ratio --quantile 0.5: 2 reference windows" in capsys.readouterr().out
+
+
+# each language's own navigation lines, share bars and counters (the English lists apply too: pages in any language
+# carry English buttons)
+NAVIGATION = {
+    "de": ["Diesen Artikel teilen: Facebook", "Weiterlesen", "Zum Inhalt springen", "12 Kommentare", "Mehr erfahren »",
+           "© 2024 Beispiel Verlag. Alle Rechte vorbehalten.", "Zum Warenkorb hinzufügen"],
+    "fr": ["Partager sur Facebook", "Lire la suite", "Aller au contenu principal", "12 commentaires",
+           "En savoir plus »", "© 2024 Exemple. Tous droits réservés.", "Ajouter au panier"],
+    "es": ["Compartir en Facebook", "Seguir leyendo", "Ir al contenido principal", "12 comentarios", "Leer más »",
+           "© 2024 Ejemplo. Todos los derechos reservados.", "Añadir al carrito"],
+    "ru": ["Поделиться в Facebook", "Читать далее", "Перейти к содержимому", "12 комментариев", "Узнать подробнее »",
+           "© 2024 Пример. Все права защищены.", "Добавить в корзину"],
+}
+
+
+@pytest.mark.parametrize("lang", sorted(NAVIGATION))
+def test_navigation_lines_in_the_language_are_removed(cfg, lang):
+    """The language's navigation, share, counter and copyright lines go; the article around them stays as it was."""
+    text = article(lang)
+    paras = text.split("\n")
+    nav = NAVIGATION[lang]
+    planted = "\n".join(paras[:2] + nav[:4] + paras[2:-1] + nav[4:] + paras[-1:])
+    # what is measured is which lines go: the share that drops a whole document is lifted (es's article is short)
+    rules = cfg.rules(lang)
+    rules = dataclasses.replace(rules, lines=dataclasses.replace(rules.lines, max_removed_words_share=0.2))
+    kept, reason, scores = filter_document(planted, cfg, lang, rules)
+    assert reason is None, (lang, reason, scores)
+    lines = kept.split("\n")
+    for line in nav:
+        assert line not in lines, (lang, line)
+    # the copyright line keeps its "© 2024 Example." (as RefinedWeb's English rules edit it); every other one goes
+    assert scores["lines_edited"] == 1 and scores["lines_removed"] >= len(nav) - 1, scores
+    clean, _, _ = filter_document(text, cfg, lang, rules)
+    assert set(clean.split("\n")) <= set(lines)     # the article's lines as the filter keeps them without the menu
+
+
+def test_a_languages_line_lists_add_to_the_english_ones(cfg):
+    de = cfg.rules("de").lines
+    assert de.start_patterns[:len(cfg.lines.start_patterns)] == cfg.lines.start_patterns
+    assert "zum inhalt springen" in de.start_patterns and "kommentare" in de.counter_words
+    assert de.max_removed_words_share == cfg.lines.max_removed_words_share   # scalars: the base's unless given
+    c = load_config(overrides=["filter.languages.de.lines.max_removed_words_share=0.1"]).filter
+    assert c.rules("de").lines.max_removed_words_share == 0.1 and "sign in" in c.rules("de").lines.start_patterns
+
+
+@pytest.mark.parametrize("lang", sorted(NAVIGATION))
+def test_navigation_patterns_leave_clean_articles_alone(cfg, lang):
+    """On the clean article alone the language's patterns remove and edit nothing they did not before."""
+    kept, reason, scores = filter_document(article(lang), cfg, lang)
+    english = dataclasses.replace(cfg.rules(lang), lines=cfg.lines)
+    kept_en, _, scores_en = filter_document(article(lang), cfg, lang, english)
+    assert reason is None and kept == kept_en and scores["lines_removed_by"] == scores_en["lines_removed_by"]

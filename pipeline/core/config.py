@@ -341,7 +341,9 @@ class LanguageFilterConfig:
         "english for en, jieba for zh, mecab for ja, thai for th, words otherwise", None)
     repetition: dict[str, Any] = doc("keys of filter.repetition that differ for this language", factory=dict)
     quality: dict[str, Any] = doc("keys of filter.quality that differ for this language", factory=dict)
-    lines: dict[str, Any] = doc("keys of filter.lines that differ for this language", factory=dict)
+    lines: dict[str, Any] = doc("keys of filter.lines that differ for this language; a list (navigation patterns, "
+                                "counter words, substrings) adds to filter.lines' own, since pages in any language "
+                                "carry English buttons", factory=dict)
 
 
 @dataclass(frozen=True)
@@ -400,7 +402,11 @@ class FilterConfig:
         sections = []
         for name, cls in (("repetition", RepetitionConfig), ("quality", QualityConfig), ("lines", LineFilterConfig)):
             base = dataclasses.asdict(getattr(self, name))
-            sections.append(_build(cls, {**base, **getattr(over, name)}, f"{prefix}.{name}"))
+            keys = dict(getattr(over, name))
+            if name == "lines":  # the language's lists add to the base's (see LanguageFilterConfig.lines)
+                keys = {k: base[k] + [x for x in v if x not in base[k]]
+                        if isinstance(v, list) and isinstance(base.get(k), list) else v for k, v in keys.items()}
+            sections.append(_build(cls, {**base, **keys}, f"{prefix}.{name}"))
         return LanguageRules(tokenizer_name(lang, over.tokenizer), *sections)
 
 
