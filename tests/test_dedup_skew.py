@@ -13,6 +13,7 @@ from collections import Counter
 from contextlib import contextmanager
 from types import SimpleNamespace
 
+from pipeline.core.connected_components import Checkpoints
 from pipeline.core.dataset import open_input, read_part
 from pipeline.core.sparkio import read_dataframe
 from pipeline.core.storage import Storage
@@ -56,7 +57,7 @@ def window_partition_sizes(spark, cfg, uri: str) -> Counter:
     acc = dedup_exact.accumulators(spark.sparkContext)
     with spark_conf(spark, **{"spark.sql.shuffle.partitions": str(SHUFFLE_PARTITIONS),
                               "spark.sql.adaptive.coalescePartitions.enabled": "false"}):
-        df = dedup_exact.plan(read_dataframe(ctx), cfg.dedup_exact, acc)
+        df = dedup_exact.plan(read_dataframe(ctx), cfg.dedup_exact, acc, Checkpoints())  # no cut: substring off
         # the reason column comes back too, so the window that decides it is not pruned from the plan
         rows = df.select(F.spark_partition_id().alias("p"), dedup_exact.REASON).collect()
     return Counter(r["p"] for r in rows)

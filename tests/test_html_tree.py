@@ -48,6 +48,11 @@ EDGE = {
     "no html at all": PROSE * 5,
     "json": '{"a": [1, 2, 3], "b": "<html>"}',
     "empty body": "<html><body></body></html>",
+    "no-break space first": f"\xa0<!DOCTYPE html>\n<html>{BODY}</html>",
+    "ideographic space first": f"\u3000<html>{BODY}</html>",
+    "line separator first": f"\u2028<html><body><div><p>{PROSE * 4}</p></div></body></html>",
+    "ASCII spaces first": f" \n\t<html><body><div><p>{PROSE * 4}</p></div></body></html>",
+    "byte order mark first": f"\ufeff<!doctype html><html><body><div><p>{PROSE * 4}</p></div></body></html>",
     "empty": "",
     "whitespace": " \n\t ",
 }
@@ -59,6 +64,22 @@ def test_same_text_as_trafilaturas_own_loading(name):
     want = stock(html)
     assert trafilatura_text(html, None, S) == want
     assert trafilatura_text(html, None, S, html.encode("utf-8")) == want
+
+
+def test_a_lone_surrogate_is_left_to_trafilaturas_loading():
+    html = EDGE["plain"].replace("river", "riv\ud800er")
+    assert load_html(html) is None and trafilatura_text(html, None, S) == stock(html)
+
+
+def test_the_hook_is_put_back_if_something_undid_it():
+    """Without it trafilatura would take the unknown input type for an empty page, silently."""
+    from udfs.html_tree import _STOCK_LOAD
+    trafilatura.core.load_html = _STOCK_LOAD
+    try:
+        assert trafilatura_text(EDGE["plain"], None, S) == stock(EDGE["plain"]) != ""
+        assert trafilatura.core.load_html is _load
+    finally:
+        trafilatura.core.load_html = _load
 
 
 def test_the_fast_tree_is_used_where_trafilatura_would_parse():

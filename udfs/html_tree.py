@@ -19,12 +19,15 @@ trafilatura's own loading (``None`` here).
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import trafilatura.core
 from lxml import etree
 from lxml.html import HtmlComment, HtmlElement, HtmlEntity, HTMLParser, HtmlProcessingInstruction, fromstring
 from trafilatura.utils import DOCTYPE_TAG, FAULTY_HTML, INVALID_XML_CHARS
 
+_LEADING_SPACE = re.compile(r"\s*")
 # trafilatura.utils.HTML_PARSER's options
 PARSER = HTMLParser(collect_ids=False, default_doctype=False, encoding="utf-8", remove_comments=True, remove_pis=True)
 PARSER.set_element_class_lookup(etree.ElementDefaultClassLookup(
@@ -48,9 +51,18 @@ def load_html(html: str, utf8: bytes | None = None) -> HtmlElement | None:
     payload as it arrived), else they are encoded here. None where trafilatura's own loading should decide
     (the parse failed or found nothing, or the page does not look like HTML)."""
     beginning = html[:50].lower()
+    lead = _LEADING_SPACE.match(html).end()
+    if lead and not html[:lead].isascii():
+        # lxml.html takes a page for a whole document when it starts with whitespace and <html or <!doctype, and
+        # its string test counts Unicode spaces (U+00A0, U+3000, ...) that its bytes test does not: a fragment
+        # here, a document there
+        return None
     raw = utf8
     if raw is None:
-        raw = html.encode("utf-8", "surrogatepass")
+        try:
+            raw = html.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: trafilatura's own loading decides how far the page goes
+            return None
     if has_invalid_xml_chars(raw):
         html, raw = INVALID_XML_CHARS.sub("", html), None
     # trafilatura.utils.repair_faulty_html's two repairs
@@ -65,9 +77,9 @@ def load_html(html: str, utf8: bytes | None = None) -> HtmlElement | None:
         if "<html" in line and line.endswith("/>"):
             html, raw = FAULTY_HTML.sub(r"\1>", html, count=1), None
             break
-    if raw is None:
-        raw = html.encode("utf-8", "surrogatepass")
     try:
+        if raw is None:
+            raw = html.encode("utf-8")
         tree = fromstring(raw, parser=PARSER)
     except Exception:   # lxml's errors vary by input: trafilatura's loading decides
         return None
@@ -98,3 +110,11 @@ def install() -> None:
     """Let trafilatura.extract load a ``Page`` with ``load_html`` (idempotent; every other input as before).
     trafilatura is pinned (2.3.1); tests/test_html_tree.py fails if its loading changes."""
     trafilatura.core.load_html = _load
+
+
+def page(html: str, utf8: bytes | None = None) -> Page:
+    """trafilatura.extract's input for a decoded page. The hook is put back first if something undid it: trafilatura
+    would otherwise turn the unknown type into an empty result, and every page would be lost as empty text."""
+    if trafilatura.core.load_html is not _load:
+        install()
+    return Page(html, utf8)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable
 import trafilatura
 from resiliparse.extract.html2text import extract_plain_text
 
-from udfs.html_tree import Page, install
+from udfs.html_tree import install, page
 from udfs.line_filter import _alternation, _rules
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def drop_boilerplate_lines(text: str) -> str:
 def trafilatura_text(html: str, url: str | None, s: "ExtractSettings", utf8: bytes | None = None) -> str:
     """trafilatura's text of the page, parsed by ``udfs.html_tree`` (the same tree as trafilatura's own loading,
     faster; ``utf8``: the page's UTF-8 bytes when the caller has them)."""
-    out = trafilatura.extract(Page(html, utf8), url=url, fast=not s.fallback,
+    out = trafilatura.extract(page(html, utf8), url=url, fast=not s.fallback,
                               favor_precision=s.favor_precision,
                               favor_recall=s.favor_recall, include_comments=s.include_comments,
                               include_tables=s.include_tables, deduplicate=s.deduplicate,

@@ -75,7 +75,8 @@ def stage_checkpoints(ctx) -> Checkpoints:
     from pipeline.core.storage import join
     base = ctx.cfg.run.checkpoint_uri
     if not base:
-        if ctx.spark.sparkContext.master.startswith("local"):
+        master = ctx.spark.sparkContext.master
+        if master == "local" or master.startswith("local["):  # one JVM; local-cluster[...] has executors to lose
             return Checkpoints()
         base = join(ctx.output, CHECKPOINTS_DIR)
     return Checkpoints(ctx.store, join(base, ctx.run_id or "run"), ctx.cfg.run.target_part_bytes)

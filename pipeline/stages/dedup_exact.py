@@ -76,7 +76,9 @@ class PerPartition:
 
 
 def accumulators(sc) -> dict:
-    """The stage's counters, as ``plan`` adds to them (they end in the manifest's stats)."""
+    """The stage's counters, as ``plan`` adds to them (they end in the manifest's stats). ``prepared_rows`` counts
+    every row run through ``prepare``, recomputations and task retries included: the input's count when each
+    document was keyed once (three times that with only the substring step, where recomputing is cheaper)."""
     acc = {n: sc.accumulator(0) for n in ("tokens", "windows", "marked_windows", "removed_chars", "prepared_rows")}
     acc["text_bytes"] = sc.accumulator({}, PerPartition())
     return acc
@@ -233,14 +235,13 @@ def apply_cuts(df, cfg: DedupExactConfig, acc):
     return df.mapInArrow(fn, StructType(out_fields))
 
 
-def plan(df, cfg: DedupExactConfig, acc, prior=None, checkpoints=None):
+def plan(df, cfg: DedupExactConfig, acc, checkpoints: Checkpoints, prior=None):
     """The whole stage as one DataFrame: rows with ``_reason`` null are kept. ``prior``: (catalog, storage) of the
     cross-release index, checked before the in-dataset step of the same kind; the prepared rows are then cut once
-    through ``checkpoints`` (``pipeline.core.connected_components.Checkpoints``), and the rows the URL and document
-    steps marked are cut once before the substring step (see below)."""
+    through ``checkpoints`` (``pipeline.core.connected_components.Checkpoints``, which the caller closes), and the
+    rows the URL and document steps marked are cut once before the substring step (see below)."""
     from pyspark.sql import functions as F
 
-    checkpoints = checkpoints or Checkpoints()
     df = prepare(df, cfg, acc)
     df = df.withColumn(REASON, F.lit(None).cast("string")).withColumn(DETAILS, F.lit(None).cast("string"))
     df = df.withColumn(LIVE, F.lit(True))
@@ -264,10 +265,13 @@ def plan(df, cfg: DedupExactConfig, acc, prior=None, checkpoints=None):
         return df.drop(*INTERNAL).withColumn(REMOVED_CHARS, F.lit(0).cast("long"))
     # Three parts of the plan below read these rows (the windows, the join with their marks, the removed documents)
     # and each prunes other columns, so Spark would not share the steps above between them: every document would
-    # be read, keyed and shuffled through both window steps three times. They are cut once here.
-    df = checkpoints.cut(df, "marked")
-    if prior is not None:
-        checkpoints.drop("prepared")  # read only by the steps above, now done
+    # be read, keyed and shuffled through the URL and document windows three times. They are cut once here. With
+    # neither step (nor a prior index) no shuffle comes before: re-reading and re-keying costs less than a cut
+    # (measured: the same time, 18% more shuffle with it, and on a cluster a copy of the corpus in storage).
+    if cfg.url_dedup or cfg.doc_dedup or prior is not None:
+        df = checkpoints.cut(df, "marked")
+        if prior is not None:
+            checkpoints.drop("prepared")  # read only by the steps above, now done
     live, dead = df.where(F.col(LIVE)), df.where(~F.col(LIVE))
     # The documents cut into windows are first spread over 1/CUT_TASK_PARTITIONS of the stage's shuffle partitions
     # (which are sized from the bytes of the window shuffle), so each task that cuts them writes a fixed budget of
@@ -344,7 +348,7 @@ def run(ctx: StageContext) -> StageResult:
     sc.setJobGroup(group, f"mdr dedup_exact: {len(ctx.input.parts)} parts")
     checkpoints = stage_checkpoints(ctx)
     try:
-        df = plan(read_dataframe(ctx), cfg, acc, prior, checkpoints)
+        df = plan(read_dataframe(ctx), cfg, acc, checkpoints, prior)
         params = {"k": cfg.k, "tokenizer": cfg.tokenizer, "hash_bits": cfg.hash_bits, "stride": 1,
                   "min_chars_after_cut": cfg.min_chars_after_cut, "min_tokens_after_cut": cfg.min_tokens_after_cut,
                   "steps": [s for s, on in (("url", cfg.url_dedup), ("doc", cfg.doc_dedup),
