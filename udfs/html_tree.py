@@ -14,8 +14,9 @@ page, measured.) What is saved (measured on news-articles-181, ~170k characters 
 - the parser reads the UTF-8 bytes the page arrived in (``utf8``) instead of the decoded string.
 Together ~1 ms of trafilatura's ~10 ms a page. tests/test_html_tree.py checks that trafilatura's text is the same
 as with its own loading, on the shared real pages and on edge cases (forbidden characters, doctypes, a
-self-closing <html/>, encoding declarations, fragments, non-HTML). A page this loader cannot parse goes to
-trafilatura's own loading (``None`` here).
+self-closing <html/>, encoding declarations, fragments, non-HTML, leading Unicode spaces). A page this loader cannot
+parse, or would parse otherwise (it starts with a non-ASCII space, where lxml.html's string and bytes tests for a
+whole document differ; it holds a lone surrogate), goes to trafilatura's own loading (``None`` here).
 """
 from __future__ import annotations
 
