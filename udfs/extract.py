@@ -151,9 +151,20 @@ class _BrotliDecompressor:
         return b""
 
 
-def _use_working_brotli() -> None:
+def _isal_gzip():
+    from isal import isal_zlib
+    return isal_zlib.decompressobj(16 + isal_zlib.MAX_WBITS)
+
+
+def _use_decompressors() -> None:
+    """warcio's decompressors: brotli's through its zlib-like interface, and ISA-L's inflate (``isal``) for gzip,
+    the WARC's own members and gzip-encoded bodies, where it installs: the same bytes, -0.16 to -0.37 ms of a
+    ~10.3 ms page in the whole per-file path (bench/RESULTS.md). Without it, zlib's."""
     from warcio.bufferedreaders import BufferedReader
     BufferedReader.DECOMPRESSORS["br"] = _BrotliDecompressor
+    from importlib.util import find_spec
+    if find_spec("isal") is not None:
+        BufferedReader.DECOMPRESSORS["gzip"] = _isal_gzip
 
 
 class DamagedGzipError(ValueError):
@@ -203,7 +214,7 @@ def process_warc(stream, warc_file: str, s: ExtractSettings, sink: Sink, url_fil
                  prescreen: bool = False) -> dict:
     """Every response record of one WARC stream to the sink; returns stats (``records``: all records read,
     ``records_by_type``: {WARC-Type: n}), with ``error`` when the file is broken. ``prescreen``: pages confidently in another language are dropped before extraction (``udfs.prescreen``)."""
-    _use_working_brotli()
+    _use_decompressors()
     stats = {"records": 0, "records_by_type": {}, "extract_seconds": 0.0, "html_bytes": 0, "prescreen_seconds": 0.0, "prescreen_dropped": 0}
     prescreen = bool(prescreen and lang_model is not None and languages)
     it = _CheckedIterator(stream, check_digests=False)
