@@ -35,6 +35,7 @@ from bench.proctree import run_measured
 from bench.warcs import ROOT, html_pages, shared
 from udfs.decode import decode_payload
 from udfs.extract import ExtractSettings
+from udfs.main_text import trafilatura_options
 
 
 def main() -> None:
@@ -128,10 +129,7 @@ def _copy_with_own_ids(src: Path, dst: Path, copy: int) -> None:
 def _loop(n_copies: int) -> tuple[int, float]:
     """trafilatura alone as a user would call it (a decoded page in, its own loading), the job's trafilatura
     settings, the same pages, a plain loop in one process."""
-    s = ExtractSettings()
-    kw = dict(fast=not s.fallback, favor_precision=s.favor_precision, favor_recall=s.favor_recall,
-              include_comments=s.include_comments, include_tables=s.include_tables, deduplicate=s.deduplicate,
-              with_metadata=False, output_format="txt")
+    kw = trafilatura_options(ExtractSettings())
     t0 = time.perf_counter()
     n = 0
     for _ in range(n_copies):

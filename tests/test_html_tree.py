@@ -12,7 +12,7 @@ from warcio.archiveiterator import ArchiveIterator
 from udfs.decode import decode_payload
 from udfs.extract import ExtractSettings
 from udfs.html_tree import _load, has_invalid_xml_chars, load_html
-from udfs.main_text import trafilatura_text
+from udfs.main_text import trafilatura_options, trafilatura_text
 
 S = ExtractSettings()
 PROSE = ("The committee met on Tuesday to discuss the new bridge over the river, which has been delayed for "
@@ -20,12 +20,9 @@ PROSE = ("The committee met on Tuesday to discuss the new bridge over the river,
 BODY = f"<body><article><h1>Bridge</h1><p>{PROSE * 3}</p><p>{PROSE * 2}</p></article></body>"
 
 
-def stock(html: str) -> str:
+def stock(html: str, url: str | None = None) -> str:
     """trafilatura with its own loading and the stage's settings."""
-    return trafilatura.extract(html, fast=not S.fallback, favor_precision=S.favor_precision,
-                               favor_recall=S.favor_recall, include_comments=S.include_comments,
-                               include_tables=S.include_tables, deduplicate=S.deduplicate, with_metadata=False,
-                               output_format="txt") or ""
+    return trafilatura.extract(html, url=url, **trafilatura_options(S)) or ""
 
 
 CONTROLS = BODY.replace("met on", "met\x00 on\x0b").replace("river", "ri\x1fver")
@@ -120,9 +117,7 @@ def test_same_text_on_every_real_page_of_the_shared_warcs(shared_data):
                 except ValueError:
                     continue
                 url = rec.rec_headers.get_header("WARC-Target-URI")
-                want = trafilatura.extract(html, url=url, fast=True, favor_recall=True, include_comments=False,
-                                           include_tables=True, deduplicate=False, with_metadata=False,
-                                           output_format="txt") or ""
+                want = stock(html, url)
                 pages += 1
                 assert trafilatura_text(html, url, S) == want, url
                 if enc == "utf-8" and "\ufffd" not in html and not payload.startswith(BOM_UTF8):

@@ -83,15 +83,17 @@ def drop_boilerplate_lines(text: str) -> str:
     return "\n".join(out).strip("\n")
 
 
+def trafilatura_options(s: "ExtractSettings") -> dict:
+    """trafilatura.extract's keyword arguments for the stage's settings (plain text, no metadata)."""
+    return dict(fast=not s.fallback, favor_precision=s.favor_precision, favor_recall=s.favor_recall,
+                include_comments=s.include_comments, include_tables=s.include_tables, deduplicate=s.deduplicate,
+                with_metadata=False, output_format="txt")
+
+
 def trafilatura_text(html: str, url: str | None, s: "ExtractSettings", utf8: bytes | None = None) -> str:
     """trafilatura's text of the page, parsed by ``udfs.html_tree`` (the same tree as trafilatura's own loading,
     faster; ``utf8``: the page's UTF-8 bytes when the caller has them)."""
-    out = trafilatura.extract(page(html, utf8), url=url, fast=not s.fallback,
-                              favor_precision=s.favor_precision,
-                              favor_recall=s.favor_recall, include_comments=s.include_comments,
-                              include_tables=s.include_tables, deduplicate=s.deduplicate,
-                              with_metadata=False, output_format="txt")
-    return out or ""
+    return trafilatura.extract(page(html, utf8), url=url, **trafilatura_options(s)) or ""
 
 
 # resiliparse is C code the per-page time limit (a signal) cannot interrupt, and its time grows with the square
