@@ -23,6 +23,7 @@ import pyarrow as pa
 from pipeline.core.config import Config
 from pipeline.core.dataset import (REJECT_SCHEMA, TASKS_DIR, Counts, InputDataset, PartInfo, RotatingPartWriter,
                                    attempt_token, iter_part, reject_row)
+from pipeline.core import task_gc
 from pipeline.core.storage import Storage, StorageError, join
 
 
@@ -244,6 +245,7 @@ def run_file_tasks(ctx: StageContext, fn: FileTask, schema: pa.Schema, label: st
         docs_acc = sc.accumulator(0)
 
         def task(item):
+            task_gc.tune()  # a Python worker's collector, set once per process (pipeline.core.task_gc)
             i, uri = item
             m = _run_one(store, out, schema, audit, rate, target, fn, key, i, uri, drop_failed)
             docs_acc.add(m["stats"].get("records", m["counts"]["in"]))  # extract: WARC records read
