@@ -137,3 +137,57 @@ def test_same_text_on_the_readability_test_pages(shared_data):
         if enc == "utf-8" and "\ufffd" not in html and not payload.startswith(BOM_UTF8):
             assert trafilatura_text(html, None, S, payload) == want, d.name
     assert len(dirs) >= 120
+
+
+VARIANTS = {
+    "default": S,
+    "favor precision": ExtractSettings(favor_precision=True, favor_recall=False),
+    "fallback (not fast)": ExtractSettings(fallback=True),
+    "comments on": ExtractSettings(include_comments=True),
+    "no tables, deduplicate": ExtractSettings(include_tables=False, deduplicate=True),
+}
+
+
+def _slots(o) -> dict:
+    from trafilatura.settings import Extractor
+    return {k: getattr(o, k) for k in Extractor.__slots__}
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_options_are_the_ones_trafilatura_builds_itself(name, monkeypatch):
+    """trafilatura_extractor's copy of one options object per setting has every field trafilatura.extract would
+    give its own, for the page's URL (an odd one included)."""
+    import trafilatura.core
+    from udfs.html_tree import PageOptions
+    from udfs.main_text import trafilatura_extractor
+    s = VARIANTS[name]
+    seen = []
+    monkeypatch.setattr(trafilatura.core, "bare_extraction", lambda html, options, **kw: seen.append(options))
+    for url in ("https://example.com/a?b=1", None, "http://bad.example/\udcff"):
+        seen.clear()
+        trafilatura.extract("<html></html>", url=url, **trafilatura_options(s))
+        ours = trafilatura_extractor(s, url)
+        assert type(ours) is PageOptions and type(seen[0]).__name__ == "Extractor"
+        assert _slots(ours) == _slots(seen[0]), url
+    assert trafilatura_extractor(s, "u1") is not trafilatura_extractor(s, "u1")  # a copy per page: never shared
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_the_unused_backup_tree_is_skipped_only_in_fast_mode_without_comments(name, monkeypatch):
+    """udfs.html_tree's _prepare_tree: trafilatura's own for every other options object; the text is the same."""
+    import udfs.html_tree as ht
+    assert ht.LEAN_PREPARE  # trafilatura is pinned at the version the lean path was read from
+    s = VARIANTS[name]
+    calls = []
+    stock_prepare = ht._STOCK_PREPARE
+    monkeypatch.setattr(ht, "_STOCK_PREPARE", lambda *a: calls.append(1) or stock_prepare(*a))
+    kw = trafilatura_options(s)
+    for page in ("plain", "non-Latin", "fragment of two blocks"):
+        html = EDGE[page]
+        calls.clear()
+        ours = trafilatura_text(html, "https://example.com/", s)
+        lean = not calls
+        calls.clear()
+        assert ours == (trafilatura.extract(html, url="https://example.com/", **kw) or ""), page
+        assert calls, "a plain trafilatura.extract call keeps trafilatura's own _prepare_tree"
+        assert lean == (not s.fallback and not s.include_comments), page

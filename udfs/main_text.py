@@ -11,12 +11,14 @@ labelled sets in bench/extraction_quality.py.
 from __future__ import annotations
 
 import re
+from copy import copy
 from typing import TYPE_CHECKING, Callable
 
 import trafilatura
+from trafilatura.settings import DEFAULT_CONFIG
 from resiliparse.extract.html2text import extract_plain_text
 
-from udfs.html_tree import install, page
+from udfs.html_tree import PageOptions, install, page
 from udfs.line_filter import _alternation, _rules
 
 if TYPE_CHECKING:
@@ -90,10 +92,34 @@ def trafilatura_options(s: "ExtractSettings") -> dict:
                 with_metadata=False, output_format="txt")
 
 
+_EXTRACTORS: dict[tuple, PageOptions] = {}
+
+
+def trafilatura_extractor(s: "ExtractSettings", url: str | None) -> PageOptions:
+    """The options object trafilatura.extract builds from ``trafilatura_options(s)`` and the page's URL (as a
+    ``udfs.html_tree.PageOptions``, which skips an unused tree copy), copied from one made per setting:
+    ``Extractor.__init__`` reads eight settings through configparser and formats today's date (for date
+    extraction, which plain text without metadata never runs), ~0.15 ms a page. tests/test_html_tree.py checks
+    every field against the one trafilatura builds itself."""
+    o = trafilatura_options(s)
+    key = tuple(o.items())
+    base = _EXTRACTORS.get(key)
+    if base is None:
+        base = _EXTRACTORS[key] = PageOptions(
+            config=DEFAULT_CONFIG, output_format=o["output_format"], fast=o["fast"], precision=o["favor_precision"],
+            recall=o["favor_recall"], comments=o["include_comments"], tables=o["include_tables"],
+            dedup=o["deduplicate"], with_metadata=o["with_metadata"])
+    ex = copy(base)
+    ex.url = url
+    ex.source = url and url.encode("utf-8", "replace").decode("utf-8")  # as Extractor.__init__ sets it
+    return ex
+
+
 def trafilatura_text(html: str, url: str | None, s: "ExtractSettings", utf8: bytes | None = None) -> str:
     """trafilatura's text of the page, parsed by ``udfs.html_tree`` (the same tree as trafilatura's own loading,
-    faster; ``utf8``: the page's UTF-8 bytes when the caller has them)."""
-    return trafilatura.extract(page(html, utf8), url=url, **trafilatura_options(s)) or ""
+    faster; ``utf8``: the page's UTF-8 bytes when the caller has them), with its options from
+    ``trafilatura_extractor``."""
+    return trafilatura.extract(page(html, utf8), url=url, options=trafilatura_extractor(s, url)) or ""
 
 
 # resiliparse is C code the per-page time limit (a signal) cannot interrupt, and its time grows with the square
