@@ -18,6 +18,7 @@ import trafilatura
 from trafilatura.settings import DEFAULT_CONFIG
 from resiliparse.extract.html2text import extract_plain_text
 
+from udfs import trafilatura_xpaths
 from udfs.html_tree import PageOptions, install, page
 from udfs.line_filter import _alternation, _rules
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 EXTRACTORS = ("trafilatura", "trafilatura+resiliparse", "resiliparse")
 install()  # trafilatura loads udfs.html_tree's Page (trafilatura_text) faster, to the same tree
+trafilatura_xpaths.install()  # and, inside trafilatura_xpaths.active(), walks trees for its costliest XPaths
 
 # RefinedWeb's navigation fragments and counter nouns (udfs.line_filter), plus cookie/consent and share/follow
 # notices; a short line made only of these (and separators) is boilerplate
@@ -118,8 +120,9 @@ def trafilatura_extractor(s: "ExtractSettings", url: str | None) -> PageOptions:
 def trafilatura_text(html: str, url: str | None, s: "ExtractSettings", utf8: bytes | None = None) -> str:
     """trafilatura's text of the page, parsed by ``udfs.html_tree`` (the same tree as trafilatura's own loading,
     faster; ``utf8``: the page's UTF-8 bytes when the caller has them), with its options from
-    ``trafilatura_extractor``."""
-    return trafilatura.extract(page(html, utf8), url=url, options=trafilatura_extractor(s, url)) or ""
+    ``trafilatura_extractor``; its costliest XPath expressions answered by ``udfs.trafilatura_xpaths``."""
+    with trafilatura_xpaths.active():
+        return trafilatura.extract(page(html, utf8), url=url, options=trafilatura_extractor(s, url)) or ""
 
 
 # resiliparse is C code the per-page time limit (a signal) cannot interrupt, and its time grows with the square
