@@ -163,7 +163,7 @@ def test_options_are_the_ones_trafilatura_builds_itself(name, monkeypatch):
     s = VARIANTS[name]
     seen = []
     monkeypatch.setattr(trafilatura.core, "bare_extraction", lambda html, options, **kw: seen.append(options))
-    for url in ("https://example.com/a?b=1", None, "http://bad.example/\udcff"):
+    for url in ("https://example.com/a?b=1", None, "", "http://bad.example/\udcff"):
         seen.clear()
         trafilatura.extract("<html></html>", url=url, **trafilatura_options(s))
         ours = trafilatura_extractor(s, url)

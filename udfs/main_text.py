@@ -111,9 +111,10 @@ def trafilatura_extractor(s: "ExtractSettings", url: str | None) -> PageOptions:
             config=DEFAULT_CONFIG, output_format=o["output_format"], fast=o["fast"], precision=o["favor_precision"],
             recall=o["favor_recall"], comments=o["include_comments"], tables=o["include_tables"],
             dedup=o["deduplicate"], with_metadata=o["with_metadata"])
-    ex = copy(base)
+    ex = copy(base)  # date_params and the (empty) blacklists stay shared: read only, and only with metadata
     ex.url = url
-    ex.source = url and url.encode("utf-8", "replace").decode("utf-8")  # as Extractor.__init__ sets it
+    source = url or None  # as Extractor.__init__ sets it
+    ex.source = source and source.encode("utf-8", "replace").decode("utf-8")
     return ex
 
 

@@ -11,6 +11,8 @@ The XPath subtleties kept:
   comes first in the element's source (XPath's string of a node-set is its first node in document order);
 - ``.//*[...][1]`` (BODY_XPATH[0]) is the first match among each element's children, not the first match overall;
 - an absent attribute is the empty string.
+Trees from lxml's HTML parser (trafilatura's) only: an XML DTD's default attribute values, which ``el.get`` sees
+and XPath's ``@class`` does not, cannot occur there; the context is always an element.
 
 ``install`` puts them into trafilatura's expression lists (each only while the expression's text is the one it was
 read from: its hash is kept here); each keeps its XPath and answers with it unless the
@@ -32,7 +34,9 @@ import trafilatura.xpaths as X
 from lxml import etree
 
 _ACTIVE: ContextVar[bool] = ContextVar("mdr_trafilatura_xpaths", default=False)
-ENABLED = trafilatura.__version__ == "2.3.1"  # the expressions below were read from this version's xpaths.py
+# the expressions below were read from trafilatura 2.3.1's xpaths.py; the equivalence also rests on lxml's re:test
+# (how a node-set becomes a string) and libxml2's attribute order: checked with lxml 6.2.1, pinned in pyproject
+ENABLED = trafilatura.__version__ == "2.3.1"
 
 
 def _first(el, a: str, b: str) -> str:
