@@ -1,9 +1,11 @@
-"""Per-language filter rules (filter.languages) on real text in each language: a clean article passes, a
-boilerplate page made of the same language's real words fails, and English is judged exactly as before.
+"""Per-language filter rules (filter.languages, and the generic rules of a language without an entry) on real text
+in each language: a clean article passes, a boilerplate page made of the same language's real words fails, and
+English is judged exactly as before.
 
 Clean articles: the human-labelled main text of real pages (news-articles-181 ground truth, mozilla/readability
 test pages). Boilerplate: the page's own words as a navigation menu (one or two words a line, repeated), the
-shape of a category or tag page. Spam: real Chinese gambling pages of the CC-MAIN-2020-34 excerpt.
+shape of a category or tag page; and real ones of the CC-MAIN-2020-34 excerpt: Chinese gambling spam, a German
+statistics page that is all menu.
 """
 from __future__ import annotations
 
@@ -23,7 +25,12 @@ ARTICLES = {
     "de": ("groundtruth", "die-elektronische-patientenakte"), "ru": ("groundtruth", "vse-diety.com"),
     "ja": ("groundtruth", "note100yen.com"),
     "fr": ("pages", "lemonde-1"), "es": ("pages", "cnet-svg-classes"), "zh": ("pages", "pixnet"),
+    "ko": ("groundtruth", "entermedia.co.kr/news/news_view.html?idx=8576"),
+    # no entry in filter.languages: generic rules
+    "pt": ("groundtruth", "comoeducarseusfilhos.com.br/blog/a-fantastica"), "it": ("groundtruth", "remember8090.it/remake"),
+    "id": ("groundtruth", "kabarislamia.com/2015/10/27"),
 }
+GENERIC = ("id", "it", "pt")
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +73,54 @@ def test_clean_article_passes_and_boilerplate_fails(cfg, lang):
     assert reason is not None, f"{lang}: boilerplate page kept ({scores})"
 
 
+@pytest.mark.parametrize("lang", GENERIC)
+def test_a_language_without_an_entry_is_judged_by_its_own_words(cfg, lang):
+    """pt, it and id have no calibrated entry: English's stop words removed their clean articles; the generic rules
+    (the language's word splitting and stopwords-iso list, English's thresholds) keep them."""
+    from udfs.lang_words import iso_stop_words
+    assert lang not in cfg.languages and cfg.rules_source(lang) == "generic"
+    rules = cfg.rules(lang)
+    assert rules.tokenizer == "words" and set(rules.quality.stop_words) == iso_stop_words(lang)
+    assert rules.quality.min_alpha_words_share == cfg.quality.min_alpha_words_share and rules.lines is cfg.lines
+    english = cfg.rules("en")
+    # the Italian one quotes an English title, enough of English's stop words ("of", "the") to pass
+    assert filter_document(article(lang), cfg, lang, english)[1] == (None if lang == "it" else "gopher_few_stop_words")
+    assert filter_document(article(lang), cfg, lang)[1] is None
+
+
+def test_generic_rules_without_a_stop_word_list(cfg):
+    """A language stopwords-iso has no list for is not judged on stop words at all (not on English's)."""
+    from udfs.lang_words import iso_stop_words
+    assert not iso_stop_words("cy")  # Welsh: lid.176 labels it, stopwords-iso has no list
+    rules = cfg.rules("cy")
+    assert cfg.rules_source("cy") == "generic" and rules.quality.min_stop_words is None
+    text = ("Mae'r plant yn cerdded i'r ysgol bob bore gyda'u ffrindiau.\n"
+            "Yn y prynhawn maen nhw'n chwarae pêl-droed ar y cae wrth ymyl yr afon.\n"
+            "Wedyn maen nhw'n mynd adref i gael swper gyda'u teulu a darllen llyfr cyn cysgu.\n"
+            "Dydd Sadwrn bydd y dref yn cynnal marchnad fawr yn y sgwâr, gyda bwyd lleol a cherddoriaeth.\n"
+            "Roedd y tywydd yn braf ddoe, ond mae'r rhagolygon yn dweud y bydd hi'n bwrw glaw yfory.")
+    assert filter_document(text, cfg, "cy")[1] is None
+    assert filter_document(text, cfg, "cy", cfg.rules("en"))[1] == "gopher_few_stop_words"
+    assert cfg.rules_source(None) == cfg.rules_source("en") == "english"
+
+
+def test_stop_word_lists_hold_words_only():
+    """stopwords-iso's zh, ko, fa ... lists hold punctuation and digits, which any text has: they are left out."""
+    from udfs.lang_words import iso_stop_words
+    for lang in ("zh", "ko", "fa", "es", "ar", "en"):
+        words = iso_stop_words(lang)
+        assert words and all(any(c.isalpha() for c in w) for w in words), lang
+    assert "、" not in iso_stop_words("zh") and "的" in iso_stop_words("zh")
+
+
+def test_real_german_menu_page_fails(cfg):
+    """A real German page that is all navigation (CC-MAIN-2020-34: a cycling site's tipping-game statistics)."""
+    from test_filter_differential import extract_pages
+    pages = {u: t for f, u, t in extract_pages(str(shared_path("warc"))) if f.startswith("cc-main-2020-34")}
+    text = pages["http://06.live-radsport.ch/tippspiel/stats_140_petzi.html"]
+    assert filter_document(text, cfg, "de")[1] == "gopher_top_2_gram"
+
+
 def test_chinese_spam_pages_fail(cfg):
     """The CC-MAIN-2020-34 excerpt's Chinese pages (gambling and SEO spam, by their URLs) are removed, all but one."""
     from test_filter_differential import extract_pages
@@ -91,8 +146,9 @@ def test_english_rules_unchanged(cfg):
     """en (and any language without an entry) is judged by the base sections and datatrove's English splitting."""
     r = cfg.rules("en")
     assert r.tokenizer == "english" and r.quality is cfg.quality and r.repetition is cfg.repetition
-    assert cfg.rules("nl").tokenizer == "english"
-    assert sorted(cfg.languages) == ["de", "es", "fr", "ja", "ru", "zh"]
+    assert cfg.rules(None).tokenizer == "english" and cfg.rules(None).quality is cfg.quality
+    assert cfg.rules("nl").tokenizer == "words" and "het" in cfg.rules("nl").quality.stop_words  # generic rules
+    assert sorted(cfg.languages) == ["de", "es", "fr", "ja", "ko", "ru", "zh"]
 
 
 def test_language_overrides_are_validated():
@@ -177,3 +233,24 @@ def test_navigation_patterns_leave_clean_articles_alone(cfg, lang):
     english = dataclasses.replace(cfg.rules(lang), lines=cfg.lines)
     kept_en, _, scores_en = filter_document(article(lang), cfg, lang, english)
     assert reason is None and kept == kept_en and scores["lines_removed_by"] == scores_en["lines_removed_by"]
+
+
+def test_report_names_the_rules_each_language_was_judged_by(cfg):
+    """The filter's manifest records the rules of every language language ID keeps, generic ones included, and the
+    report's per-language table says which kind each language got (a stopwords-iso list shown shortened)."""
+    from pipeline.reports.data import filter_languages
+    from pipeline.stages.filter import rules_by_language
+    rules = rules_by_language(cfg, ["en", "de", "pt"])
+    assert {k: v["rules"] for k, v in rules.items() if k in ("*", "de", "pt", "ko")} == {
+        "*": "english", "de": "calibrated", "pt": "generic", "ko": "calibrated"}
+    assert rules["pt"]["stop_words"] == sorted(cfg.rules("pt").quality.stop_words)
+    before = {"profile": {"kept": {"langs": {"en": 10, "de": 4, "pt": 3}, "lang_chars": {"en": 900, "de": 400,
+                                                                                          "pt": 300}}}}
+    after = {"params": {"rules_by_language": rules},
+             "profile": {"kept": {"langs": {"en": 8, "de": 2, "pt": 3}, "lang_chars": {"en": 800, "de": 150, "pt": 290}}}}
+    rows = {r["lang"]: r for r in filter_languages([("langid", before), ("filter", after)])}
+    assert [rows[x]["rules"] for x in ("en", "de", "pt")] == ["english", "calibrated", "generic"]
+    assert rows["en"]["stop_words"] == cfg.quality.stop_words and rows["de"]["stop_words"][0] == "und"
+    n = len(cfg.rules("pt").quality.stop_words)
+    assert len(rows["pt"]["stop_words"]) == 11 and rows["pt"]["stop_words"][-1] == f"... ({n} words)"
+    assert rows["pt"]["docs_kept_share"] == 1.0 and rows["de"]["chars_kept_share"] == 0.375

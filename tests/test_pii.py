@@ -280,7 +280,7 @@ def test_filter_stage_counts_pii_in_the_manifest_and_keeps_document_counts(spark
                                   "documents_redacted": 2}
     assert "pii" not in off["stats"] and not any(k.startswith("pii_") for k in on["stats"])
     assert read_manifest(Storage(), str(tmp_path / "on"))["stats"]["pii"] == on["stats"]["pii"]
-    assert on["logic_version"] == 3 and on["config_hash"] != off["config_hash"]
+    assert on["logic_version"] == 4 and on["config_hash"] != off["config_hash"]
 
     kept = {r["id"]: r for r in read_dataset(Storage(), str(tmp_path / "on")).to_pylist()}
     plain = {r["id"]: r for r in read_dataset(Storage(), str(tmp_path / "off")).to_pylist()}

@@ -76,6 +76,9 @@ def splitter(name: str) -> Callable[[str], list[str]]:
 
 @lru_cache(maxsize=64)
 def iso_stop_words(lang: str) -> frozenset[str]:
-    """The stopwords-iso list of a language (empty when it has none)."""
+    """The stopwords-iso list of a language (empty when it has none), words only: its zh, ko, fa, es, ar and en
+    lists also hold punctuation and digits (、 ， ３ ...), which any text has."""
     import stopwordsiso
-    return frozenset(stopwordsiso.stopwords(lang)) if stopwordsiso.has_lang(lang) else frozenset()
+    if not stopwordsiso.has_lang(lang):
+        return frozenset()
+    return frozenset(w for w in stopwordsiso.stopwords(lang) if any(c.isalpha() for c in w))

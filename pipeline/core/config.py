@@ -384,7 +384,9 @@ class FilterConfig:
     pii: PiiConfig = field(default_factory=PiiConfig)
     languages: dict[str, LanguageFilterConfig] = doc(
         "per-language overrides (ISO 639-1 code -> tokenizer, repetition, quality, lines); shipped defaults for "
-        "de, fr, es, ru, zh, ja in configs/languages/filter.yaml, merged under the preset's",
+        "de, fr, es, ru, zh, ja, ko in configs/languages/filter.yaml, merged under the preset's. Any other "
+        "language but en gets generic rules: its script's word splitting, its stopwords-iso list as stop words "
+        "(none: no stop-word rule) and the base thresholds; `mdr calibrate-filters` derives an entry of its own",
         factory=lambda: {k: _build(LanguageFilterConfig, v or {}, f"filter.languages.{k}")
                          for k, v in shipped_language_filters().items()})
 
@@ -392,12 +394,27 @@ class FilterConfig:
         for lang in self.languages:
             self.rules(lang)  # a bad override key or value fails at load time, naming the key
 
+    def rules_source(self, lang: str | None) -> Literal["calibrated", "generic", "english"]:
+        """Where ``lang``'s rules come from: its filter.languages entry, the generic rules of a language without
+        one, or the English base sections (en, and documents without a language)."""
+        if (lang or "") in self.languages:
+            return "calibrated"
+        return "english" if not lang or lang == "en" else "generic"
+
     def rules(self, lang: str | None) -> LanguageRules:
-        """The rules for documents in ``lang``; a language without overrides gets the base sections."""
-        from udfs.lang_words import tokenizer_name
-        over = self.languages.get(lang or "")
-        if over is None:  # a language without overrides is judged as before: English splitting and thresholds
+        """The rules for documents in ``lang``: the base sections with its filter.languages overrides; a language
+        without an entry is split into words as its script needs and judged against its own stopwords-iso list,
+        with the base thresholds (English words and stop words are only for en and documents without a language)."""
+        from udfs.lang_words import iso_stop_words, tokenizer_name
+        source = self.rules_source(lang)
+        if source == "english":
             return LanguageRules("english", self.repetition, self.quality, self.lines)
+        if source == "generic":
+            words = sorted(iso_stop_words(lang))
+            quality = (dataclasses.replace(self.quality, stop_words=words) if words  # no list: no stop-word rule
+                       else dataclasses.replace(self.quality, stop_words=[], min_stop_words=None))
+            return LanguageRules(tokenizer_name(lang), self.repetition, quality, self.lines)
+        over = self.languages[lang]
         prefix = f"filter.languages.{lang}"
         sections = []
         for name, cls in (("repetition", RepetitionConfig), ("quality", QualityConfig), ("lines", LineFilterConfig)):

@@ -224,7 +224,9 @@ def render_card(root: str, stages: list[tuple[str, dict]]) -> str:
     if by_lang:
         out.append("## Filter by language\n")
         out.append("Documents and characters the filter stage kept per language, and the rules it judged each "
-                   "language by (own: filter.languages, base: the English sections).\n")
+                   "language by (calibrated: its filter.languages entry; generic: a language without one, split into "
+                   "words as its script needs and judged against its stopwords-iso list with the base thresholds; "
+                   "english: the base sections).\n")
         out.append("| language | docs in | docs kept | chars in | chars kept | rules | tokenizer | min words | "
                    "mean word length | min alpha share | stop words (min) | max top 2-gram | max dup 5-gram |")
         out.append("|---|---:|---:|---:|---:|---|---|---:|---|---:|---|---:|---:|")

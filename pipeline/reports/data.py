@@ -124,8 +124,19 @@ def filter_languages(stages: list[tuple[str, dict]]) -> list[dict]:
                     "docs_kept_share": round(docs_kept / docs_in, 4) if docs_in else None,
                     "chars_in": c_in, "chars_kept": c_kept,
                     "chars_kept_share": round(c_kept / c_in, 4) if c_in and c_kept is not None else None,
-                    "rules": "own" if lang in rules else "base", **{k: r.get(k) for k in RULE_KEYS}})
+                    **{k: r.get(k) for k in RULE_KEYS},
+                    # calibrated (filter.languages), generic (a language without an entry), english (the base
+                    # sections); manifests before filter logic 4 say own or base
+                    "rules": r.get("rules") or ("own" if lang in rules else "base"),
+                    "stop_words": _few(r.get("stop_words"))})
     return out
+
+
+def _few(words: list | None, n: int = 10) -> list | None:
+    """A stop-word list as a table shows it: a generic language's whole stopwords-iso list is hundreds of words."""
+    if not words or len(words) <= n:
+        return words
+    return [*words[:n], f"... ({len(words)} words)"]
 
 
 RULE_KEYS = ("tokenizer", "min_words", "min_mean_word_len", "max_mean_word_len", "min_alpha_words_share",

@@ -2,7 +2,9 @@
 one task per part.
 
 The order is RefinedWeb's (repetition, document-wise, line-wise). A document is judged by the rules of its
-``lang`` column (``filter.languages``: word splitting, stop words, thresholds), else by the base sections.
+``lang`` column (``filter.languages``: word splitting, stop words, thresholds; a language without an entry: its own
+word splitting and stopwords-iso list with the base thresholds), English and documents without one by the base
+sections.
 Kept rows keep every input column,
 with the corrected text and a few score columns (measured on the text as it came in), so a threshold
 can later be re-tuned with a cheap filter; dropped rows go to the rejects with their scores. The text of a
@@ -144,20 +146,22 @@ def run(ctx: StageContext) -> StageResult:
     schema = output_schema(input_schema(ctx.store, ctx.input.parts))
     result = run_file_tasks(ctx, partial(_filter_part, ctx.store, cfg, ctx.input.uri), schema, label="parts")
     result.params = dataclasses.asdict(cfg)
-    result.params["rules_by_language"] = rules_by_language(cfg)
+    langid = ctx.cfg.extract.langid
+    result.params["rules_by_language"] = rules_by_language(cfg, langid.languages if langid.enabled else ())
     pii = _pii_stats(result.stats, cfg)
     if pii is not None:
         result.stats["pii"] = pii
     return result
 
 
-def rules_by_language(cfg: FilterConfig) -> dict:
-    """The thresholds each configured language is judged by (and the base rules as ``*``), for reports and cards."""
+def rules_by_language(cfg: FilterConfig, kept_languages=()) -> dict:
+    """The thresholds each language is judged by, for reports and cards: the base rules as ``*``, every
+    filter.languages entry, and the generic rules of each other language language ID keeps (``rules`` says which)."""
     out = {}
-    for lang in ["*", *sorted(cfg.languages)]:
+    for lang in ["*", *sorted(set(cfg.languages) | set(kept_languages) - {"en"})]:
         r = cfg.rules(None if lang == "*" else lang)
         q, rep, lines = r.quality, r.repetition, r.lines
-        out[lang] = {"tokenizer": r.tokenizer,
+        out[lang] = {"rules": cfg.rules_source(None if lang == "*" else lang), "tokenizer": r.tokenizer,
                      "min_words": q.min_words, "min_mean_word_len": q.min_mean_word_len,
                      "max_mean_word_len": q.max_mean_word_len, "min_alpha_words_share": q.min_alpha_words_share,
                      "min_stop_words": q.min_stop_words, "stop_words": list(q.stop_words),
@@ -168,8 +172,9 @@ def rules_by_language(cfg: FilterConfig) -> dict:
     return out
 
 
-# logic 3: documents are judged by the rules of their language (filter.languages) (2), kept documents' text goes
-# through PII redaction (filter.pii) (3)
+# logic 4: documents are judged by the rules of their language (filter.languages) (2), kept documents' text goes
+# through PII redaction (filter.pii) (3), a language without an entry is judged by generic rules (its own word
+# splitting and stopwords-iso list), not English's (4)
 # shuffle_factor: only the ids are shuffled (pipeline.core.unique_ids), ~0.016 bytes per byte of input parts
-SPEC = StageSpec("filter", ("filter",), lambda store, cfg, uri: open_input(store, uri), run, logic_version=3,
+SPEC = StageSpec("filter", ("filter",), lambda store, cfg, uri: open_input(store, uri), run, logic_version=4,
                  shuffle_factor=0.05)
