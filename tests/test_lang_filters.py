@@ -105,12 +105,15 @@ def test_generic_rules_without_a_stop_word_list(cfg):
 
 
 def test_stop_word_lists_hold_words_only():
-    """stopwords-iso's zh, ko, fa ... lists hold punctuation and digits, which any text has: they are left out."""
-    from udfs.lang_words import iso_stop_words
-    for lang in ("zh", "ko", "fa", "es", "ar", "en"):
+    """stopwords-iso's zh, ko, fa ... lists hold punctuation and digits, which any text has, and vi's and ko's
+    phrases with spaces, which no word equals: they are left out."""
+    from udfs.lang_words import iso_stop_words, splitter, tokenizer_name
+    for lang in ("zh", "ko", "fa", "es", "ar", "vi", "pt"):
         words = iso_stop_words(lang)
-        assert words and all(any(c.isalpha() for c in w) for w in words), lang
+        split = splitter(tokenizer_name(lang))
+        assert words and all(any(c.isalpha() for c in w) and split(w) == [w] for w in words), lang
     assert "、" not in iso_stop_words("zh") and "的" in iso_stop_words("zh")
+    assert "bắt đầu từ" not in iso_stop_words("vi") and "và" in iso_stop_words("vi")
 
 
 def test_real_german_menu_page_fails(cfg):
@@ -236,21 +239,65 @@ def test_navigation_patterns_leave_clean_articles_alone(cfg, lang):
 
 
 def test_report_names_the_rules_each_language_was_judged_by(cfg):
-    """The filter's manifest records the rules of every language language ID keeps, generic ones included, and the
-    report's per-language table says which kind each language got (a stopwords-iso list shown shortened)."""
-    from pipeline.reports.data import filter_languages
+    """The filter's manifest records the rules of every language it judged, generic ones included, and the report's
+    per-language table says which kind each language got (a stopwords-iso list shortened where it is shown)."""
+    from pipeline.reports.data import few_words, filter_languages
     from pipeline.stages.filter import rules_by_language
     rules = rules_by_language(cfg, ["en", "de", "pt"])
     assert {k: v["rules"] for k, v in rules.items() if k in ("*", "de", "pt", "ko")} == {
         "*": "english", "de": "calibrated", "pt": "generic", "ko": "calibrated"}
     assert rules["pt"]["stop_words"] == sorted(cfg.rules("pt").quality.stop_words)
-    before = {"profile": {"kept": {"langs": {"en": 10, "de": 4, "pt": 3}, "lang_chars": {"en": 900, "de": 400,
-                                                                                          "pt": 300}}}}
+    before = {"profile": {"kept": {"langs": {"en": 10, "de": 4, "pt": 3, "it": 1},
+                                   "lang_chars": {"en": 900, "de": 400, "pt": 300, "it": 100}}}}
     after = {"params": {"rules_by_language": rules},
              "profile": {"kept": {"langs": {"en": 8, "de": 2, "pt": 3}, "lang_chars": {"en": 800, "de": 150, "pt": 290}}}}
-    rows = {r["lang"]: r for r in filter_languages([("langid", before), ("filter", after)])}
-    assert [rows[x]["rules"] for x in ("en", "de", "pt")] == ["english", "calibrated", "generic"]
+    rows = {r["lang"]: r for r in filter_languages([("extract", before), ("filter", after)])}
+    assert [rows[x]["rules"] for x in ("en", "de", "pt", "it")] == ["english", "calibrated", "generic", "not recorded"]
     assert rows["en"]["stop_words"] == cfg.quality.stop_words and rows["de"]["stop_words"][0] == "und"
     n = len(cfg.rules("pt").quality.stop_words)
-    assert len(rows["pt"]["stop_words"]) == 11 and rows["pt"]["stop_words"][-1] == f"... ({n} words)"
+    assert rows["pt"]["stop_words_count"] == n and rows["it"]["tokenizer"] is None
+    assert few_words(rows["pt"]["stop_words"]).endswith(f" ... ({n} words)") and few_words(["a", "b"]) == "a b"
     assert rows["pt"]["docs_kept_share"] == 1.0 and rows["de"]["chars_kept_share"] == 0.375
+    # a manifest of filter logic 3 has no "rules" field: its languages read own (an entry) or base (English's)
+    old = {k: {x: y for x, y in v.items() if x != "rules"} for k, v in rules.items() if k in ("*", "de")}
+    after["params"]["rules_by_language"] = old
+    rows = {r["lang"]: r for r in filter_languages([("extract", before), ("filter", after)])}
+    assert [rows[x]["rules"] for x in ("en", "de", "pt")] == ["base", "own", "base"]
+    assert rows["pt"]["tokenizer"] == "english"
+
+
+def test_the_filter_stage_records_the_languages_it_met(spark, cfg_factory, tmp_path):
+    """With language ID keeping every language (languages: []), the manifest still records each language's rules."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from pipeline.core.dataset import read_manifest
+    from pipeline.core.storage import Storage
+    from pipeline.reports.data import filter_languages
+    from pipeline.run.runner import run_stage
+    docs = [("p1", article("pt"), "pt"), ("i1", article("id"), "id"), ("d1", article("de"), "de"), ("n1", "x", None)]
+    src = tmp_path / "in"
+    src.mkdir()
+    pq.write_table(pa.table({"id": [d[0] for d in docs], "url": [f"https://t.example.org/{d[0]}" for d in docs],
+                             "text": [d[1] for d in docs], "lang": [d[2] for d in docs],
+                             "text_chars": [len(d[1]) for d in docs]}), str(src / "part-0.parquet"))
+    man = run_stage(cfg_factory("extract.langid.languages=[]"), "filter", str(src), str(tmp_path / "out"), spark=spark)
+    assert man["counts"]["in"] == 4 and man["counts"]["kept"] == 3 and man["logic_version"] == 4
+    rules = man["params"]["rules_by_language"]
+    assert {k: v["rules"] for k, v in rules.items() if k in ("*", "pt", "id", "de")} == {
+        "*": "english", "pt": "generic", "id": "generic", "de": "calibrated"}
+    assert "languages_judged" not in man["stats"]
+    rows = {r["lang"]: r for r in filter_languages([("filter", read_manifest(Storage(), str(tmp_path / "out")))])}
+    assert rows["pt"]["rules"] == "generic" and rows["pt"]["docs_kept"] == 1
+
+
+def test_unsegmented_scripts_need_an_entry():
+    """Khmer, Lao and Burmese put no spaces between words and mdr has no segmenter for them: keeping one at language
+    ID without a filter.languages entry fails at load, naming the fix; yue and wuu (Han script) get jieba."""
+    from pipeline.core.config import ConfigError
+    from udfs.lang_words import tokenizer_name
+    with pytest.raises(ConfigError, match=r"keeps km, written without spaces .* --set filter.languages.km.tokenizer=chars"):
+        load_config(overrides=["extract.langid.languages=[en,km]"])
+    c = load_config(overrides=["extract.langid.languages=[en,km]", "filter.languages.km.tokenizer=chars"])
+    assert c.filter.rules("km").tokenizer == "chars"
+    load_config(overrides=["extract.langid.languages=[en,km]", "extract.langid.enabled=false"])
+    assert tokenizer_name("yue") == tokenizer_name("wuu") == "jieba"

@@ -17,8 +17,11 @@ import regex
 
 from udfs.words import split_words as split_english
 
-# lang -> tokenizer; every other language: "words"
-DEFAULT_TOKENIZERS = {"en": "english", "zh": "jieba", "ja": "mecab", "th": "thai"}
+# lang -> tokenizer; every other language: "words" (yue, Cantonese, and wuu, Wu, are written in Han script too)
+DEFAULT_TOKENIZERS = {"en": "english", "zh": "jieba", "yue": "jieba", "wuu": "jieba", "ja": "mecab", "th": "thai"}
+# languages lid.176 labels whose script has no spaces between words and no segmenter here (Khmer, Lao, Burmese):
+# word runs are whole phrases, so they need a filter.languages entry (tokenizer chars, calibrated thresholds)
+UNSEGMENTED = frozenset({"km", "lo", "my"})
 TOKENIZERS = ("english", "words", "jieba", "mecab", "thai", "chars")
 
 # a word: letters, marks and digits, joined by an apostrophe or hyphen inside it; anything else but space is a token
@@ -76,9 +79,12 @@ def splitter(name: str) -> Callable[[str], list[str]]:
 
 @lru_cache(maxsize=64)
 def iso_stop_words(lang: str) -> frozenset[str]:
-    """The stopwords-iso list of a language (empty when it has none), words only: its zh, ko, fa, es, ar and en
-    lists also hold punctuation and digits (、 ， ３ ...), which any text has."""
+    """The stopwords-iso list of a language (empty when it has none), only the entries that hold a letter and that
+    the language's tokenizer keeps as one word: its zh, ko, fa, es, ar and en lists also hold punctuation and digits
+    (、 ， ３ ...), which any text has, and its vi and ko lists phrases with spaces ('bắt đầu từ'), which no word
+    equals."""
     import stopwordsiso
     if not stopwordsiso.has_lang(lang):
         return frozenset()
-    return frozenset(w for w in stopwordsiso.stopwords(lang) if any(c.isalpha() for c in w))
+    split = splitter(tokenizer_name(lang))
+    return frozenset(w for w in stopwordsiso.stopwords(lang) if any(c.isalpha() for c in w) and split(w) == [w])

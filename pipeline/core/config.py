@@ -283,7 +283,9 @@ class QualityConfig:
     max_ellipsis_lines_share: float | None = doc("most lines ending with an ellipsis", 0.3, min=0.0, max=1.0)
     min_alpha_words_share: float | None = doc("fewest tokens holding an alphabetic character", 0.8, min=0.0, max=1.0)
     min_stop_words: int | None = doc("fewest distinct stop words present", 2, min=0)
-    stop_words: list[str] = doc("Gopher's stop words (matched case-sensitively, as datatrove does)",
+    stop_words: list[str] = doc("Gopher's stop words (matched case-sensitively, as datatrove does); for en and "
+                                "documents without a language: another language takes "
+                                "filter.languages.<xx>.quality.stop_words, else its stopwords-iso list",
                                 factory=lambda: ["the", "be", "to", "of", "and", "that", "have", "with"])
 
 
@@ -376,8 +378,9 @@ class PiiConfig:
 @dataclass
 class FilterConfig:
     """The filter stage: Gopher repetition removal, then Gopher quality filters, then RefinedWeb line corrections,
-    then PII redaction of the documents kept. A document is judged by the rules of its ``lang`` (filter.languages),
-    else by these sections."""
+    then PII redaction of the documents kept. A document is judged by the rules of its ``lang``: these sections with
+    its filter.languages overrides, or, for a language without an entry, its own word splitting and stopwords-iso
+    list with these thresholds; en and documents without a language by these sections alone."""
     repetition: RepetitionConfig = field(default_factory=RepetitionConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     lines: LineFilterConfig = field(default_factory=LineFilterConfig)
@@ -385,8 +388,10 @@ class FilterConfig:
     languages: dict[str, LanguageFilterConfig] = doc(
         "per-language overrides (ISO 639-1 code -> tokenizer, repetition, quality, lines); shipped defaults for "
         "de, fr, es, ru, zh, ja, ko in configs/languages/filter.yaml, merged under the preset's. Any other "
-        "language but en gets generic rules: its script's word splitting, its stopwords-iso list as stop words "
-        "(none: no stop-word rule) and the base thresholds; `mdr calibrate-filters` derives an entry of its own",
+        "language (not en, nor documents without a language) gets generic rules: its script's word splitting, its "
+        "stopwords-iso list as stop words (none: no stop-word rule) and the base thresholds; `mdr "
+        "calibrate-filters` derives an entry of its own. km, lo and my (no spaces between words, no segmenter "
+        "here) need an entry with tokenizer chars before language ID may keep them",
         factory=lambda: {k: _build(LanguageFilterConfig, v or {}, f"filter.languages.{k}")
                          for k, v in shipped_language_filters().items()})
 
@@ -409,7 +414,7 @@ class FilterConfig:
         source = self.rules_source(lang)
         if source == "english":
             return LanguageRules("english", self.repetition, self.quality, self.lines)
-        if source == "generic":
+        if source == "generic":  # the base's stop_words are English's: not this language's
             words = sorted(iso_stop_words(lang))
             quality = (dataclasses.replace(self.quality, stop_words=words) if words  # no list: no stop-word rule
                        else dataclasses.replace(self.quality, stop_words=[], min_stop_words=None))
@@ -516,6 +521,18 @@ class Config:
     quality: QualityModelConfig = field(default_factory=QualityModelConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     refresh: RefreshConfig = field(default_factory=RefreshConfig)
+
+    def __post_init__(self) -> None:
+        from udfs.lang_words import UNSEGMENTED
+        if self.extract.langid.enabled:
+            bare = sorted(set(self.extract.langid.languages) & UNSEGMENTED - set(self.filter.languages))
+            if bare:
+                raise ConfigError(
+                    f"extract.langid.languages keeps {', '.join(bare)}, written without spaces between words, and mdr "
+                    f"has no word segmenter for {'them' if len(bare) > 1 else 'it'}: the filter's word rules would "
+                    f"remove every such document. Give each an entry of its own, e.g. mdr calibrate-filters --lang "
+                    f"{bare[0]} --set filter.languages.{bare[0]}.tokenizer=chars --reference <clean {bare[0]} text> "
+                    f"--min-windows <n>, into filter.languages, or drop {', '.join(bare)} from the languages kept")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -219,14 +219,12 @@ def render_card(root: str, stages: list[tuple[str, dict]]) -> str:
         out.append("No language column in the final dataset.")
     out.append("")
 
-    from pipeline.reports.data import filter_languages
+    from pipeline.reports.data import RULES_LEGEND, few_words, filter_languages
     by_lang = filter_languages(stages)
     if by_lang:
         out.append("## Filter by language\n")
         out.append("Documents and characters the filter stage kept per language, and the rules it judged each "
-                   "language by (calibrated: its filter.languages entry; generic: a language without one, split into "
-                   "words as its script needs and judged against its stopwords-iso list with the base thresholds; "
-                   "english: the base sections).\n")
+                   f"language by ({RULES_LEGEND}).\n")
         out.append("| language | docs in | docs kept | chars in | chars kept | rules | tokenizer | min words | "
                    "mean word length | min alpha share | stop words (min) | max top 2-gram | max dup 5-gram |")
         out.append("|---|---:|---:|---:|---:|---|---|---:|---|---:|---|---:|---:|")
@@ -236,7 +234,7 @@ def render_card(root: str, stages: list[tuple[str, dict]]) -> str:
             out.append(f"| {r['lang']} | {f(r['docs_in'])} | {f(r['docs_kept'])} | {f(r['chars_in'])} | "
                        f"{f(r['chars_kept'])} | {r['rules']} | {r['tokenizer']} | {f(r['min_words'])} | "
                        f"{f(r['min_mean_word_len'])}-{f(r['max_mean_word_len'])} | {f(r['min_alpha_words_share'])} | "
-                       f"{' '.join(r['stop_words'] or [])} ({f(r['min_stop_words'])}) | "
+                       f"{few_words(r['stop_words'])} ({f(r['min_stop_words'])}) | "
                        f"{f((r['max_top_ngram_char_frac'] or {}).get('2'))} | "
                        f"{f((r['max_dup_ngram_char_frac'] or {}).get('5'))} |")
         out.append("")

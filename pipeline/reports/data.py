@@ -120,6 +120,8 @@ def filter_languages(stages: list[tuple[str, dict]]) -> list[dict]:
         docs_in, docs_kept = langs_in.get(lang), (kept.get("langs") or {}).get(lang, 0)
         c_in, c_kept = chars_in.get(lang), (kept.get("lang_chars") or {}).get(lang)
         r = rules.get(lang) or rules.get("*") or {}
+        if lang not in rules and lang != "en" and "rules" in r:  # filter logic >= 4 records every language it met
+            r = {"rules": "not recorded"}
         out.append({"lang": lang, "docs_in": docs_in, "docs_kept": docs_kept,
                     "docs_kept_share": round(docs_kept / docs_in, 4) if docs_in else None,
                     "chars_in": c_in, "chars_kept": c_kept,
@@ -128,15 +130,22 @@ def filter_languages(stages: list[tuple[str, dict]]) -> list[dict]:
                     # calibrated (filter.languages), generic (a language without an entry), english (the base
                     # sections); manifests before filter logic 4 say own or base
                     "rules": r.get("rules") or ("own" if lang in rules else "base"),
-                    "stop_words": _few(r.get("stop_words"))})
+                    "stop_words_count": len(r.get("stop_words") or [])})
     return out
 
 
-def _few(words: list | None, n: int = 10) -> list | None:
+def few_words(words: list | None, n: int = 10) -> str:
     """A stop-word list as a table shows it: a generic language's whole stopwords-iso list is hundreds of words."""
-    if not words or len(words) <= n:
-        return words
-    return [*words[:n], f"... ({len(words)} words)"]
+    if not words:
+        return "-"
+    return " ".join(words) if len(words) <= n else f"{' '.join(words[:n])} ... ({len(words)} words)"
+
+
+# what the "rules" column of the per-language table says
+RULES_LEGEND = ("calibrated: its filter.languages entry; generic: a language without one, split into words as its "
+                "script needs and judged against its stopwords-iso list with the base thresholds; english: the base "
+                "sections (en, and documents without a language); own and base: the same, in manifests of filter "
+                "logic 3 and older, where a language without an entry was judged by the English base sections")
 
 
 RULE_KEYS = ("tokenizer", "min_words", "min_mean_word_len", "max_mean_word_len", "min_alpha_words_share",

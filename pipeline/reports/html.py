@@ -9,6 +9,8 @@ import html
 import json
 import math
 
+from pipeline.reports.data import RULES_LEGEND, few_words
+
 SAMPLE_LINES = 6
 
 
@@ -171,11 +173,11 @@ def _filter_languages_table(data: dict) -> str:
         pct = f"{100 * r['docs_kept_share']:.1f}" if r["docs_kept_share"] is not None else "-"
         cells = (r["lang"], r["docs_in"], r["docs_kept"], pct, r["chars_in"], r["chars_kept"], r["rules"],
                  r["tokenizer"], r["min_words"], f"{_fmt(r['min_mean_word_len'])}-{_fmt(r['max_mean_word_len'])}",
-                 r["min_alpha_words_share"], f"{_fmt(r['stop_words'])} ({_fmt(r['min_stop_words'])})",
+                 r["min_alpha_words_share"], f"{few_words(r['stop_words'])} ({_fmt(r['min_stop_words'])})",
                  r["max_dup_line_frac"], r["max_top_ngram_char_frac"], r["max_dup_ngram_char_frac"],
                  r["max_removed_words_share"])
         body.append("<tr>" + "".join(f"<td>{_esc(_fmt(c))}</td>" for c in cells) + "</tr>")
-    return ("<h2>Filter by language</h2><table class='summary'><tr>" + "".join(f"<th>{h}</th>" for h in head)
+    return (f"<h2>Filter by language</h2><p>rules: {_esc(RULES_LEGEND)}.</p><table class='summary'><tr>" + "".join(f"<th>{h}</th>" for h in head)
             + "</tr>" + "".join(body) + "</table>")
 
 

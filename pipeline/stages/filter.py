@@ -118,6 +118,8 @@ def _filter_part(store: Storage, cfg: FilterConfig, root: str, uri: str, sink: T
         for row in batch.to_pylist():
             original = row["text"] or ""
             lang = row.get("lang")
+            if lang not in rules:  # the languages judged, so the manifest records each one's rules (see run)
+                sink.stats.setdefault("languages_judged", {})[lang or ""] = 1
             try:
                 r = rules.get(lang) or rules.setdefault(lang, cfg.rules(lang))
                 text, reason, scores = filter_document(original, cfg, lang, r)
@@ -147,7 +149,9 @@ def run(ctx: StageContext) -> StageResult:
     result = run_file_tasks(ctx, partial(_filter_part, ctx.store, cfg, ctx.input.uri), schema, label="parts")
     result.params = dataclasses.asdict(cfg)
     langid = ctx.cfg.extract.langid
-    result.params["rules_by_language"] = rules_by_language(cfg, langid.languages if langid.enabled else ())
+    judged = [lang for lang in result.stats.pop("languages_judged", {}) if lang]  # langid may keep every language
+    result.params["rules_by_language"] = rules_by_language(
+        cfg, sorted(set(judged) | set(langid.languages if langid.enabled else ())))
     pii = _pii_stats(result.stats, cfg)
     if pii is not None:
         result.stats["pii"] = pii
@@ -156,7 +160,8 @@ def run(ctx: StageContext) -> StageResult:
 
 def rules_by_language(cfg: FilterConfig, kept_languages=()) -> dict:
     """The thresholds each language is judged by, for reports and cards: the base rules as ``*``, every
-    filter.languages entry, and the generic rules of each other language language ID keeps (``rules`` says which)."""
+    filter.languages entry, and the generic rules of each other language in ``kept_languages`` (those language ID
+    keeps and those the stage met); ``rules`` says which kind."""
     out = {}
     for lang in ["*", *sorted(set(cfg.languages) | set(kept_languages) - {"en"})]:
         r = cfg.rules(None if lang == "*" else lang)
