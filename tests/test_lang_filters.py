@@ -18,7 +18,7 @@ from conftest import shared_path
 from pipeline.calibration.reference import html_text
 from pipeline.core.config import load_config
 from pipeline.stages.filter import filter_document
-from udfs.lang_words import split_chinese, split_japanese, split_thai, split_word_runs
+from udfs.lang_words import split_chars, split_chinese, split_japanese, split_thai, split_word_runs
 
 # lang -> (where its clean article is, which one)
 ARTICLES = {
@@ -143,6 +143,8 @@ def test_word_splitting_per_script():
     assert split_chinese("我们在北京大学学习。") == ["我们", "在", "北京大学", "学习", "。"]
     assert split_japanese("今日は東京で勉強した。") == ["今日", "は", "東京", "で", "勉強", "し", "た", "。"]
     assert split_thai("ผมรักภาษาไทย") == ["ผม", "รัก", "ภาษาไทย"]
+    # chars: a letter with its combining marks is one character (Khmer vowel signs and subscripts, a decomposed é)
+    assert split_chars("ភាសា ខ្មែរ") == ["ភា", "សា", "ខ្មែ", "រ"] and split_chars("cafe\u0301 中文") == ["c", "a", "f", "e\u0301", "中", "文"]
 
 
 def test_english_rules_unchanged(cfg):

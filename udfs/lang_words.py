@@ -5,7 +5,8 @@ spaces between words (Latin, Cyrillic, Greek, Hangul, Arabic ...) split into wor
 other non-space character its own token, as spaCy leaves punctuation. Chinese is segmented by jieba
 (``rjieba``, the Rust port, dictionary in the wheel), Japanese by MeCab (``fugashi`` with the
 ``unidic-lite`` dictionary, in its wheel), Thai by PyThaiNLP's ``newmm`` (dictionary in the wheel):
-nothing is downloaded at run time. ``chars`` makes every non-space character a word, for a
+nothing is downloaded at run time. ``chars`` makes every non-space character (a grapheme cluster: a letter with
+its combining marks, as Khmer or Burmese writes a syllable's vowel signs) a word, for a
 language with no segmenter. Segmenters load lazily, once per process.
 """
 from __future__ import annotations
@@ -32,8 +33,12 @@ def split_word_runs(text: str) -> list[str]:
     return _WORD_RUN.findall(text)
 
 
+_GRAPHEME = regex.compile(r"\X")
+
+
 def split_chars(text: str) -> list[str]:
-    return [c for c in text if not c.isspace()]
+    """Every user-perceived character but spaces: a base letter with its marks is one (ក្ម, not ក ្ ម)."""
+    return [g for g in _GRAPHEME.findall(text) if not g.isspace()]
 
 
 @lru_cache(maxsize=1)
