@@ -339,8 +339,9 @@ class LanguageFilterConfig:
     filter.quality and filter.lines; `mdr calibrate-filters` derives them from clean reference text."""
     tokenizer: Literal["english", "words", "jieba", "mecab", "thai", "chars"] | None = doc(
         "word splitting: english (datatrove's spaCy rules), words (letter/digit runs, other characters one token "
-        "each), jieba (zh), mecab (ja, unidic-lite), thai (PyThaiNLP newmm), chars (every character, a letter with its combining marks as one); none: "
-        "english for en, jieba for zh, mecab for ja, thai for th, words otherwise", None)
+        "each), jieba (zh), mecab (ja, unidic-lite), thai (PyThaiNLP newmm), chars (every character, a letter "
+        "with its combining marks as one); none: english for en, jieba for zh, yue and wuu, mecab for ja, thai for "
+        "th, words otherwise", None)
     repetition: dict[str, Any] = doc("keys of filter.repetition that differ for this language", factory=dict)
     quality: dict[str, Any] = doc("keys of filter.quality that differ for this language", factory=dict)
     lines: dict[str, Any] = doc("keys of filter.lines that differ for this language; a list (navigation patterns, "

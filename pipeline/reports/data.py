@@ -129,8 +129,7 @@ def filter_languages(stages: list[tuple[str, dict]]) -> list[dict]:
                     **{k: r.get(k) for k in RULE_KEYS},
                     # calibrated (filter.languages), generic (a language without an entry), english (the base
                     # sections); manifests before filter logic 4 say own or base
-                    "rules": r.get("rules") or ("own" if lang in rules else "base"),
-                    "stop_words_count": len(r.get("stop_words") or [])})
+                    "rules": r.get("rules") or ("own" if lang in rules else "base")})
     return out
 
 

@@ -177,8 +177,8 @@ def _filter_languages_table(data: dict) -> str:
                  r["max_dup_line_frac"], r["max_top_ngram_char_frac"], r["max_dup_ngram_char_frac"],
                  r["max_removed_words_share"])
         body.append("<tr>" + "".join(f"<td>{_esc(_fmt(c))}</td>" for c in cells) + "</tr>")
-    return (f"<h2>Filter by language</h2><p>rules: {_esc(RULES_LEGEND)}.</p><table class='summary'><tr>" + "".join(f"<th>{h}</th>" for h in head)
-            + "</tr>" + "".join(body) + "</table>")
+    return (f"<h2>Filter by language</h2><p>rules: {_esc(RULES_LEGEND)}.</p><table class='summary'><tr>"
+            + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(body) + "</table>")
 
 
 def _summary_table(data: dict) -> str:

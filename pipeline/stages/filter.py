@@ -118,8 +118,6 @@ def _filter_part(store: Storage, cfg: FilterConfig, root: str, uri: str, sink: T
         for row in batch.to_pylist():
             original = row["text"] or ""
             lang = row.get("lang")
-            if lang not in rules:  # the languages judged, so the manifest records each one's rules (see run)
-                sink.stats.setdefault("languages_judged", {})[lang or ""] = 1
             try:
                 r = rules.get(lang) or rules.setdefault(lang, cfg.rules(lang))
                 text, reason, scores = filter_document(original, cfg, lang, r)
@@ -141,6 +139,8 @@ def _filter_part(store: Storage, cfg: FilterConfig, root: str, uri: str, sink: T
             for name, (key, _) in SCORE_COLUMNS.items():
                 row[name] = scores.get(key)
             sink.keep(row)
+    # the languages judged, so the manifest records each one's rules (see run)
+    sink.stats["languages_judged"] = {lang or "": 1 for lang in rules}
 
 
 def run(ctx: StageContext) -> StageResult:
@@ -164,9 +164,10 @@ def rules_by_language(cfg: FilterConfig, kept_languages=()) -> dict:
     keeps and those the stage met); ``rules`` says which kind."""
     out = {}
     for lang in ["*", *sorted(set(cfg.languages) | set(kept_languages) - {"en"})]:
-        r = cfg.rules(None if lang == "*" else lang)
+        doc_lang = None if lang == "*" else lang
+        r = cfg.rules(doc_lang)
         q, rep, lines = r.quality, r.repetition, r.lines
-        out[lang] = {"rules": cfg.rules_source(None if lang == "*" else lang), "tokenizer": r.tokenizer,
+        out[lang] = {"rules": cfg.rules_source(doc_lang), "tokenizer": r.tokenizer,
                      "min_words": q.min_words, "min_mean_word_len": q.min_mean_word_len,
                      "max_mean_word_len": q.max_mean_word_len, "min_alpha_words_share": q.min_alpha_words_share,
                      "min_stop_words": q.min_stop_words, "stop_words": list(q.stop_words),
