@@ -55,23 +55,35 @@ class ExtractTimeout(Exception):
     """Extraction of one page ran past the per-page limit."""
 
 
+# after the limit, the alarm fires again this often until ExtractTimeout leaves the page's code: an exception raised
+# while a finalizer or weakref callback runs (py4j's, lxml's) is printed as "Exception ignored" and swallowed
+REFIRE_S = 0.02
+
+
 @contextmanager
 def time_limit(seconds: float):
-    """Raise ExtractTimeout after ``seconds`` (SIGALRM; only in the main thread, as Spark's Python workers run tasks)."""
+    """Raise ExtractTimeout after ``seconds`` (SIGALRM; only in the main thread, as Spark's Python workers run tasks).
+    Past the limit the alarm repeats every REFIRE_S until the exception reaches the block, so a raise that lands in
+    a finalizer (swallowed by Python) does not let the page run on unbounded."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    armed = [True]
 
     def _alarm(signum, frame):
-        raise ExtractTimeout()
+        if armed[0]:
+            raise ExtractTimeout()
 
     old = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, REFIRE_S)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        try:
+            armed[0] = False  # an alarm from here on returns quietly, even one landing before the timer stops
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
 
 
 def doc_id(record_id: str | None, url: str | None, date: str | None) -> str:
