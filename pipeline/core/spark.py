@@ -17,13 +17,21 @@ def master_url(master: str) -> str:
     return f"local[{m.group(1)},4]" if m else master
 
 
+def spark_env(master: str) -> None:
+    """The Python Spark runs (this interpreter unless set) and, in local mode, the loopback address. A variable set
+    to an empty string counts as unset: Spark would try to start "" and fail every task with "No such file"."""
+    defaults = {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    if master.startswith("local"):
+        defaults["SPARK_LOCAL_IP"] = "127.0.0.1"
+    for key, value in defaults.items():
+        if not os.environ.get(key, "").strip():
+            os.environ[key] = value
+
+
 def get_spark(cfg: Config, master: str | None = None):
     """Build (or reuse) the SparkSession; environment set here at call time, never at import."""
     master = master_url(master or cfg.spark.master)
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    if master.startswith("local"):
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    spark_env(master)
     from pipeline.core.engine_logs import engine_stderr_filtered, quiet_python_warnings, spark_java_options
     quiet_python_warnings()
     from pyspark.sql import SparkSession
