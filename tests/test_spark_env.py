@@ -8,7 +8,7 @@ from pipeline.core.spark import spark_env
 def test_unset_or_empty_python_becomes_this_interpreter_and_a_set_one_is_kept(monkeypatch):
     # `export PYSPARK_PYTHON=` left every extract task failing with "Cannot run program "": No such file"
     monkeypatch.setenv("PYSPARK_PYTHON", "")
-    monkeypatch.delenv("PYSPARK_DRIVER_PYTHON", raising=False)
+    monkeypatch.setenv("PYSPARK_DRIVER_PYTHON", "")  # set, so that monkeypatch puts the original back
     monkeypatch.setenv("SPARK_LOCAL_IP", " ")
     spark_env("local[2,4]")
     assert os.environ["PYSPARK_PYTHON"] == os.environ["PYSPARK_DRIVER_PYTHON"] == sys.executable

@@ -13,7 +13,6 @@ import signal
 import threading
 import time
 from codecs import BOM_UTF8
-from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.util import find_spec
 from typing import Protocol
@@ -60,30 +59,40 @@ class ExtractTimeout(Exception):
 REFIRE_S = 0.02
 
 
-@contextmanager
-def time_limit(seconds: float):
-    """Raise ExtractTimeout after ``seconds`` (SIGALRM; only in the main thread, as Spark's Python workers run tasks).
-    Past the limit the alarm repeats every REFIRE_S until the exception reaches the block, so a raise that lands in
-    a finalizer (swallowed by Python) does not let the page run on unbounded."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    armed = [True]
+class time_limit:
+    """``with time_limit(seconds):`` raises ExtractTimeout in the block after ``seconds`` (SIGALRM; only in the main
+    thread, as Spark's Python workers run tasks; elsewhere no limit).
 
-    def _alarm(signum, frame):
-        if armed[0]:
+    Past the limit the alarm repeats every REFIRE_S until the exception reaches the block, so a raise that lands in a
+    finalizer (swallowed by Python) does not let the page run on unbounded. An alarm acted on in ``__enter__`` or
+    ``__exit__`` raises nothing: Python acts on a signal that came during a long C call when the next function
+    starts, which may be the exit; raising there would skip the disarming and leave the timer firing into the code
+    after the block. In ``__enter__`` the next alarm, REFIRE_S later, lands in the block."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.armed, self._old = seconds, False, None
+
+    def _alarm(self, signum, frame) -> None:
+        if frame is not None and frame.f_code in _QUIET_CODE:
+            return
+        if self.armed:
             raise ExtractTimeout()
 
-    old = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds, REFIRE_S)
-    try:
-        yield
-    finally:
-        try:
-            armed[0] = False  # an alarm from here on returns quietly, even one landing before the timer stops
-        finally:
+    def __enter__(self) -> "time_limit":
+        if threading.current_thread() is threading.main_thread():
+            self.armed = True
+            self._old = signal.signal(signal.SIGALRM, self._alarm)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds, REFIRE_S)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.armed:
+            self.armed = False
             signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
+            signal.signal(signal.SIGALRM, self._old)
+
+
+_QUIET_CODE = (time_limit.__enter__.__code__, time_limit.__exit__.__code__)
 
 
 def doc_id(record_id: str | None, url: str | None, date: str | None) -> str:
