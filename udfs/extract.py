@@ -73,6 +73,8 @@ class time_limit:
         self.seconds, self.armed, self._old = seconds, False, None
 
     def _alarm(self, signum, frame) -> None:
+        while frame is not None and frame.f_code is _ALARM_CODE:  # a re-fire acted on as this handler starts
+            frame = frame.f_back
         if frame is not None and frame.f_code in _QUIET_CODE:
             return
         if self.armed:
@@ -93,6 +95,7 @@ class time_limit:
 
 
 _QUIET_CODE = (time_limit.__enter__.__code__, time_limit.__exit__.__code__)
+_ALARM_CODE = time_limit._alarm.__code__
 
 
 def doc_id(record_id: str | None, url: str | None, date: str | None) -> str:
